@@ -1,0 +1,15 @@
+//! faultline's domain: types and rules with no I/O.
+//!
+//! Everything here is pure and synchronous so that the store, the server and the
+//! command line share one definition of each rule.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod duration;
+pub mod ids;
+pub mod secret;
+pub mod time;
+pub mod validation;
+
+pub use auth::{Permission, Permissions, Principal};
+pub use validation::ValidationError;

@@ -1,0 +1,177 @@
+//! Authentication: `Authorization: Bearer <credential>` resolved to a [`Principal`], then the
+//! credential's rate limit. Runs as middleware on every non-public route; handlers take the
+//! principal with the [`Auth`] extractor.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use faultline_core::auth::CredentialKind;
+use faultline_core::{Permission, Principal, secret};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::rate_limit::Decision;
+use crate::state::AppState;
+
+/// How often a key's `last_used_at` is written at most: a read must not cost a write.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// The authenticated principal of a request.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Principal);
+
+impl Auth {
+    /// The principal, if it holds `permission`; 403 `permission_denied` otherwise.
+    pub fn require(&self, permission: Permission) -> Result<&Principal, ApiError> {
+        if self.0.can(permission) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::permission_denied(permission))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Auth)
+            .ok_or_else(|| ApiError::internal("route is not behind the authentication middleware"))
+    }
+}
+
+/// Remembers when each key's use was last written, so that it is written once a minute.
+#[derive(Default)]
+pub struct KeyUsage {
+    last_written: Mutex<HashMap<String, Instant>>,
+}
+
+impl KeyUsage {
+    /// True when the use of `key_id` now should be written to the store.
+    fn should_write(&self, key_id: &str) -> bool {
+        let now = Instant::now();
+        let mut table = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
+        match table.get(key_id) {
+            Some(at) if now.duration_since(*at) < TOUCH_EVERY => false,
+            _ => {
+                table.insert(key_id.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+/// Middleware: authenticate, rate-limit, and stamp `RateLimit-*` headers on the answer.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let principal = match resolve(&state, request.headers()).await {
+        Ok(p) => p,
+        Err(err) => return axum::response::IntoResponse::into_response(err),
+    };
+    let per_minute = principal.rate_limit_per_minute;
+    let decision = state
+        .rate_limiter
+        .check(principal.credential_id(), per_minute);
+    if !decision.allowed {
+        let mut err = ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "Rate limit of {per_minute} requests per minute exceeded; retry in {} s.",
+                decision.retry_after_seconds
+            ),
+        );
+        rate_limit_headers(&mut err.headers, &decision);
+        err.headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(decision.retry_after_seconds),
+        );
+        return axum::response::IntoResponse::into_response(err);
+    }
+    request.extensions_mut().insert(principal);
+    let mut response = next.run(request).await;
+    rate_limit_headers(response.headers_mut(), &decision);
+    response
+}
+
+fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
+    headers.insert(
+        HeaderName::from_static("ratelimit-limit"),
+        HeaderValue::from(decision.limit),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-remaining"),
+        HeaderValue::from(decision.remaining),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-reset"),
+        HeaderValue::from(decision.reset_seconds),
+    );
+}
+
+/// The principal behind the request's credential, or the 401 that explains why there is none.
+async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            ErrorCode::ApiKeyMissing,
+            "No API key was provided; send 'Authorization: Bearer <key>'.",
+        ));
+    };
+    let credential = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| invalid_key("The Authorization header must be 'Bearer <credential>'."))?;
+    let Some(lookup) = secret::api_key_lookup(credential) else {
+        return Err(invalid_key("The provided API key is invalid."));
+    };
+    let found = state.store.find_api_key(lookup).await?;
+    let Some(found) = found.filter(|f| secret::verify_api_key(credential, &f.secret_hash)) else {
+        return Err(invalid_key("The provided API key is invalid."));
+    };
+    if found.key.revoked_at.is_some() {
+        return Err(invalid_key("The provided API key has been revoked."));
+    }
+    let key = found.key;
+    if state.key_usage.should_write(&key.id) {
+        let store = state.store.clone();
+        let key_id = key.id.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store
+                .touch_api_key(&key_id, faultline_core::time::now_micros())
+                .await
+            {
+                tracing::warn!(key_id, error = %err, "could not record API key use");
+            }
+        });
+    }
+    Ok(Principal {
+        customer_id: key.customer_id,
+        user_id: key.user_id,
+        permissions: key.permissions,
+        rate_limit_per_minute: key
+            .rate_limit_per_minute
+            .unwrap_or(state.config.default_rate_limit),
+        credential: CredentialKind::ApiKey { key_id: key.id },
+    })
+}
+
+fn invalid_key(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::ApiKeyInvalid, message)
+}

@@ -1,0 +1,155 @@
+//! faultline's HTTP server: one module per feature, each owning its router; merged here with
+//! the middleware every request passes through.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod docs;
+pub mod error;
+pub mod health;
+pub mod observability;
+pub mod openapi;
+pub mod rate_limit;
+pub mod state;
+pub mod whoami;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tower_http::LatencyUnit;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use state::{AppState, ServerConfig};
+
+use crate::error::ApiError;
+use crate::observability::REQUEST_ID_HEADER;
+
+/// Every route with its OpenAPI description, split by whether it needs a credential:
+/// `(public, authenticated)`. Feature modules are merged here and nowhere else.
+fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let public = OpenApiRouter::new()
+        .merge(health::router())
+        .merge(docs::router())
+        .merge(openapi::router());
+    let authenticated = OpenApiRouter::new().merge(whoami::router());
+    (public, authenticated)
+}
+
+/// The OpenAPI document of the whole API, generated from the handlers.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (public, authenticated) = routes();
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(public)
+        .merge(authenticated)
+        .into_openapi()
+}
+
+/// The complete application: routes, authentication and the middleware stack.
+pub fn app(state: AppState) -> Router {
+    let (public, authenticated) = routes();
+    let (authenticated, _) = authenticated
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .split_for_parts();
+    let (public, _) = public.split_for_parts();
+    let config = state.config.clone();
+    Router::new()
+        .merge(public)
+        .merge(authenticated)
+        .fallback(|| async { ApiError::not_found() })
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(RequestBodyLimitLayer::new(config.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error::envelope,
+        ))
+        .layer(axum::middleware::from_fn(observability::record_metrics))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(observability::request_span)
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID_HEADER,
+            observability::MakeId,
+        ))
+        .with_state(state)
+}
+
+fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic payload");
+    ApiError::internal(format!("handler panicked: {detail}")).into_response()
+}
+
+/// Serve `state` on `listener` until `shutdown` completes, then give in-flight requests
+/// `config.shutdown_grace` to finish before dropping them.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    observability::prometheus();
+    let grace = state.config.shutdown_grace;
+    let upkeep = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            observability::prometheus().run_upkeep();
+        }
+    });
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!(
+            grace_seconds = grace.as_secs_f64(),
+            "shutting down: draining in-flight requests"
+        );
+        let _ = stopping_tx.send(());
+    });
+    let deadline = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!("shutdown deadline reached; closing the remaining connections");
+            Ok(())
+        }
+    };
+    upkeep.abort();
+    result
+}

@@ -1,0 +1,82 @@
+//! The OpenAPI document: generated from the handlers' annotations, served at
+//! `GET /openapi.json`, and committed as `openapi.json` (a test fails when they differ).
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "faultline Faults API",
+        description = "Query, resolve, comment on, analyse and share fault data of managed network sites. \
+                       Every non-2xx answer is {type, code, message, doc_url}; see /docs/errors.",
+        license(name = "Apache-2.0"),
+    ),
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "Faults", description = "Manage and retrieve fault records."),
+        (name = "Service", description = "Health, metrics and documentation of the service itself."),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (flk_…) or an access token (a JWT from POST /fault/token).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document's fixed parts, onto which every feature router adds its paths.
+pub fn base() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The document as pretty JSON with a trailing newline, exactly as committed.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let mut text = crate::openapi_document()
+            .to_pretty_json()
+            .expect("OpenAPI serialises");
+        text.push('\n');
+        text
+    })
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(openapi_json))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "Service",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document_json(),
+    )
+}

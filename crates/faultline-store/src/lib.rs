@@ -1,0 +1,127 @@
+//! faultline's storage: the [`Store`] trait and its two backends.
+//!
+//! The backend is chosen once, from the database URL's scheme: `sqlite://PATH` (the file is
+//! created if missing) or `postgres://…`. Each backend owns its SQL and its migrations; the
+//! conformance suite in `tests/` runs the same tests against both.
+#![forbid(unsafe_code)]
+
+mod error;
+mod model;
+mod postgres;
+mod rows;
+mod sqlite;
+pub mod testing;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use error::{StoreError, StoreResult};
+pub use model::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+/// The database driver's error, for callers that classify failures (e.g. unavailable vs. bug).
+pub use sqlx::Error as SqlxError;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Config(format!(
+                "unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST/DB",
+                redact_url(url)
+            )))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Open the store named by `url` and bring its schema up to date.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match Backend::from_url(url)? {
+        Backend::Sqlite => Arc::new(SqliteStore::open(url).await?),
+        Backend::Postgres => Arc::new(PostgresStore::open(url).await?),
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Everything faultline keeps. Every method scoped to a customer takes the customer id
+/// first; the caller's credential, never the request body, supplies it.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Apply pending migrations; safe to call concurrently from several processes.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// The versions of the migrations applied, oldest first.
+    async fn applied_migrations(&self) -> StoreResult<Vec<i64>>;
+
+    /// A cheap round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Close the pools, waiting for connections in use to be returned.
+    async fn close(&self);
+
+    // ---- customers and API keys ----
+
+    async fn create_customer(&self, name: &str) -> StoreResult<Customer>;
+
+    async fn get_customer(&self, customer_id: &str) -> StoreResult<Option<Customer>>;
+
+    async fn list_customers(&self) -> StoreResult<Vec<Customer>>;
+
+    /// Create the first customer and its admin key, unless a customer exists already.
+    /// Atomic across processes: two replicas starting on one empty database bootstrap once.
+    async fn bootstrap(
+        &self,
+        customer_name: &str,
+        key: NewApiKey,
+    ) -> StoreResult<Option<(Customer, ApiKey)>>;
+
+    /// Store a new API key; the customer must exist (`StoreError::NotFound` otherwise).
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
+
+    /// Keys of one customer, or of every customer, oldest first.
+    async fn list_api_keys(&self, customer_id: Option<&str>) -> StoreResult<Vec<ApiKey>>;
+
+    /// Revoke a key; `false` when no such key exists. Revoking twice keeps the first time.
+    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool>;
+
+    /// The key whose secret has this lookup part, with its secret's hash, revoked or not.
+    async fn find_api_key(&self, lookup: &str) -> StoreResult<Option<ApiKeyWithHash>>;
+
+    /// Record that a key was used at `at` (microseconds).
+    async fn touch_api_key(&self, key_id: &str, at: i64) -> StoreResult<()>;
+}

@@ -1,0 +1,228 @@
+//! The production backend: PostgreSQL, shared by every replica. Cross-process rules
+//! (one migration at a time, one bootstrap) are enforced with transaction-scoped advisory
+//! locks, so any number of replicas may start at once.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Executor;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::error::{StoreError, StoreResult};
+use crate::model::{ApiKey, ApiKeyWithHash, Customer, NewApiKey};
+use crate::rows::{self, API_KEY_COLUMNS, CUSTOMER_COLUMNS};
+use crate::{Backend, Store};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_foundation.sql"))];
+
+/// Advisory lock keys, one per cross-replica critical section.
+const LOCK_MIGRATE: i64 = 0x6661_756c_0001;
+const LOCK_BOOTSTRAP: i64 = 0x6661_756c_0002;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str) -> StoreResult<PostgresStore> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        Self::open_with(options).await
+    }
+
+    pub async fn open_with(options: PgConnectOptions) -> StoreResult<PostgresStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn locked_tx(
+        &self,
+        lock: i64,
+    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.locked_tx(LOCK_MIGRATE).await?;
+        (&mut *tx).execute(sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS faultline_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        ))
+        .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM faultline_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            (&mut *tx)
+                .execute(sqlx::raw_sql(sql))
+                .await
+                .map_err(|source| StoreError::Migration {
+                    version: *version,
+                    source,
+                })?;
+            sqlx::query("INSERT INTO faultline_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(faultline_core::time::now_micros())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM faultline_migrations ORDER BY version")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn create_customer(&self, name: &str) -> StoreResult<Customer> {
+        let customer = rows::new_customer(None, name);
+        sqlx::query("INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&customer.id)
+            .bind(&customer.name)
+            .bind(customer.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(customer)
+    }
+
+    async fn get_customer(&self, customer_id: &str) -> StoreResult<Option<Customer>> {
+        let row = sqlx::query_as(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
+        ))
+        .bind(customer_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(rows::customer))
+    }
+
+    async fn list_customers(&self) -> StoreResult<Vec<Customer>> {
+        let rows = sqlx::query_as(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(rows::customer).collect())
+    }
+
+    async fn bootstrap(
+        &self,
+        customer_name: &str,
+        key: NewApiKey,
+    ) -> StoreResult<Option<(Customer, ApiKey)>> {
+        let mut tx = self.locked_tx(LOCK_BOOTSTRAP).await?;
+        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customers")
+            .fetch_one(&mut *tx)
+            .await?;
+        if existing > 0 {
+            return Ok(None);
+        }
+        let customer = rows::new_customer(Some(&key.customer_id), customer_name);
+        sqlx::query("INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&customer.id)
+            .bind(&customer.name)
+            .bind(customer.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let api_key = insert_api_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(Some((customer, api_key)))
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        let mut tx = self.pool.begin().await?;
+        let api_key = insert_api_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(api_key)
+    }
+
+    async fn list_api_keys(&self, customer_id: Option<&str>) -> StoreResult<Vec<ApiKey>> {
+        let rows = sqlx::query_as(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE ($1::TEXT IS NULL OR customer_id = $1) ORDER BY created_at, id"
+        ))
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(rows::api_key).collect())
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool> {
+        let result =
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+                .bind(key_id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn find_api_key(&self, lookup: &str) -> StoreResult<Option<ApiKeyWithHash>> {
+        let row: Option<rows::ApiKeyWithHashRow> = sqlx::query_as(&format!(
+            "SELECT secret_hash, {API_KEY_COLUMNS} FROM api_keys WHERE lookup = $1"
+        ))
+        .bind(lookup)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(rows::api_key_with_hash))
+    }
+
+    async fn touch_api_key(&self, key_id: &str, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
+            .bind(key_id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn insert_api_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    key: NewApiKey,
+) -> StoreResult<ApiKey> {
+    sqlx::query(rows::INSERT_API_KEY)
+        .bind(&key.id)
+        .bind(&key.customer_id)
+        .bind(&key.user_id)
+        .bind(&key.name)
+        .bind(&key.lookup)
+        .bind(&key.secret_hash)
+        .bind(key.permissions.to_string())
+        .bind(key.rate_limit_per_minute.map(i64::from))
+        .bind(key.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| StoreError::on_constraint(e, "customer"))?;
+    Ok(rows::api_key_from_new(key))
+}

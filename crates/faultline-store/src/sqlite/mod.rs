@@ -1,0 +1,232 @@
+//! The embedded backend: one SQLite file in WAL mode, one writer connection and a pool of
+//! readers. Every write goes through the single writer, so writers queue in the pool instead
+//! of failing with "database is locked", and write transactions start `IMMEDIATE`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Executor;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::{StoreError, StoreResult};
+use crate::model::{ApiKey, ApiKeyWithHash, Customer, NewApiKey};
+use crate::rows::{self, API_KEY_COLUMNS, CUSTOMER_COLUMNS};
+use crate::{Backend, Store};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_foundation.sql"))];
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating if missing) the database file named by a `sqlite://PATH` URL.
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a committed transaction survives the process being killed;
+            // only an operating-system crash or power loss can take the last commits back.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-65536");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        (&mut *tx).execute(sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS faultline_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        ))
+        .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM faultline_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            (&mut *tx)
+                .execute(sqlx::raw_sql(sql))
+                .await
+                .map_err(|source| StoreError::Migration {
+                    version: *version,
+                    source,
+                })?;
+            sqlx::query("INSERT INTO faultline_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(faultline_core::time::now_micros())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM faultline_migrations ORDER BY version")
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn create_customer(&self, name: &str) -> StoreResult<Customer> {
+        let customer = rows::new_customer(None, name);
+        sqlx::query("INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&customer.id)
+            .bind(&customer.name)
+            .bind(customer.created_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(customer)
+    }
+
+    async fn get_customer(&self, customer_id: &str) -> StoreResult<Option<Customer>> {
+        let row = sqlx::query_as(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
+        ))
+        .bind(customer_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(rows::customer))
+    }
+
+    async fn list_customers(&self) -> StoreResult<Vec<Customer>> {
+        let rows = sqlx::query_as(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(rows::customer).collect())
+    }
+
+    async fn bootstrap(
+        &self,
+        customer_name: &str,
+        key: NewApiKey,
+    ) -> StoreResult<Option<(Customer, ApiKey)>> {
+        // BEGIN IMMEDIATE takes the write lock first, so the emptiness check cannot race.
+        let mut tx = self.write_tx().await?;
+        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customers")
+            .fetch_one(&mut *tx)
+            .await?;
+        if existing > 0 {
+            return Ok(None);
+        }
+        let customer = rows::new_customer(Some(&key.customer_id), customer_name);
+        sqlx::query("INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&customer.id)
+            .bind(&customer.name)
+            .bind(customer.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let api_key = insert_api_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(Some((customer, api_key)))
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        let mut tx = self.write_tx().await?;
+        let api_key = insert_api_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(api_key)
+    }
+
+    async fn list_api_keys(&self, customer_id: Option<&str>) -> StoreResult<Vec<ApiKey>> {
+        let rows = sqlx::query_as(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE ($1 IS NULL OR customer_id = $1) ORDER BY created_at, id"
+        ))
+        .bind(customer_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(rows::api_key).collect())
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool> {
+        let result =
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+                .bind(key_id)
+                .bind(at)
+                .execute(&self.writer)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn find_api_key(&self, lookup: &str) -> StoreResult<Option<ApiKeyWithHash>> {
+        let row: Option<rows::ApiKeyWithHashRow> = sqlx::query_as(&format!(
+            "SELECT secret_hash, {API_KEY_COLUMNS} FROM api_keys WHERE lookup = $1"
+        ))
+        .bind(lookup)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(rows::api_key_with_hash))
+    }
+
+    async fn touch_api_key(&self, key_id: &str, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
+            .bind(key_id)
+            .bind(at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn insert_api_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    key: NewApiKey,
+) -> StoreResult<ApiKey> {
+    sqlx::query(rows::INSERT_API_KEY)
+        .bind(&key.id)
+        .bind(&key.customer_id)
+        .bind(&key.user_id)
+        .bind(&key.name)
+        .bind(&key.lookup)
+        .bind(&key.secret_hash)
+        .bind(key.permissions.to_string())
+        .bind(key.rate_limit_per_minute.map(i64::from))
+        .bind(key.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| StoreError::on_constraint(e, "customer"))?;
+    Ok(rows::api_key_from_new(key))
+}

@@ -1,0 +1,244 @@
+//! Settings: built-in defaults, then an optional TOML file, then `FAULTLINE_*` environment
+//! variables and flags (clap reads both, flags first). Validated once, with messages that
+//! say what to change.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use faultline_core::duration::parse_duration;
+
+/// The commented defaults printed by `faultline config default`.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: String,
+    pub public_url: String,
+    pub short_link_base: String,
+    pub rate_limit: u32,
+    pub body_limit: usize,
+    pub request_timeout: String,
+    pub shutdown_grace: String,
+    pub log_format: String,
+}
+
+/// Settings given on the command line or in the environment; `None` leaves the file's value.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+pub struct Overrides {
+    /// Address and port to listen on.
+    #[arg(long, env = "FAULTLINE_LISTEN", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
+    #[arg(long, env = "FAULTLINE_DATABASE_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Externally visible base URL (default http://<listen address>).
+    #[arg(long, env = "FAULTLINE_PUBLIC_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Base URL of short links (default <public url>/s).
+    #[arg(long, env = "FAULTLINE_SHORT_LINK_BASE", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_link_base: Option<String>,
+    /// Requests per minute per credential without its own limit.
+    #[arg(long, env = "FAULTLINE_RATE_LIMIT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// Largest request body in bytes.
+    #[arg(long, env = "FAULTLINE_BODY_LIMIT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_limit: Option<usize>,
+    /// Requests running longer answer 503 (e.g. 30s).
+    #[arg(long, env = "FAULTLINE_REQUEST_TIMEOUT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<String>,
+    /// How long shutdown waits for in-flight requests (e.g. 10s).
+    #[arg(long, env = "FAULTLINE_SHUTDOWN_GRACE", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace: Option<String>,
+    /// text or json.
+    #[arg(long, env = "FAULTLINE_LOG_FORMAT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+/// Settings checked and converted to the types the program uses.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub public_url: Option<String>,
+    pub short_link_base: Option<String>,
+    pub rate_limit: u32,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub json_logs: bool,
+}
+
+/// Load settings from the defaults, `file` (if given) and `overrides`, and validate them.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Validated, String> {
+    let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(format!("config file {} does not exist", path.display()));
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let settings: Settings = figment
+        .merge(Serialized::defaults(overrides))
+        .extract()
+        .map_err(|e| format!("invalid configuration: {e}"))?;
+    validate(settings)
+}
+
+fn validate(s: Settings) -> Result<Validated, String> {
+    let listen = s.listen.parse().map_err(|_| {
+        format!(
+            "listen = '{}' is not an address and port such as 127.0.0.1:8080",
+            s.listen
+        )
+    })?;
+    faultline_store::Backend::from_url(&s.database_url)
+        .map_err(|e| format!("database_url: {e}"))?;
+    let url_setting = |name: &str, value: String| -> Result<Option<String>, String> {
+        let value = value.trim().trim_end_matches('/').to_owned();
+        if value.is_empty() {
+            Ok(None)
+        } else if value.starts_with("http://") || value.starts_with("https://") {
+            Ok(Some(value))
+        } else {
+            Err(format!(
+                "{name} = '{value}' must start with http:// or https://"
+            ))
+        }
+    };
+    if s.rate_limit == 0 {
+        return Err("rate_limit must be at least 1 request per minute".into());
+    }
+    if s.body_limit < 1024 {
+        return Err(format!(
+            "body_limit = {} is too small; use at least 1024 bytes",
+            s.body_limit
+        ));
+    }
+    let duration =
+        |name: &str, text: &str| parse_duration(text).map_err(|e| format!("{name}: {e}"));
+    let json_logs = match s.log_format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            return Err(format!(
+                "log_format = '{other}' must be \"text\" or \"json\""
+            ));
+        }
+    };
+    Ok(Validated {
+        listen,
+        database_url: s.database_url,
+        public_url: url_setting("public_url", s.public_url)?,
+        short_link_base: url_setting("short_link_base", s.short_link_base)?,
+        rate_limit: s.rate_limit,
+        body_limit: s.body_limit,
+        request_timeout: duration("request_timeout", &s.request_timeout)?,
+        shutdown_grace: duration("shutdown_grace", &s.shutdown_grace)?,
+        json_logs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let v = load(None, &Overrides::default()).unwrap();
+        assert_eq!(v.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(v.database_url, "sqlite://faultline.db");
+        assert_eq!(v.rate_limit, 60);
+        assert_eq!(v.body_limit, 1024 * 1024);
+        assert_eq!(v.request_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let dir = std::env::temp_dir().join(format!(
+            "faultline-config-{}",
+            faultline_core::ids::random_base62(6)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("faultline.toml");
+        std::fs::write(&file, "rate_limit = 120\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        let overrides = Overrides {
+            rate_limit: Some(5),
+            ..Overrides::default()
+        };
+        let v = load(Some(&file), &overrides).unwrap();
+        assert_eq!(v.rate_limit, 5);
+        assert_eq!(v.listen.to_string(), "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        let bad = |o: Overrides| load(None, &o).unwrap_err();
+        assert!(
+            bad(Overrides {
+                listen: Some("localhost".into()),
+                ..Default::default()
+            })
+            .contains("listen")
+        );
+        assert!(
+            bad(Overrides {
+                database_url: Some("mysql://x".into()),
+                ..Default::default()
+            })
+            .contains("sqlite://")
+        );
+        assert!(
+            bad(Overrides {
+                public_url: Some("faults.example.com".into()),
+                ..Default::default()
+            })
+            .contains("http")
+        );
+        assert!(
+            bad(Overrides {
+                request_timeout: Some("soon".into()),
+                ..Default::default()
+            })
+            .contains("request_timeout")
+        );
+        assert!(
+            bad(Overrides {
+                rate_limit: Some(0),
+                ..Default::default()
+            })
+            .contains("rate_limit")
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!(
+            "faultline-config-{}",
+            faultline_core::ids::random_base62(6)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("faultline.toml");
+        std::fs::write(&file, "rate_limt = 120\n").unwrap();
+        assert!(
+            load(Some(&file), &Overrides::default())
+                .unwrap_err()
+                .contains("rate_limt")
+        );
+    }
+}

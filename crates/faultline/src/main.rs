@@ -1,0 +1,204 @@
+//! The `faultline` command: a thin layer of argument parsing over the server and the store.
+#![forbid(unsafe_code)]
+
+mod config;
+mod keys;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use faultline_server::{AppState, ServerConfig};
+use faultline_store::Store;
+
+use crate::config::{Overrides, Validated};
+
+#[derive(Parser)]
+#[command(
+    name = "faultline",
+    version,
+    about = "The fault service for fleets of managed network sites"
+)]
+struct Cli {
+    /// A TOML configuration file (see `faultline config default`).
+    #[arg(long, env = "FAULTLINE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (migrating the database first).
+    Serve {
+        /// Load a realistic demo fleet history and print a share link.
+        #[arg(long, env = "FAULTLINE_DEMO")]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage customers.
+    #[command(subcommand)]
+    Customers(keys::CustomersCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the commented default configuration file.
+    Default,
+    /// Print the effective configuration after file, environment and flags.
+    Show,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", config::DEFAULT_CONFIG);
+            return ExitCode::SUCCESS;
+        }
+        Command::Openapi => {
+            print!("{}", faultline_server::openapi::document_json());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let settings = match config::load(cli.config.as_deref(), &cli.overrides) {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("faultline: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(settings.json_logs);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("faultline: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FAULTLINE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
+}
+
+async fn open_store(settings: &Validated) -> Result<Arc<dyn Store>, String> {
+    faultline_store::open(&settings.database_url)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot open {}: {e}",
+                faultline_store::redact_url(&settings.database_url)
+            )
+        })
+}
+
+async fn run(command: Command, settings: Validated) -> Result<(), String> {
+    match command {
+        Command::Serve { demo } => serve(settings, demo).await,
+        Command::Migrate => {
+            let store = open_store(&settings).await?;
+            let applied = store
+                .applied_migrations()
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "faultline: database is at migration {}",
+                applied.last().copied().unwrap_or(0)
+            );
+            Ok(())
+        }
+        Command::Customers(cmd) => keys::customers(cmd, &*open_store(&settings).await?).await,
+        Command::Keys(cmd) => keys::keys(cmd, &*open_store(&settings).await?).await,
+        Command::Config(ConfigCommand::Show) => {
+            println!("{settings:#?}");
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Default) | Command::Openapi => Ok(()),
+    }
+}
+
+async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
+    let store = open_store(&settings).await?;
+    if let Some((customer, secret)) = keys::bootstrap(&*store).await? {
+        eprintln!(
+            "faultline: new database; created customer {} and an admin API key.\n\
+             faultline: the key is printed once, below. Store it now: only its hash is kept.",
+            customer.id
+        );
+        println!("{secret}");
+    }
+    if demo {
+        eprintln!("faultline: --demo: no demo data yet (it arrives with the faults resource)");
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let config = ServerConfig {
+        default_rate_limit: settings.rate_limit,
+        body_limit: settings.body_limit,
+        request_timeout: settings.request_timeout,
+        shutdown_grace: settings.shutdown_grace,
+        short_link_base: settings.short_link_base.clone(),
+        ..ServerConfig::new(public_url.clone())
+    };
+    tracing::info!(listen = %local, public_url, database = store.backend().name(), "faultline serving");
+    let state = AppState::new(store.clone(), config);
+    faultline_server::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    tracing::info!("faultline stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = terminate => {} }
+}
