@@ -55,10 +55,7 @@ pub struct UnknownPermission(pub String);
 impl FromStr for Permission {
     type Err = UnknownPermission;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Permission::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownPermission(s.to_owned()))
+        Permission::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| UnknownPermission(s.to_owned()))
     }
 }
 
@@ -84,9 +81,7 @@ impl Permissions {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL
-            .into_iter()
-            .filter(move |p| self.contains(*p))
+        Permission::ALL.into_iter().filter(move |p| self.contains(*p))
     }
 
     pub fn is_empty(self) -> bool {

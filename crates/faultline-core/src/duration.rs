@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "'{0}' is not a duration; write a whole number and a unit: ms, s, m, h or d (e.g. 30s, 10m, 90d)"
-)]
+#[error("'{0}' is not a duration; write a whole number and a unit: ms, s, m, h or d (e.g. 30s, 10m, 90d)")]
 pub struct DurationError(pub String);
 
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
@@ -29,13 +27,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 /// The shortest exact text for a duration, the inverse of [`parse_duration`].
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis() as u64;
-    for (unit, size) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-    ] {
-        if ms >= size && ms % size == 0 {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms >= size && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
@@ -52,10 +45,7 @@ mod tests {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(
-            parse_duration("90d").unwrap(),
-            Duration::from_secs(90 * 86400)
-        );
+        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(90 * 86400));
     }
 
     #[test]

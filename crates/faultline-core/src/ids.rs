@@ -57,9 +57,8 @@ impl IdKind {
 
     /// True when `id` has this kind's prefix followed by a well-formed KSUID.
     pub fn is_valid(self, id: &str) -> bool {
-        id.strip_prefix(self.prefix()).is_some_and(|rest| {
-            rest.len() == KSUID_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
+        id.strip_prefix(self.prefix())
+            .is_some_and(|rest| rest.len() == KSUID_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
     }
 }
 
@@ -68,12 +67,7 @@ fn encode_ksuid(bytes: &[u8; 20]) -> String {
     // Repeated division of the number held as five big-endian u32 words.
     let mut words = [0u32; 5];
     for (i, word) in words.iter_mut().enumerate() {
-        *word = u32::from_be_bytes([
-            bytes[i * 4],
-            bytes[i * 4 + 1],
-            bytes[i * 4 + 2],
-            bytes[i * 4 + 3],
-        ]);
+        *word = u32::from_be_bytes([bytes[i * 4], bytes[i * 4 + 1], bytes[i * 4 + 2], bytes[i * 4 + 3]]);
     }
     let mut out = [b'0'; KSUID_LEN];
     let mut pos = KSUID_LEN;

@@ -30,11 +30,7 @@ pub fn generate_api_key() -> NewSecret {
     let lookup = random_base62(LOOKUP_LEN);
     let secret = format!("{API_KEY_PREFIX}{lookup}_{}", random_base62(SECRET_LEN));
     let hash = sha256_hex(&secret);
-    NewSecret {
-        secret,
-        lookup,
-        hash,
-    }
+    NewSecret { secret, lookup, hash }
 }
 
 /// The lookup part of a presented API key, if it has the API-key shape.
@@ -43,10 +39,7 @@ pub fn api_key_lookup(presented: &str) -> Option<&str> {
     let (lookup, secret) = rest.split_once('_')?;
     (lookup.len() == LOOKUP_LEN
         && secret.len() == SECRET_LEN
-        && lookup
-            .bytes()
-            .chain(secret.bytes())
-            .all(|b| b.is_ascii_alphanumeric()))
+        && lookup.bytes().chain(secret.bytes()).all(|b| b.is_ascii_alphanumeric()))
     .then_some(lookup)
 }
 
@@ -82,13 +75,7 @@ mod tests {
 
     #[test]
     fn malformed_keys_have_no_lookup() {
-        for bad in [
-            "",
-            "flk_",
-            "flk_short_x",
-            "Bearer flk_abc",
-            "eyJhbGciOi.x.y",
-        ] {
+        for bad in ["", "flk_", "flk_short_x", "Bearer flk_abc", "eyJhbGciOi.x.y"] {
             assert_eq!(api_key_lookup(bad), None, "{bad}");
         }
     }

@@ -29,14 +29,8 @@ mod tests {
 
     #[test]
     fn formats_with_six_fraction_digits_and_z() {
-        assert_eq!(
-            format_micros(1_761_051_600_000_000),
-            "2025-10-21T13:00:00.000000Z"
-        );
-        assert_eq!(
-            format_micros(1_761_051_600_123_456),
-            "2025-10-21T13:00:00.123456Z"
-        );
+        assert_eq!(format_micros(1_761_051_600_000_000), "2025-10-21T13:00:00.000000Z");
+        assert_eq!(format_micros(1_761_051_600_123_456), "2025-10-21T13:00:00.123456Z");
     }
 
     #[test]

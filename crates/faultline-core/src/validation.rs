@@ -11,10 +11,7 @@ pub enum ValidationError {
 
 impl ValidationError {
     pub fn invalid(param: &'static str, reason: impl Into<String>) -> Self {
-        ValidationError::Invalid {
-            param,
-            reason: reason.into(),
-        }
+        ValidationError::Invalid { param, reason: reason.into() }
     }
 
     pub fn param(&self) -> &'static str {

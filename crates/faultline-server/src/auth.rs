@@ -28,11 +28,7 @@ pub struct Auth(pub Principal);
 impl Auth {
     /// The principal, if it holds `permission`; 403 `permission_denied` otherwise.
     pub fn require(&self, permission: Permission) -> Result<&Principal, ApiError> {
-        if self.0.can(permission) {
-            Ok(&self.0)
-        } else {
-            Err(ApiError::permission_denied(permission))
-        }
+        if self.0.can(permission) { Ok(&self.0) } else { Err(ApiError::permission_denied(permission)) }
     }
 }
 
@@ -71,19 +67,13 @@ impl KeyUsage {
 }
 
 /// Middleware: authenticate, rate-limit, and stamp `RateLimit-*` headers on the answer.
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let principal = match resolve(&state, request.headers()).await {
         Ok(p) => p,
         Err(err) => return axum::response::IntoResponse::into_response(err),
     };
     let per_minute = principal.rate_limit_per_minute;
-    let decision = state
-        .rate_limiter
-        .check(principal.credential_id(), per_minute);
+    let decision = state.rate_limiter.check(principal.credential_id(), per_minute);
     if !decision.allowed {
         let mut err = ApiError::new(
             ErrorCode::RateLimited,
@@ -92,32 +82,22 @@ pub async fn authenticate(
                 decision.retry_after_seconds
             ),
         );
-        rate_limit_headers(&mut err.headers, &decision);
-        err.headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(decision.retry_after_seconds),
-        );
+        err.headers.extend(rate_limit_headers(&decision));
+        err.headers.push((header::RETRY_AFTER, HeaderValue::from(decision.retry_after_seconds)));
         return axum::response::IntoResponse::into_response(err);
     }
     request.extensions_mut().insert(principal);
     let mut response = next.run(request).await;
-    rate_limit_headers(response.headers_mut(), &decision);
+    response.headers_mut().extend(rate_limit_headers(&decision).map(|(k, v)| (Some(k), v)));
     response
 }
 
-fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
-    headers.insert(
-        HeaderName::from_static("ratelimit-limit"),
-        HeaderValue::from(decision.limit),
-    );
-    headers.insert(
-        HeaderName::from_static("ratelimit-remaining"),
-        HeaderValue::from(decision.remaining),
-    );
-    headers.insert(
-        HeaderName::from_static("ratelimit-reset"),
-        HeaderValue::from(decision.reset_seconds),
-    );
+fn rate_limit_headers(decision: &Decision) -> [(HeaderName, HeaderValue); 3] {
+    [
+        (HeaderName::from_static("ratelimit-limit"), HeaderValue::from(decision.limit)),
+        (HeaderName::from_static("ratelimit-remaining"), HeaderValue::from(decision.remaining)),
+        (HeaderName::from_static("ratelimit-reset"), HeaderValue::from(decision.reset_seconds)),
+    ]
 }
 
 /// The principal behind the request's credential, or the 401 that explains why there is none.
@@ -131,10 +111,7 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
     let credential = value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| invalid_key("The Authorization header must be 'Bearer <credential>'."))?;
@@ -153,10 +130,7 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
         let store = state.store.clone();
         let key_id = key.id.clone();
         tokio::spawn(async move {
-            if let Err(err) = store
-                .touch_api_key(&key_id, faultline_core::time::now_micros())
-                .await
-            {
+            if let Err(err) = store.touch_api_key(&key_id, faultline_core::time::now_micros()).await {
                 tracing::warn!(key_id, error = %err, "could not record API key use");
             }
         });
@@ -165,9 +139,7 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
         customer_id: key.customer_id,
         user_id: key.user_id,
         permissions: key.permissions,
-        rate_limit_per_minute: key
-            .rate_limit_per_minute
-            .unwrap_or(state.config.default_rate_limit),
+        rate_limit_per_minute: key.rate_limit_per_minute.unwrap_or(state.config.default_rate_limit),
         credential: CredentialKind::ApiKey { key_id: key.id },
     })
 }

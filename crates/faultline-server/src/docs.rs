@@ -10,9 +10,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(error_index))
-        .routes(routes!(error_page))
+    OpenApiRouter::new().routes(routes!(error_index)).routes(routes!(error_page))
 }
 
 /// Every error code with its status and meaning.

@@ -7,7 +7,7 @@
 //! wrong method, oversized body, timeout, panic) by status, so no error escapes unwrapped.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use faultline_core::ValidationError;
@@ -198,9 +198,9 @@ impl ErrorCode {
             StatusCode::UNAUTHORIZED => ErrorCode::ApiKeyMissing,
             StatusCode::FORBIDDEN => ErrorCode::PermissionDenied,
             StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
-            StatusCode::REQUEST_TIMEOUT
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::GATEWAY_TIMEOUT => ErrorCode::ServiceUnavailable,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
+                ErrorCode::ServiceUnavailable
+            }
             s if s.is_client_error() => ErrorCode::ParameterInvalid,
             _ => ErrorCode::InternalServerError,
         }
@@ -216,16 +216,12 @@ impl ErrorCode {
             ErrorCode::ContentTypeUnsupported => {
                 "The request body must be sent with Content-Type: application/json."
             }
-            ErrorCode::ApiKeyMissing => {
-                "No API key was provided; send 'Authorization: Bearer <key>'."
-            }
+            ErrorCode::ApiKeyMissing => "No API key was provided; send 'Authorization: Bearer <key>'.",
             ErrorCode::ServiceUnavailable => "The service could not answer in time. Please retry.",
             ErrorCode::RateLimited => {
                 "Too many requests for this credential; retry after the time in Retry-After."
             }
-            _ => {
-                "An internal error occurred. Please try again or contact support if the issue persists."
-            }
+            _ => "An internal error occurred. Please try again or contact support if the issue persists.",
         }
     }
 }
@@ -235,18 +231,15 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    pub headers: HeaderMap,
+    /// Extra headers for the answer (e.g. `Retry-After`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-            headers: HeaderMap::new(),
-        }
+        ApiError { code, message: message.into(), headers: Vec::new() }
     }
 
     pub fn missing(param: &str) -> Self {
@@ -257,39 +250,28 @@ impl ApiError {
     }
 
     pub fn invalid(param: &str, reason: impl std::fmt::Display) -> Self {
-        Self::new(
-            ErrorCode::ParameterInvalid,
-            format!("The '{param}' parameter is invalid: {reason}."),
-        )
+        Self::new(ErrorCode::ParameterInvalid, format!("The '{param}' parameter is invalid: {reason}."))
     }
 
     pub fn not_found() -> Self {
-        Self::new(
-            ErrorCode::ResourceNotFound,
-            "The requested resource does not exist.",
-        )
+        Self::new(ErrorCode::ResourceNotFound, "The requested resource does not exist.")
     }
 
     pub fn permission_denied(permission: faultline_core::Permission) -> Self {
         Self::new(
             ErrorCode::PermissionDenied,
-            format!(
-                "This credential lacks the '{permission}' permission required for this action."
-            ),
+            format!("This credential lacks the '{permission}' permission required for this action."),
         )
     }
 
     /// A server-side failure: logged here with its cause, answered opaquely.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            ErrorCode::InternalServerError,
-            ErrorCode::InternalServerError.default_message(),
-        )
+        Self::new(ErrorCode::InternalServerError, ErrorCode::InternalServerError.default_message())
     }
 
-    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 }
@@ -298,9 +280,7 @@ impl From<ValidationError> for ApiError {
     fn from(err: ValidationError) -> Self {
         match err {
             ValidationError::Missing(param) => ApiError::missing(param),
-            ValidationError::Invalid { .. } => {
-                ApiError::new(ErrorCode::ParameterInvalid, err.to_string())
-            }
+            ValidationError::Invalid { .. } => ApiError::new(ErrorCode::ParameterInvalid, err.to_string()),
         }
     }
 }
@@ -333,7 +313,7 @@ fn is_unavailable(err: &faultline_store::SqlxError) -> bool {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = self.code.status().into_response();
-        response.headers_mut().extend(self.headers.clone());
+        response.headers_mut().extend(self.headers.iter().cloned().map(|(k, v)| (Some(k), v)));
         response.extensions_mut().insert(self);
         response
     }
@@ -369,14 +349,8 @@ pub async fn envelope(State(state): State<AppState>, request: Request, next: Nex
     let mut response = next.run(request).await;
     let status = response.status();
     if status.is_success() || status.is_redirection() || status.is_informational() {
-        if response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v == "application/json")
-        {
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+        if response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == "application/json") {
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
         }
         return response;
     }
@@ -392,10 +366,10 @@ pub async fn envelope(State(state): State<AppState>, request: Request, next: Nex
             (code, code.default_message().to_owned())
         }
     };
-    if code == ErrorCode::InternalServerError {
-        if let Some(id) = &request_id {
-            message = format!("{message} (request id {id})");
-        }
+    if code == ErrorCode::InternalServerError
+        && let Some(id) = &request_id
+    {
+        message = format!("{message} (request id {id})");
     }
     let body = ErrorBody {
         error_type: code.error_type().to_owned(),
@@ -407,9 +381,7 @@ pub async fn envelope(State(state): State<AppState>, request: Request, next: Nex
     // Timeouts surface as 408 from the timeout layer; the contract says 503.
     parts.status = code.status();
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
     let json = serde_json::to_vec(&body).expect("error body serialises");
     Response::from_parts(parts, axum::body::Body::from(json))
 }

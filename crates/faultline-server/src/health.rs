@@ -31,27 +31,16 @@ pub struct Health {
 /// The process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "Service", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        database: None,
-    })
+    Json(Health { status: "ok", database: None })
 }
 
 /// The database answers within two seconds.
 #[utoipa::path(get, path = "/readyz", tag = "Service",
     responses((status = 200, body = Health), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    let unavailable = || {
-        ApiError::new(
-            ErrorCode::ServiceUnavailable,
-            "The database is not reachable.",
-        )
-    };
+    let unavailable = || ApiError::new(ErrorCode::ServiceUnavailable, "The database is not reachable.");
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(Health {
-            status: "ready",
-            database: Some(state.store.backend().name()),
-        })),
+        Ok(Ok(())) => Ok(Json(Health { status: "ready", database: Some(state.store.backend().name()) })),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check failed");
             Err(unavailable())

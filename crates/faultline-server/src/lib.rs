@@ -37,10 +37,7 @@ use crate::observability::REQUEST_ID_HEADER;
 /// Every route with its OpenAPI description, split by whether it needs a credential:
 /// `(public, authenticated)`. Feature modules are merged here and nowhere else.
 fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
-    let public = OpenApiRouter::new()
-        .merge(health::router())
-        .merge(docs::router())
-        .merge(openapi::router());
+    let public = OpenApiRouter::new().merge(health::router()).merge(docs::router()).merge(openapi::router());
     let authenticated = OpenApiRouter::new().merge(whoami::router());
     (public, authenticated)
 }
@@ -48,53 +45,37 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
 /// The OpenAPI document of the whole API, generated from the handlers.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (public, authenticated) = routes();
-    OpenApiRouter::with_openapi(openapi::base())
-        .merge(public)
-        .merge(authenticated)
-        .into_openapi()
+    OpenApiRouter::with_openapi(openapi::base()).merge(public).merge(authenticated).into_openapi()
 }
 
 /// The complete application: routes, authentication and the middleware stack.
 pub fn app(state: AppState) -> Router {
     let (public, authenticated) = routes();
     let (authenticated, _) = authenticated
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .split_for_parts();
     let (public, _) = public.split_for_parts();
+    with_middleware(Router::new().merge(public).merge(authenticated), state)
+}
+
+/// Put `routes` behind the middleware stack every request passes through (outermost last):
+/// request id, trace span, metrics, error envelope, panic catcher, timeout, body limit.
+/// Public so that tests can check the stack's behaviour on routes they define.
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let config = state.config.clone();
-    Router::new()
-        .merge(public)
-        .merge(authenticated)
+    routes
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(RequestBodyLimitLayer::new(config.body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            error::envelope,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), error::envelope))
         .layer(axum::middleware::from_fn(observability::record_metrics))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(observability::request_span)
-                .on_response(
-                    DefaultOnResponse::new()
-                        .level(tracing::Level::INFO)
-                        .latency_unit(LatencyUnit::Micros),
-                ),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-        .layer(SetRequestIdLayer::new(
-            REQUEST_ID_HEADER,
-            observability::MakeId,
+        .layer(TraceLayer::new_for_http().make_span_with(observability::request_span).on_response(
+            DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros),
         ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, observability::MakeId))
         .with_state(state)
 }
 
@@ -124,18 +105,12 @@ pub async fn serve(
         }
     });
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!(
-            grace_seconds = grace.as_secs_f64(),
-            "shutting down: draining in-flight requests"
-        );
-        let _ = stopping_tx.send(());
-    });
+    let server = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down: draining in-flight requests");
+            let _ = stopping_tx.send(());
+        });
     let deadline = async move {
         if stopping_rx.await.is_ok() {
             tokio::time::sleep(grace).await;

@@ -38,11 +38,7 @@ pub fn route_of<B>(request: &axum::http::Request<B>) -> String {
 
 /// The span every request runs in: method, route template and request id.
 pub fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let request_id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", method = %request.method(), route = %route_of(request), request_id)
 }
 
@@ -53,10 +49,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full(DURATION_METRIC.to_owned()),
-                &[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                    10.0,
-                ],
+                &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
             )
             .expect("bucket list is not empty")
             .install_recorder()
@@ -70,11 +63,7 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
     let route = route_of(&request);
     let response = next.run(request).await;
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
-    ];
+    let labels = [("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
     metrics::counter!(REQUESTS_METRIC, &labels).increment(1);
     metrics::histogram!(DURATION_METRIC, &labels).record(started.elapsed().as_secs_f64());
     response
@@ -86,10 +75,7 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
 pub async fn metrics_text() -> Response {
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         prometheus().render(),
     )
         .into_response()

@@ -59,9 +59,7 @@ pub fn base() -> utoipa::openapi::OpenApi {
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        let mut text = crate::openapi_document()
-            .to_pretty_json()
-            .expect("OpenAPI serialises");
+        let mut text = crate::openapi_document().to_pretty_json().expect("OpenAPI serialises");
         text.push('\n');
         text
     })
@@ -75,8 +73,5 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/openapi.json", tag = "Service",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi_json() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document_json(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], document_json())
 }

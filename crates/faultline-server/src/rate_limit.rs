@@ -44,11 +44,7 @@ impl RateLimiter {
         if table.len() >= PURGE_THRESHOLD {
             table.retain(|_, tat| *tat > now);
         }
-        let tat = table
-            .get(credential_id)
-            .copied()
-            .filter(|t| *t > now)
-            .unwrap_or(now);
+        let tat = table.get(credential_id).copied().filter(|t| *t > now).unwrap_or(now);
         let new_tat = tat + interval;
         let backlog = new_tat - now;
         if backlog > PERIOD {
@@ -96,16 +92,8 @@ mod tests {
         // Another credential is unaffected.
         assert!(limiter.check_at("key_b", 60, now).allowed);
         // One interval later, one more request fits.
-        assert!(
-            limiter
-                .check_at("key_a", 60, now + Duration::from_secs(1))
-                .allowed
-        );
-        assert!(
-            !limiter
-                .check_at("key_a", 60, now + Duration::from_secs(1))
-                .allowed
-        );
+        assert!(limiter.check_at("key_a", 60, now + Duration::from_secs(1)).allowed);
+        assert!(!limiter.check_at("key_a", 60, now + Duration::from_secs(1)).allowed);
     }
 
     #[test]

@@ -104,11 +104,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Create the first customer and its admin key, unless a customer exists already.
     /// Atomic across processes: two replicas starting on one empty database bootstrap once.
-    async fn bootstrap(
-        &self,
-        customer_name: &str,
-        key: NewApiKey,
-    ) -> StoreResult<Option<(Customer, ApiKey)>>;
+    async fn bootstrap(&self, customer_name: &str, key: NewApiKey)
+    -> StoreResult<Option<(Customer, ApiKey)>>;
 
     /// Store a new API key; the customer must exist (`StoreError::NotFound` otherwise).
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;

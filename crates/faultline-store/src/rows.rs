@@ -10,38 +10,15 @@ pub(crate) type CustomerRow = (String, String, i64);
 
 pub(crate) fn customer(row: CustomerRow) -> Customer {
     let (id, name, created_at) = row;
-    Customer {
-        id,
-        name,
-        created_at,
-    }
+    Customer { id, name, created_at }
 }
 
 pub(crate) const API_KEY_COLUMNS: &str = "id, customer_id, user_id, name, permissions, rate_limit_per_minute, created_at, last_used_at, revoked_at";
-pub(crate) type ApiKeyRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<i64>,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
+pub(crate) type ApiKeyRow =
+    (String, String, String, String, String, Option<i64>, i64, Option<i64>, Option<i64>);
 
 pub(crate) fn api_key(row: ApiKeyRow) -> ApiKey {
-    let (
-        id,
-        customer_id,
-        user_id,
-        name,
-        permissions,
-        rate_limit,
-        created_at,
-        last_used_at,
-        revoked_at,
-    ) = row;
+    let (id, customer_id, user_id, name, permissions, rate_limit, created_at, last_used_at, revoked_at) = row;
     ApiKey {
         id,
         customer_id,
@@ -49,10 +26,7 @@ pub(crate) fn api_key(row: ApiKeyRow) -> ApiKey {
         name,
         // Stored permissions were written from a valid set; an unknown name (from a newer
         // version) is dropped rather than granting anything.
-        permissions: permissions
-            .split(',')
-            .filter_map(|p| p.parse().ok())
-            .collect::<Permissions>(),
+        permissions: permissions.split(',').filter_map(|p| p.parse().ok()).collect::<Permissions>(),
         rate_limit_per_minute: rate_limit.and_then(|n| u32::try_from(n).ok()),
         created_at,
         last_used_at,
@@ -64,18 +38,8 @@ pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys \
     (id, customer_id, user_id, name, lookup, secret_hash, permissions, rate_limit_per_minute, created_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-pub(crate) type ApiKeyWithHashRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<i64>,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
+pub(crate) type ApiKeyWithHashRow =
+    (String, String, String, String, String, String, Option<i64>, i64, Option<i64>, Option<i64>);
 
 pub(crate) fn api_key_with_hash(row: ApiKeyWithHashRow) -> ApiKeyWithHash {
     let (
@@ -124,10 +88,7 @@ pub(crate) fn api_key_from_new(key: NewApiKey) -> ApiKey {
 /// A new customer record with a fresh id, or the given one.
 pub(crate) fn new_customer(id: Option<&str>, name: &str) -> Customer {
     Customer {
-        id: id.map_or_else(
-            || faultline_core::ids::IdKind::Customer.new_id(),
-            str::to_owned,
-        ),
+        id: id.map_or_else(|| faultline_core::ids::IdKind::Customer.new_id(), str::to_owned),
         name: name.to_owned(),
         created_at: faultline_core::time::now_micros(),
     }

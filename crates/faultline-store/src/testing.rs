@@ -23,10 +23,7 @@ pub fn require_all() -> bool {
 
 /// Report a skipped test loudly, or fail it when skips are not allowed.
 pub fn skip(test: &str, why: &str) {
-    assert!(
-        !require_all(),
-        "{test}: {why}, and {REQUIRE_ALL_VAR}=1 forbids skipping"
-    );
+    assert!(!require_all(), "{test}: {why}, and {REQUIRE_ALL_VAR}=1 forbids skipping");
     eprintln!("SKIPPED {test}: {why}");
 }
 
@@ -50,41 +47,22 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join("faultline-tests");
                 std::fs::create_dir_all(&dir).expect("temp dir");
-                let file = dir.join(format!(
-                    "{}-{}.db",
-                    sanitize(test),
-                    faultline_core::ids::random_base62(8)
-                ));
+                let file =
+                    dir.join(format!("{}-{}.db", sanitize(test), faultline_core::ids::random_base62(8)));
                 let url = format!("sqlite://{}", file.display());
-                let store: Arc<dyn Store> =
-                    Arc::new(SqliteStore::open(&url).await.expect("open sqlite"));
+                let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.expect("open sqlite"));
                 store.migrate().await.expect("migrate sqlite");
-                Some(TestDb {
-                    backend,
-                    url,
-                    store,
-                    schema: None,
-                    file: Some(file),
-                })
+                Some(TestDb { backend, url, store, schema: None, file: Some(file) })
             }
             Backend::Postgres => {
                 let Ok(base) = std::env::var(POSTGRES_URL_VAR) else {
                     skip(test, &format!("{POSTGRES_URL_VAR} is not set"));
                     return None;
                 };
-                let schema = format!(
-                    "t_{}_{}",
-                    sanitize(test),
-                    faultline_core::ids::random_base62(8).to_lowercase()
-                );
-                let schema = schema
-                    .chars()
-                    .rev()
-                    .take(60)
-                    .collect::<String>()
-                    .chars()
-                    .rev()
-                    .collect::<String>();
+                let schema =
+                    format!("t_{}_{}", sanitize(test), faultline_core::ids::random_base62(8).to_lowercase());
+                let schema =
+                    schema.chars().rev().take(60).collect::<String>().chars().rev().collect::<String>();
                 let mut conn = PgConnection::connect(&base)
                     .await
                     .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is set but unreachable: {e}"));
@@ -96,20 +74,11 @@ impl TestDb {
                 let options = PgConnectOptions::from_str(&base)
                     .expect("postgres url")
                     .options([("search_path", &schema)]);
-                let store: Arc<dyn Store> = Arc::new(
-                    PostgresStore::open_with(options)
-                        .await
-                        .expect("open postgres"),
-                );
+                let store: Arc<dyn Store> =
+                    Arc::new(PostgresStore::open_with(options).await.expect("open postgres"));
                 store.migrate().await.expect("migrate postgres");
                 let url = with_search_path(&base, &schema);
-                Some(TestDb {
-                    backend,
-                    url,
-                    store,
-                    schema: Some((base, schema)),
-                    file: None,
-                })
+                Some(TestDb { backend, url, store, schema: Some((base, schema)), file: None })
             }
         }
     }
@@ -117,13 +86,10 @@ impl TestDb {
     /// Drop the test's data (the PostgreSQL schema, the SQLite file).
     pub async fn cleanup(self) {
         self.store.close().await;
-        if let Some((base, schema)) = self.schema {
-            if let Ok(mut conn) = PgConnection::connect(&base).await {
-                sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-                    .execute(&mut conn)
-                    .await
-                    .ok();
-            }
+        if let Some((base, schema)) = self.schema
+            && let Ok(mut conn) = PgConnection::connect(&base).await
+        {
+            sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE")).execute(&mut conn).await.ok();
         }
         if let Some(file) = self.file {
             for suffix in ["", "-wal", "-shm"] {
@@ -140,15 +106,7 @@ fn with_search_path(base: &str, schema: &str) -> String {
 }
 
 fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
 /// Define a test once and run it on both backends: `conformance_test!(name, |db| async move { … })`

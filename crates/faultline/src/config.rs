@@ -101,14 +101,11 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Validated, Str
 }
 
 fn validate(s: Settings) -> Result<Validated, String> {
-    let listen = s.listen.parse().map_err(|_| {
-        format!(
-            "listen = '{}' is not an address and port such as 127.0.0.1:8080",
-            s.listen
-        )
-    })?;
-    faultline_store::Backend::from_url(&s.database_url)
-        .map_err(|e| format!("database_url: {e}"))?;
+    let listen = s
+        .listen
+        .parse()
+        .map_err(|_| format!("listen = '{}' is not an address and port such as 127.0.0.1:8080", s.listen))?;
+    faultline_store::Backend::from_url(&s.database_url).map_err(|e| format!("database_url: {e}"))?;
     let url_setting = |name: &str, value: String| -> Result<Option<String>, String> {
         let value = value.trim().trim_end_matches('/').to_owned();
         if value.is_empty() {
@@ -116,29 +113,21 @@ fn validate(s: Settings) -> Result<Validated, String> {
         } else if value.starts_with("http://") || value.starts_with("https://") {
             Ok(Some(value))
         } else {
-            Err(format!(
-                "{name} = '{value}' must start with http:// or https://"
-            ))
+            Err(format!("{name} = '{value}' must start with http:// or https://"))
         }
     };
     if s.rate_limit == 0 {
         return Err("rate_limit must be at least 1 request per minute".into());
     }
     if s.body_limit < 1024 {
-        return Err(format!(
-            "body_limit = {} is too small; use at least 1024 bytes",
-            s.body_limit
-        ));
+        return Err(format!("body_limit = {} is too small; use at least 1024 bytes", s.body_limit));
     }
-    let duration =
-        |name: &str, text: &str| parse_duration(text).map_err(|e| format!("{name}: {e}"));
+    let duration = |name: &str, text: &str| parse_duration(text).map_err(|e| format!("{name}: {e}"));
     let json_logs = match s.log_format.as_str() {
         "text" => false,
         "json" => true,
         other => {
-            return Err(format!(
-                "log_format = '{other}' must be \"text\" or \"json\""
-            ));
+            return Err(format!("log_format = '{other}' must be \"text\" or \"json\""));
         }
     };
     Ok(Validated {
@@ -170,17 +159,12 @@ mod tests {
 
     #[test]
     fn overrides_win_over_the_file() {
-        let dir = std::env::temp_dir().join(format!(
-            "faultline-config-{}",
-            faultline_core::ids::random_base62(6)
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("faultline-config-{}", faultline_core::ids::random_base62(6)));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("faultline.toml");
         std::fs::write(&file, "rate_limit = 120\nlisten = \"0.0.0.0:9000\"\n").unwrap();
-        let overrides = Overrides {
-            rate_limit: Some(5),
-            ..Overrides::default()
-        };
+        let overrides = Overrides { rate_limit: Some(5), ..Overrides::default() };
         let v = load(Some(&file), &overrides).unwrap();
         assert_eq!(v.rate_limit, 5);
         assert_eq!(v.listen.to_string(), "0.0.0.0:9000");
@@ -189,56 +173,29 @@ mod tests {
     #[test]
     fn mistakes_are_explained() {
         let bad = |o: Overrides| load(None, &o).unwrap_err();
+        assert!(bad(Overrides { listen: Some("localhost".into()), ..Default::default() }).contains("listen"));
         assert!(
-            bad(Overrides {
-                listen: Some("localhost".into()),
-                ..Default::default()
-            })
-            .contains("listen")
+            bad(Overrides { database_url: Some("mysql://x".into()), ..Default::default() })
+                .contains("sqlite://")
         );
         assert!(
-            bad(Overrides {
-                database_url: Some("mysql://x".into()),
-                ..Default::default()
-            })
-            .contains("sqlite://")
+            bad(Overrides { public_url: Some("faults.example.com".into()), ..Default::default() })
+                .contains("http")
         );
         assert!(
-            bad(Overrides {
-                public_url: Some("faults.example.com".into()),
-                ..Default::default()
-            })
-            .contains("http")
+            bad(Overrides { request_timeout: Some("soon".into()), ..Default::default() })
+                .contains("request_timeout")
         );
-        assert!(
-            bad(Overrides {
-                request_timeout: Some("soon".into()),
-                ..Default::default()
-            })
-            .contains("request_timeout")
-        );
-        assert!(
-            bad(Overrides {
-                rate_limit: Some(0),
-                ..Default::default()
-            })
-            .contains("rate_limit")
-        );
+        assert!(bad(Overrides { rate_limit: Some(0), ..Default::default() }).contains("rate_limit"));
     }
 
     #[test]
     fn unknown_file_keys_are_refused() {
-        let dir = std::env::temp_dir().join(format!(
-            "faultline-config-{}",
-            faultline_core::ids::random_base62(6)
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("faultline-config-{}", faultline_core::ids::random_base62(6)));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("faultline.toml");
         std::fs::write(&file, "rate_limt = 120\n").unwrap();
-        assert!(
-            load(Some(&file), &Overrides::default())
-                .unwrap_err()
-                .contains("rate_limt")
-        );
+        assert!(load(Some(&file), &Overrides::default()).unwrap_err().contains("rate_limt"));
     }
 }

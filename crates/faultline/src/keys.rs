@@ -1,9 +1,9 @@
 //! `faultline customers …` and `faultline keys …`, and the first-start bootstrap.
 
 use clap::Subcommand;
+use faultline_core::Permissions;
 use faultline_core::ids::IdKind;
 use faultline_core::time::{format_micros, now_micros};
-use faultline_core::{Permissions, secret};
 use faultline_store::{Customer, NewApiKey, Store};
 
 #[derive(Subcommand)]
@@ -45,41 +45,12 @@ pub enum KeysCommand {
     Revoke { key_id: String },
 }
 
-/// A new key for `customer_id`: the record to store and the secret to show once.
-pub fn new_key(
-    customer_id: &str,
-    name: &str,
-    permissions: Permissions,
-    rate_limit: Option<u32>,
-) -> (NewApiKey, String) {
-    let generated = secret::generate_api_key();
-    let key = NewApiKey {
-        id: IdKind::ApiKey.new_id(),
-        customer_id: customer_id.to_owned(),
-        user_id: IdKind::User.new_id(),
-        name: name.to_owned(),
-        lookup: generated.lookup,
-        secret_hash: generated.hash,
-        permissions,
-        rate_limit_per_minute: rate_limit,
-        created_at: now_micros(),
-    };
-    (key, generated.secret)
-}
-
 /// On an empty database: create the first customer and an admin key; `None` otherwise.
 pub async fn bootstrap(store: &dyn Store) -> Result<Option<(Customer, String)>, String> {
     let customer_id = IdKind::Customer.new_id();
-    let (key, secret) = new_key(
-        &customer_id,
-        "admin (created on first start)",
-        Permissions::all(),
-        None,
-    );
-    let created = store
-        .bootstrap("default", key)
-        .await
-        .map_err(|e| format!("bootstrap failed: {e}"))?;
+    let (key, secret) =
+        NewApiKey::generate(&customer_id, "admin (created on first start)", Permissions::all(), None);
+    let created = store.bootstrap("default", key).await.map_err(|e| format!("bootstrap failed: {e}"))?;
     Ok(created.map(|(customer, _)| (customer, secret)))
 }
 
@@ -90,21 +61,13 @@ pub async fn customers(command: CustomersCommand, store: &dyn Store) -> Result<(
             if name.is_empty() || name.chars().count() > 200 {
                 return Err("--name must be 1 to 200 characters".into());
             }
-            let customer = store
-                .create_customer(name)
-                .await
-                .map_err(|e| e.to_string())?;
+            let customer = store.create_customer(name).await.map_err(|e| e.to_string())?;
             println!("{}", customer.id);
         }
         CustomersCommand::List => {
             println!("{:<31}  {:<27}  name", "id", "created");
             for c in store.list_customers().await.map_err(|e| e.to_string())? {
-                println!(
-                    "{:<31}  {:<27}  {}",
-                    c.id,
-                    format_micros(c.created_at),
-                    c.name
-                );
+                println!("{:<31}  {:<27}  {}", c.id, format_micros(c.created_at), c.name);
             }
         }
     }
@@ -113,37 +76,22 @@ pub async fn customers(command: CustomersCommand, store: &dyn Store) -> Result<(
 
 pub async fn keys(command: KeysCommand, store: &dyn Store) -> Result<(), String> {
     match command {
-        KeysCommand::Create {
-            customer,
-            name,
-            permissions,
-            rate_limit,
-        } => {
-            let permissions: Permissions = permissions
-                .parse()
-                .map_err(|e| format!("--permissions: {e}"))?;
+        KeysCommand::Create { customer, name, permissions, rate_limit } => {
+            let permissions: Permissions = permissions.parse().map_err(|e| format!("--permissions: {e}"))?;
             if permissions.is_empty() {
                 return Err("--permissions must name at least one permission".into());
             }
             if rate_limit == Some(0) {
                 return Err("--rate-limit must be at least 1 request per minute".into());
             }
-            if store
-                .get_customer(&customer)
-                .await
-                .map_err(|e| e.to_string())?
-                .is_none()
-            {
+            if store.get_customer(&customer).await.map_err(|e| e.to_string())?.is_none() {
                 return Err(format!(
                     "customer '{customer}' does not exist; `faultline customers list` shows the customers"
                 ));
             }
-            let (key, secret) = new_key(&customer, &name, permissions, rate_limit);
+            let (key, secret) = NewApiKey::generate(&customer, &name, permissions, rate_limit);
             let stored = store.create_api_key(key).await.map_err(|e| e.to_string())?;
-            eprintln!(
-                "faultline: created {} for {}",
-                stored.id, stored.customer_id
-            );
+            eprintln!("faultline: created {} for {}", stored.id, stored.customer_id);
             println!("{secret}");
         }
         KeysCommand::List { customer } => {
@@ -151,15 +99,9 @@ pub async fn keys(command: KeysCommand, store: &dyn Store) -> Result<(), String>
                 "{:<31}  {:<31}  {:<27}  {:<27}  {:<10}  {:<7}  permissions",
                 "id", "customer", "last used", "revoked", "rate/min", "name"
             );
-            for k in store
-                .list_api_keys(customer.as_deref())
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            for k in store.list_api_keys(customer.as_deref()).await.map_err(|e| e.to_string())? {
                 let time = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), format_micros);
-                let rate = k
-                    .rate_limit_per_minute
-                    .map_or_else(|| "default".to_owned(), |n| n.to_string());
+                let rate = k.rate_limit_per_minute.map_or_else(|| "default".to_owned(), |n| n.to_string());
                 println!(
                     "{:<31}  {:<31}  {:<27}  {:<27}  {:<10}  {:<7}  {}",
                     k.id,
@@ -173,14 +115,8 @@ pub async fn keys(command: KeysCommand, store: &dyn Store) -> Result<(), String>
             }
         }
         KeysCommand::Revoke { key_id } => {
-            if !store
-                .revoke_api_key(&key_id, now_micros())
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                return Err(format!(
-                    "no API key '{key_id}'; `faultline keys list` shows the keys"
-                ));
+            if !store.revoke_api_key(&key_id, now_micros()).await.map_err(|e| e.to_string())? {
+                return Err(format!("no API key '{key_id}'; `faultline keys list` shows the keys"));
             }
             eprintln!("faultline: revoked {key_id}");
         }

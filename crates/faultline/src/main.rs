@@ -15,11 +15,7 @@ use faultline_store::Store;
 use crate::config::{Overrides, Validated};
 
 #[derive(Parser)]
-#[command(
-    name = "faultline",
-    version,
-    about = "The fault service for fleets of managed network sites"
-)]
+#[command(name = "faultline", version, about = "The fault service for fleets of managed network sites")]
 struct Cli {
     /// A TOML configuration file (see `faultline config default`).
     #[arg(long, env = "FAULTLINE_CONFIG", global = true)]
@@ -82,10 +78,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(settings.json_logs);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -102,23 +95,15 @@ fn init_logging(json: bool) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init()
-    } else {
-        builder.init()
-    }
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json { builder.json().init() } else { builder.init() }
 }
 
 async fn open_store(settings: &Validated) -> Result<Arc<dyn Store>, String> {
     faultline_store::open(&settings.database_url)
         .await
-        .map_err(|e| {
-            format!(
-                "cannot open {}: {e}",
-                faultline_store::redact_url(&settings.database_url)
-            )
-        })
+        .map_err(|e| format!("cannot open {}: {e}", faultline_store::redact_url(&settings.database_url)))
 }
 
 async fn run(command: Command, settings: Validated) -> Result<(), String> {
@@ -126,14 +111,8 @@ async fn run(command: Command, settings: Validated) -> Result<(), String> {
         Command::Serve { demo } => serve(settings, demo).await,
         Command::Migrate => {
             let store = open_store(&settings).await?;
-            let applied = store
-                .applied_migrations()
-                .await
-                .map_err(|e| e.to_string())?;
-            eprintln!(
-                "faultline: database is at migration {}",
-                applied.last().copied().unwrap_or(0)
-            );
+            let applied = store.applied_migrations().await.map_err(|e| e.to_string())?;
+            eprintln!("faultline: database is at migration {}", applied.last().copied().unwrap_or(0));
             Ok(())
         }
         Command::Customers(cmd) => keys::customers(cmd, &*open_store(&settings).await?).await,
@@ -163,10 +142,7 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let public_url = settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
     let config = ServerConfig {
         default_rate_limit: settings.rate_limit,
         body_limit: settings.body_limit,
@@ -177,9 +153,7 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
     };
     tracing::info!(listen = %local, public_url, database = store.backend().name(), "faultline serving");
     let state = AppState::new(store.clone(), config);
-    faultline_server::serve(listener, state, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    faultline_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())?;
     store.close().await;
     tracing::info!("faultline stopped");
     Ok(())

@@ -40,15 +40,9 @@ impl PostgresStore {
         Ok(PostgresStore { pool })
     }
 
-    async fn locked_tx(
-        &self,
-        lock: i64,
-    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+    async fn locked_tx(&self, lock: i64) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock).execute(&mut *tx).await?;
         Ok(tx)
     }
 }
@@ -65,9 +59,8 @@ impl Store for PostgresStore {
             "CREATE TABLE IF NOT EXISTS faultline_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         ))
         .await?;
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM faultline_migrations")
-            .fetch_all(&mut *tx)
-            .await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM faultline_migrations").fetch_all(&mut *tx).await?;
         for (version, sql) in MIGRATIONS {
             if applied.contains(version) {
                 continue;
@@ -75,10 +68,7 @@ impl Store for PostgresStore {
             (&mut *tx)
                 .execute(sqlx::raw_sql(sql))
                 .await
-                .map_err(|source| StoreError::Migration {
-                    version: *version,
-                    source,
-                })?;
+                .map_err(|source| StoreError::Migration { version: *version, source })?;
             sqlx::query("INSERT INTO faultline_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(version)
                 .bind(faultline_core::time::now_micros())
@@ -90,11 +80,9 @@ impl Store for PostgresStore {
     }
 
     async fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT version FROM faultline_migrations ORDER BY version")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT version FROM faultline_migrations ORDER BY version")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -118,21 +106,18 @@ impl Store for PostgresStore {
     }
 
     async fn get_customer(&self, customer_id: &str) -> StoreResult<Option<Customer>> {
-        let row = sqlx::query_as(&format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
-        ))
-        .bind(customer_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query_as(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"))
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(rows::customer))
     }
 
     async fn list_customers(&self) -> StoreResult<Vec<Customer>> {
-        let rows = sqlx::query_as(&format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query_as(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY created_at, id"))
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(rows::customer).collect())
     }
 
@@ -142,9 +127,7 @@ impl Store for PostgresStore {
         key: NewApiKey,
     ) -> StoreResult<Option<(Customer, ApiKey)>> {
         let mut tx = self.locked_tx(LOCK_BOOTSTRAP).await?;
-        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customers")
-            .fetch_one(&mut *tx)
-            .await?;
+        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(&mut *tx).await?;
         if existing > 0 {
             return Ok(None);
         }
@@ -178,22 +161,20 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool> {
-        let result =
-            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
-                .bind(key_id)
-                .bind(at)
-                .execute(&self.pool)
-                .await?;
+        let result = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+            .bind(key_id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected() == 1)
     }
 
     async fn find_api_key(&self, lookup: &str) -> StoreResult<Option<ApiKeyWithHash>> {
-        let row: Option<rows::ApiKeyWithHashRow> = sqlx::query_as(&format!(
-            "SELECT secret_hash, {API_KEY_COLUMNS} FROM api_keys WHERE lookup = $1"
-        ))
-        .bind(lookup)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<rows::ApiKeyWithHashRow> =
+            sqlx::query_as(&format!("SELECT secret_hash, {API_KEY_COLUMNS} FROM api_keys WHERE lookup = $1"))
+                .bind(lookup)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(rows::api_key_with_hash))
     }
 

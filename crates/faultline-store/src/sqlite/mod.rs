@@ -67,9 +67,8 @@ impl Store for SqliteStore {
             "CREATE TABLE IF NOT EXISTS faultline_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
         ))
         .await?;
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM faultline_migrations")
-            .fetch_all(&mut *tx)
-            .await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM faultline_migrations").fetch_all(&mut *tx).await?;
         for (version, sql) in MIGRATIONS {
             if applied.contains(version) {
                 continue;
@@ -77,10 +76,7 @@ impl Store for SqliteStore {
             (&mut *tx)
                 .execute(sqlx::raw_sql(sql))
                 .await
-                .map_err(|source| StoreError::Migration {
-                    version: *version,
-                    source,
-                })?;
+                .map_err(|source| StoreError::Migration { version: *version, source })?;
             sqlx::query("INSERT INTO faultline_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(version)
                 .bind(faultline_core::time::now_micros())
@@ -92,11 +88,9 @@ impl Store for SqliteStore {
     }
 
     async fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT version FROM faultline_migrations ORDER BY version")
-                .fetch_all(&self.reader)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT version FROM faultline_migrations ORDER BY version")
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -121,21 +115,18 @@ impl Store for SqliteStore {
     }
 
     async fn get_customer(&self, customer_id: &str) -> StoreResult<Option<Customer>> {
-        let row = sqlx::query_as(&format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
-        ))
-        .bind(customer_id)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row = sqlx::query_as(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"))
+            .bind(customer_id)
+            .fetch_optional(&self.reader)
+            .await?;
         Ok(row.map(rows::customer))
     }
 
     async fn list_customers(&self) -> StoreResult<Vec<Customer>> {
-        let rows = sqlx::query_as(&format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.reader)
-        .await?;
+        let rows =
+            sqlx::query_as(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY created_at, id"))
+                .fetch_all(&self.reader)
+                .await?;
         Ok(rows.into_iter().map(rows::customer).collect())
     }
 
@@ -146,9 +137,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<(Customer, ApiKey)>> {
         // BEGIN IMMEDIATE takes the write lock first, so the emptiness check cannot race.
         let mut tx = self.write_tx().await?;
-        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customers")
-            .fetch_one(&mut *tx)
-            .await?;
+        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(&mut *tx).await?;
         if existing > 0 {
             return Ok(None);
         }
@@ -182,22 +171,20 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_api_key(&self, key_id: &str, at: i64) -> StoreResult<bool> {
-        let result =
-            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
-                .bind(key_id)
-                .bind(at)
-                .execute(&self.writer)
-                .await?;
+        let result = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+            .bind(key_id)
+            .bind(at)
+            .execute(&self.writer)
+            .await?;
         Ok(result.rows_affected() == 1)
     }
 
     async fn find_api_key(&self, lookup: &str) -> StoreResult<Option<ApiKeyWithHash>> {
-        let row: Option<rows::ApiKeyWithHashRow> = sqlx::query_as(&format!(
-            "SELECT secret_hash, {API_KEY_COLUMNS} FROM api_keys WHERE lookup = $1"
-        ))
-        .bind(lookup)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row: Option<rows::ApiKeyWithHashRow> =
+            sqlx::query_as(&format!("SELECT secret_hash, {API_KEY_COLUMNS} FROM api_keys WHERE lookup = $1"))
+                .bind(lookup)
+                .fetch_optional(&self.reader)
+                .await?;
         Ok(row.map(rows::api_key_with_hash))
     }
 

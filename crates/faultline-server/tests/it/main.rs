@@ -1,0 +1,6 @@
+//! End-to-end tests: the real router on a real socket (`127.0.0.1:0`), on SQLite and on
+//! PostgreSQL. One test binary, one module per feature.
+
+mod harness;
+
+mod foundation;

@@ -1,0 +1,104 @@
+//! The store conformance suite: every test runs on SQLite and on PostgreSQL
+//! (`FAULTLINE_TEST_POSTGRES_URL`), each in its own database or schema.
+
+use std::sync::Arc;
+
+use faultline_core::secret::verify_api_key;
+use faultline_core::{Permission, Permissions};
+use faultline_store::{NewApiKey, Store, StoreError, conformance_test};
+
+type Db = Arc<dyn Store>;
+
+async fn customer_with_key(store: &Db, permissions: &str) -> (String, NewApiKey, String) {
+    let customer = store.create_customer("Acme Networks").await.unwrap();
+    let (key, secret) = NewApiKey::generate(&customer.id, "ci", permissions.parse().unwrap(), Some(120));
+    (customer.id, key, secret)
+}
+
+conformance_test!(migrations_are_recorded_and_idempotent, |store: Db| async move {
+    let before = store.applied_migrations().await.unwrap();
+    assert!(!before.is_empty());
+    assert!(before.windows(2).all(|w| w[0] < w[1]), "{before:?}");
+    store.migrate().await.unwrap();
+    assert_eq!(store.applied_migrations().await.unwrap(), before);
+    store.ping().await.unwrap();
+});
+
+conformance_test!(customers_are_created_read_and_listed, |store: Db| async move {
+    let a = store.create_customer("Acme").await.unwrap();
+    let b = store.create_customer("Globex").await.unwrap();
+    assert!(a.id.starts_with("cus_"));
+    assert_eq!(store.get_customer(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.get_customer("cus_missing").await.unwrap(), None);
+    let listed = store.list_customers().await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [a.id.as_str(), b.id.as_str()]);
+});
+
+conformance_test!(api_keys_are_found_by_lookup_and_verified_by_hash, |store: Db| async move {
+    let (customer_id, key, secret) = customer_with_key(&store, "faults:read,tokens:write").await;
+    let lookup = key.lookup.clone();
+    let stored = store.create_api_key(key).await.unwrap();
+    assert_eq!(stored.customer_id, customer_id);
+    assert_eq!(stored.rate_limit_per_minute, Some(120));
+    let found = store.find_api_key(&lookup).await.unwrap().expect("key by lookup");
+    assert_eq!(found.key, stored);
+    assert!(verify_api_key(&secret, &found.secret_hash));
+    assert!(!found.secret_hash.contains(&secret), "only the hash is stored");
+    assert!(found.key.permissions.contains(Permission::TokensWrite));
+    assert!(!found.key.permissions.contains(Permission::FaultsWrite));
+    assert!(store.find_api_key("nosuchlookup").await.unwrap().is_none());
+});
+
+conformance_test!(a_key_needs_an_existing_customer, |store: Db| async move {
+    let (key, _) = NewApiKey::generate("cus_nobody", "", Permissions::all(), None);
+    assert!(matches!(store.create_api_key(key).await, Err(StoreError::NotFound(_))));
+});
+
+conformance_test!(keys_are_listed_per_customer_and_revoked_once, |store: Db| async move {
+    let (customer_a, key_a, _) = customer_with_key(&store, "faults:read").await;
+    let (_, key_b, _) = customer_with_key(&store, "all").await;
+    let (a, b) = (store.create_api_key(key_a).await.unwrap(), store.create_api_key(key_b).await.unwrap());
+    assert_eq!(store.list_api_keys(Some(&customer_a)).await.unwrap(), vec![a.clone()]);
+    assert_eq!(store.list_api_keys(None).await.unwrap().len(), 2);
+    assert!(store.revoke_api_key(&a.id, 1_000).await.unwrap());
+    assert!(store.revoke_api_key(&a.id, 2_000).await.unwrap());
+    assert!(!store.revoke_api_key("key_missing", 1_000).await.unwrap());
+    let listed = store.list_api_keys(None).await.unwrap();
+    assert_eq!(
+        listed.iter().find(|k| k.id == a.id).unwrap().revoked_at,
+        Some(1_000),
+        "first revocation time kept"
+    );
+    assert_eq!(listed.iter().find(|k| k.id == b.id).unwrap().revoked_at, None);
+});
+
+conformance_test!(key_use_only_moves_forward, |store: Db| async move {
+    let (customer_id, key, _) = customer_with_key(&store, "faults:read").await;
+    let key = store.create_api_key(key).await.unwrap();
+    store.touch_api_key(&key.id, 5_000).await.unwrap();
+    store.touch_api_key(&key.id, 4_000).await.unwrap();
+    let listed = store.list_api_keys(Some(&customer_id)).await.unwrap();
+    assert_eq!(listed[0].last_used_at, Some(5_000));
+});
+
+conformance_test!(bootstrap_happens_once_even_when_raced, |store: Db| async move {
+    let attempts = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let customer_id = faultline_core::ids::IdKind::Customer.new_id();
+            let (key, _) = NewApiKey::generate(&customer_id, &format!("admin {i}"), Permissions::all(), None);
+            store.bootstrap("default", key).await.unwrap()
+        })
+    });
+    let mut created = 0;
+    for attempt in attempts {
+        if let Some((customer, key)) = attempt.await.unwrap() {
+            created += 1;
+            assert_eq!(key.customer_id, customer.id);
+            assert_eq!(key.permissions, Permissions::all());
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(store.list_customers().await.unwrap().len(), 1);
+    assert_eq!(store.list_api_keys(None).await.unwrap().len(), 1);
+});

@@ -1,0 +1,208 @@
+//! The `faultline` binary as an operator uses it: first start, keys, config, shutdown.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use faultline_store::Backend;
+use faultline_store::testing::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("faultline-cli-{name}-{}", faultline_core::ids::random_base62(8)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn faultline(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).current_dir(dir).env_remove("FAULTLINE_DATABASE_URL").output().unwrap()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Start `faultline serve` in `dir`; returns the server and the first line of stdout, if any.
+    fn start(dir: &Path, database_url: &str) -> (Server, Option<String>) {
+        let port = free_port();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .current_dir(dir)
+            .env("FAULTLINE_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            assert!(child.try_wait().unwrap().is_none(), "server exited early");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stdout = child.stdout.take().unwrap();
+        // The key, if any, was printed before the listener opened.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let first_line = rx
+            .recv_timeout(Duration::from_millis(500))
+            .ok()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty());
+        (Server { child, base }, first_line)
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns everything written to stderr.
+    fn stop(mut self) -> String {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(Instant::now() < deadline, "server did not stop within its shutdown deadline");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
+        let mut stderr = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        stderr
+    }
+}
+
+async fn status(base: &str, path: &str, key: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn first_start_creates_the_database_and_prints_an_admin_key_once() {
+    let dir = temp_dir("first-start");
+    let (server, key) = Server::start(&dir, "sqlite://faultline.db");
+    assert!(dir.join("faultline.db").exists(), "the database file is created in the working directory");
+    let key = key.expect("the admin key on stdout");
+    assert!(key.starts_with("flk_") && !key.contains(' '), "the key alone: {key}");
+    assert_eq!(status(&server.base, "/healthz", &key).await, 200);
+    assert_eq!(status(&server.base, "/whoami", &key).await, 200);
+    assert_eq!(status(&server.base, "/whoami", "flk_wrong").await, 401);
+    let stderr = server.stop();
+    assert!(stderr.contains("created customer cus_"), "{stderr}");
+    assert!(!stderr.contains(&key), "the secret never reaches the log");
+    assert!(stderr.contains("route=/whoami"), "requests are logged by route template: {stderr}");
+
+    // A second start on the same database creates nothing and prints no key.
+    let (server, second) = Server::start(&dir, "sqlite://faultline.db");
+    assert_eq!(second, None);
+    assert_eq!(status(&server.base, "/whoami", &key).await, 200);
+    server.stop();
+}
+
+#[tokio::test]
+async fn keys_are_created_listed_and_revoked_from_the_command_line() {
+    let dir = temp_dir("keys");
+    let (server, admin) = Server::start(&dir, "sqlite://keys.db");
+    admin.expect("admin key");
+    let url = "sqlite://keys.db";
+    let customer = faultline(&dir, &["customers", "create", "--name", "Globex", "--database-url", url]);
+    assert!(customer.status.success(), "{customer:?}");
+    let customer_id = String::from_utf8(customer.stdout).unwrap().trim().to_owned();
+    assert!(customer_id.starts_with("cus_"), "{customer_id}");
+
+    let created = faultline(
+        &dir,
+        &[
+            "keys",
+            "create",
+            "--customer",
+            &customer_id,
+            "--permissions",
+            "faults:read,tokens:write",
+            "--rate-limit",
+            "5",
+            "--database-url",
+            url,
+        ],
+    );
+    assert!(created.status.success(), "{created:?}");
+    let stdout = String::from_utf8(created.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "the secret alone on stdout: {stdout}");
+    let secret = stdout.trim().to_owned();
+    assert_eq!(status(&server.base, "/whoami", &secret).await, 200);
+
+    let listed = faultline(&dir, &["keys", "list", "--customer", &customer_id, "--database-url", url]);
+    let listing = String::from_utf8(listed.stdout).unwrap();
+    assert!(listing.contains("faults:read,tokens:write") && listing.contains('5'), "{listing}");
+    assert!(!listing.contains(&secret), "a listing never shows a secret");
+    let key_id = listing.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    assert!(key_id.starts_with("key_"));
+
+    let revoked = faultline(&dir, &["keys", "revoke", &key_id, "--database-url", url]);
+    assert!(revoked.status.success());
+    assert_eq!(status(&server.base, "/whoami", &secret).await, 401);
+
+    let unknown = faultline(&dir, &["keys", "revoke", "key_nope", "--database-url", url]);
+    assert!(!unknown.status.success());
+    let bad_perm = faultline(
+        &dir,
+        &["keys", "create", "--customer", &customer_id, "--permissions", "faults:fly", "--database-url", url],
+    );
+    assert!(String::from_utf8_lossy(&bad_perm.stderr).contains("faults:fly"));
+    let stderr = server.stop();
+    assert!(!stderr.contains(&secret));
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_hint() {
+    let dir = temp_dir("bad-config");
+    let out = faultline(&dir, &["serve", "--listen", "localhost"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("127.0.0.1:8080"));
+    let out = faultline(&dir, &["migrate", "--database-url", "mysql://db/faults"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("postgres://"));
+}
+
+#[test]
+fn config_default_is_a_complete_commented_file() {
+    let dir = temp_dir("config-default");
+    let out = faultline(&dir, &["config", "default"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().filter(|l| l.starts_with('#')).count() > 10, "commented");
+    let file = dir.join("faultline.toml");
+    std::fs::write(&file, &text).unwrap();
+    let shown = faultline(&dir, &["--config", file.to_str().unwrap(), "config", "show"]);
+    assert!(shown.status.success(), "{shown:?}");
+}
+
+#[tokio::test]
+async fn migrate_brings_either_backend_up_to_date() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = TestDb::new(backend, "cli_migrate").await else { continue };
+        let dir = temp_dir("migrate");
+        let out = faultline(&dir, &["migrate", "--database-url", &db.url]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("migration"));
+        db.cleanup().await;
+    }
+}
