@@ -67,20 +67,52 @@ e2e_test!(framework_failures_answer_the_envelope, |app: TestApp| async move {
     assert_error(wrong_method, StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed")
         .await;
 
-    let too_large = app
-        .request(Method::POST, "/whoami")
-        .header("content-type", "application/json")
-        .body(vec![b' '; 2 * 1024 * 1024])
-        .send()
-        .await
-        .unwrap();
-    assert_error(too_large, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "payload_too_large")
-        .await;
+    // Announce 2 MiB and send none of it: the answer must come before the body is read.
+    let head = format!(
+        "POST /whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.key,
+        2 * 1024 * 1024
+    );
+    let (status, body) = raw_exchange(&app.base, &head).await;
+    assert_eq!(status, 413);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["code"], "payload_too_large");
+    assert_eq!(body["type"], "invalid_request_error");
     app.finish().await;
 });
 
 async fn panics() -> &'static str {
     panic!("secret detail /etc/passwd SELECT 1")
+}
+
+/// Send a raw request head over TCP and read one response: `(status, body)`.
+async fn raw_exchange(base: &str, head: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n =
+            tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await.unwrap().unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(split) = text.find("\r\n\r\n") {
+            let length = text[..split]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= split + 4 + length || n == 0 {
+                let status = text[9..12].parse().unwrap();
+                return (status, text[split + 4..].to_owned());
+            }
+        }
+        assert!(n > 0, "connection closed before a full answer");
+    }
 }
 
 /// Routes that misbehave on purpose, behind the production middleware stack.
@@ -123,10 +155,20 @@ async fn panics_timeouts_and_big_bodies(app: TestApp) {
 
     let small = app.client.post(app.url("/test/echo")).body("hello").send().await.unwrap();
     assert_eq!(small.text().await.unwrap(), "hello");
-    // Chunked, so no Content-Length: the limit applies while reading.
-    let chunks = futures_util::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 64 * 1024])));
-    let streamed =
-        app.client.post(app.url("/test/echo")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    // Chunked, so no Content-Length: the limit applies while reading. The server answers and
+    // closes while the client may still be writing, so a transport error is retried.
+    let mut answered = None;
+    for _ in 0..5 {
+        let chunks =
+            futures_util::stream::iter((0..17).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 64 * 1024])));
+        let sent =
+            app.client.post(app.url("/test/echo")).body(reqwest::Body::wrap_stream(chunks)).send().await;
+        if let Ok(response) = sent {
+            answered = Some(response);
+            break;
+        }
+    }
+    let streamed = answered.expect("an answer to the oversized chunked body");
     assert_error(streamed, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "payload_too_large").await;
     app.finish().await;
 }
