@@ -5,7 +5,11 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cursor;
+pub mod demo;
 pub mod duration;
+pub mod fault;
+pub mod filter;
 pub mod ids;
 pub mod secret;
 pub mod time;

@@ -5,6 +5,9 @@
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod etag;
+pub mod extract;
+pub mod faults;
 pub mod health;
 pub mod observability;
 pub mod openapi;
@@ -38,7 +41,7 @@ use crate::observability::REQUEST_ID_HEADER;
 /// `(public, authenticated)`. Feature modules are merged here and nowhere else.
 fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
     let public = OpenApiRouter::new().merge(health::router()).merge(docs::router()).merge(openapi::router());
-    let authenticated = OpenApiRouter::new().merge(whoami::router());
+    let authenticated = OpenApiRouter::new().merge(whoami::router()).merge(faults::router());
     (public, authenticated)
 }
 

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_store::Store;
+use faultline_core::cursor::CursorCodec;
+use faultline_store::{Store, StoreResult};
 
 use crate::auth::KeyUsage;
 use crate::rate_limit::RateLimiter;
@@ -23,6 +24,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_grace: Duration,
+    /// How long a fault is kept after it began (or was resolved).
+    pub retention: Duration,
 }
 
 impl ServerConfig {
@@ -35,7 +38,12 @@ impl ServerConfig {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            retention: Duration::from_secs(faultline_core::fault::DEFAULT_RETENTION_SECONDS as u64),
         }
+    }
+
+    pub fn retention_seconds(&self) -> i64 {
+        i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX / 2_000_000)
     }
 }
 
@@ -45,15 +53,20 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub rate_limiter: Arc<RateLimiter>,
     pub key_usage: Arc<KeyUsage>,
+    /// Signs list cursors with the deployment's shared secret.
+    pub cursors: CursorCodec,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
-        AppState {
+    /// The state for `store`, loading the secrets every replica shares.
+    pub async fn load(store: Arc<dyn Store>, config: ServerConfig) -> StoreResult<Self> {
+        let cursor_key = store.shared_secret("cursor").await?;
+        Ok(AppState {
             store,
             config: Arc::new(config),
             rate_limiter: Arc::new(RateLimiter::new()),
             key_usage: Arc::new(KeyUsage::default()),
-        }
+            cursors: CursorCodec::new(&cursor_key),
+        })
     }
 }

@@ -13,6 +13,9 @@ pub enum StoreError {
     /// The URL or options cannot work; the text says what to fix.
     #[error("{0}")]
     Config(String),
+    /// A stored value breaks an invariant the schema should have kept.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
     #[error("migration {version} failed: {source}")]
     Migration { version: i64, source: sqlx::Error },
     #[error("database error: {0}")]

@@ -9,16 +9,19 @@ mod error;
 mod model;
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 pub mod testing;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use faultline_core::fault::Fault;
 
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use sql::FaultQuery;
 pub use sqlite::SqliteStore;
 /// The database driver's error, for callers that classify failures (e.g. unavailable vs. bug).
 pub use sqlx::Error as SqlxError;
@@ -121,4 +124,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Record that a key was used at `at` (microseconds).
     async fn touch_api_key(&self, key_id: &str, at: i64) -> StoreResult<()>;
+
+    // ---- faults ----
+
+    /// Store new faults (and their ancestry elements) in one transaction.
+    async fn insert_faults(&self, faults: &[Fault]) -> StoreResult<()>;
+
+    /// One of the customer's faults; another customer's id reads as missing.
+    async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>>;
+
+    /// Delete one of the customer's faults for good; `false` when there was none.
+    async fn delete_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<bool>;
+
+    /// A page of the customer's faults matching the query, newest first.
+    async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>>;
+
+    // ---- deployment ----
+
+    /// A 32-byte random secret shared by every replica, created on first use.
+    async fn shared_secret(&self, name: &str) -> StoreResult<Vec<u8>>;
 }

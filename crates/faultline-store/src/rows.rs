@@ -2,6 +2,9 @@
 //! select the same columns in the same order, so one conversion serves both.
 
 use faultline_core::Permissions;
+use faultline_core::fault::Fault;
+
+use crate::error::StoreError;
 
 use crate::model::{ApiKey, ApiKeyWithHash, Customer, NewApiKey};
 
@@ -92,4 +95,63 @@ pub(crate) fn new_customer(id: Option<&str>, name: &str) -> Customer {
         name: name.to_owned(),
         created_at: faultline_core::time::now_micros(),
     }
+}
+
+/// A fault row in the order of [`crate::sql::FAULT_COLUMNS`].
+pub(crate) type FaultRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+    i64,
+);
+
+pub(crate) fn fault(row: FaultRow) -> Result<Fault, StoreError> {
+    let (
+        id,
+        customer_id,
+        resource_id,
+        microservice_id,
+        fault_type,
+        status,
+        severity,
+        message,
+        cause,
+        created_at,
+        resolved_at,
+        path,
+        site_id,
+        ttl,
+    ) = row;
+    let corrupt = |what: &str, value: &str| StoreError::Corrupt(format!("fault {id}: {what} '{value}'"));
+    Ok(Fault {
+        status: status.parse().map_err(|_| corrupt("status", &status))?,
+        severity: severity.parse().map_err(|_| corrupt("severity", &severity))?,
+        id,
+        customer_id,
+        resource_id,
+        microservice_id,
+        fault_type,
+        message,
+        cause,
+        created_at,
+        resolved_at,
+        resource_ancestry_path: path,
+        site_id,
+        ttl,
+        comments: Vec::new(),
+    })
+}
+
+pub(crate) fn faults(rows: Vec<FaultRow>) -> Result<Vec<Fault>, StoreError> {
+    rows.into_iter().map(fault).collect()
 }

@@ -26,6 +26,7 @@ pub struct Settings {
     pub body_limit: usize,
     pub request_timeout: String,
     pub shutdown_grace: String,
+    pub retention: String,
     pub log_format: String,
 }
 
@@ -64,6 +65,10 @@ pub struct Overrides {
     #[arg(long, env = "FAULTLINE_SHUTDOWN_GRACE", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_grace: Option<String>,
+    /// How long faults are kept after they began or were resolved (e.g. 400d).
+    #[arg(long, env = "FAULTLINE_RETENTION", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
     /// text or json.
     #[arg(long, env = "FAULTLINE_LOG_FORMAT", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,6 +86,7 @@ pub struct Validated {
     pub body_limit: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub retention: Duration,
     pub json_logs: bool,
 }
 
@@ -139,6 +145,10 @@ fn validate(s: Settings) -> Result<Validated, String> {
         body_limit: s.body_limit,
         request_timeout: duration("request_timeout", &s.request_timeout)?,
         shutdown_grace: duration("shutdown_grace", &s.shutdown_grace)?,
+        retention: match duration("retention", &s.retention)? {
+            d if d < Duration::from_secs(86_400) => return Err("retention must be at least 1d".into()),
+            d => d,
+        },
         json_logs,
     })
 }

@@ -149,10 +149,13 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
         request_timeout: settings.request_timeout,
         shutdown_grace: settings.shutdown_grace,
         short_link_base: settings.short_link_base.clone(),
+        retention: settings.retention,
         ..ServerConfig::new(public_url.clone())
     };
     tracing::info!(listen = %local, public_url, database = store.backend().name(), "faultline serving");
-    let state = AppState::new(store.clone(), config);
+    let state = AppState::load(store.clone(), config)
+        .await
+        .map_err(|e| format!("cannot load shared secrets: {e}"))?;
     faultline_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())?;
     store.close().await;
     tracing::info!("faultline stopped");

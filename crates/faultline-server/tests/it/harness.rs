@@ -43,7 +43,7 @@ impl TestApp {
         let mut config = ServerConfig::new(base.clone());
         config.default_rate_limit = 100_000;
         configure(&mut config);
-        let state = AppState::new(db.store.clone(), config);
+        let state = AppState::load(db.store.clone(), config).await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             let _ = rx.await;
@@ -77,6 +77,37 @@ impl TestApp {
         let (key, secret) = NewApiKey::generate(customer_id, "test", permissions, rate_limit);
         self.store.create_api_key(key).await.unwrap();
         secret
+    }
+
+    /// A second customer with a key holding every permission: `(customer_id, secret)`.
+    pub async fn other_customer(&self) -> (String, String) {
+        let customer = self.store.create_customer("Customer B").await.unwrap();
+        let key = self.create_key(&customer.id, "all", None).await;
+        (customer.id, key)
+    }
+
+    /// `POST /fault` with customer A's key; panics unless 201. Returns the fault.
+    pub async fn create_fault(&self, body: Value) -> Value {
+        let response = self.request(Method::POST, "/fault").json(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{body}");
+        response.json().await.unwrap()
+    }
+
+    /// A valid fault body with the given resource, type and severity.
+    pub fn fault_body(resource_id: &str, fault_type: &str, severity: &str) -> Value {
+        serde_json::json!({
+            "resource_id": resource_id,
+            "type": fault_type,
+            "severity": severity,
+            "message": format!("{fault_type} fault on {resource_id}"),
+        })
+    }
+
+    /// `GET path` with `key`, expecting 200; returns the JSON body.
+    pub async fn get_json(&self, path: &str, key: &str) -> Value {
+        let response = self.client.get(self.url(path)).bearer_auth(key).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -3,4 +3,6 @@
 
 mod harness;
 
+mod faults;
 mod foundation;
+mod matrix;

@@ -8,15 +8,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::Executor;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 use crate::error::{StoreError, StoreResult};
 use crate::model::{ApiKey, ApiKeyWithHash, Customer, NewApiKey};
 use crate::rows::{self, API_KEY_COLUMNS, CUSTOMER_COLUMNS};
+use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Param, Sql};
 use crate::{Backend, Store};
+use faultline_core::fault::Fault;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("migrations/0001_foundation.sql")), (2, include_str!("migrations/0002_faults.sql"))];
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -196,6 +200,55 @@ impl Store for SqliteStore {
             .await?;
         Ok(())
     }
+
+    async fn insert_faults(&self, faults: &[Fault]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for statement in sql::insert_faults(faults) {
+            execute(&statement).execute(&mut *tx).await.map_err(|e| StoreError::on_constraint(e, "fault"))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
+        let row = sqlx::query_as(&format!(
+            "SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
+        ))
+        .bind(fault_id)
+        .bind(customer_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(rows::fault).transpose()
+    }
+
+    async fn delete_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<bool> {
+        let result = sqlx::query("DELETE FROM faults WHERE id = $1 AND customer_id = $2")
+            .bind(fault_id)
+            .bind(customer_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
+        let statement = sql::list_faults(customer_id, query);
+        rows::faults(fetch(&statement).fetch_all(&self.reader).await?)
+    }
+
+    async fn shared_secret(&self, name: &str) -> StoreResult<Vec<u8>> {
+        let mut fresh = [0u8; 32];
+        faultline_core::secret::random_bytes(&mut fresh);
+        sqlx::query("INSERT INTO shared_secrets (name, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(fresh.as_slice())
+            .bind(faultline_core::time::now_micros())
+            .execute(&self.writer)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT secret FROM shared_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await?)
+    }
 }
 
 async fn insert_api_key(
@@ -216,4 +269,24 @@ async fn insert_api_key(
         .await
         .map_err(|e| StoreError::on_constraint(e, "customer"))?;
     Ok(rows::api_key_from_new(key))
+}
+
+/// A statement with its parameters bound.
+fn execute(statement: &Sql) -> sqlx::query::Query<'_, sqlx::Sqlite, SqliteArguments<'_>> {
+    statement.params.iter().fold(sqlx::query(&statement.text), |q, p| match p {
+        Param::Text(v) => q.bind(v.as_str()),
+        Param::Int(v) => q.bind(*v),
+        Param::OptInt(v) => q.bind(*v),
+        Param::OptText(v) => q.bind(v.as_deref()),
+    })
+}
+
+/// A fault-returning statement with its parameters bound.
+fn fetch(statement: &Sql) -> sqlx::query::QueryAs<'_, sqlx::Sqlite, rows::FaultRow, SqliteArguments<'_>> {
+    statement.params.iter().fold(sqlx::query_as(&statement.text), |q, p| match p {
+        Param::Text(v) => q.bind(v.as_str()),
+        Param::Int(v) => q.bind(*v),
+        Param::OptInt(v) => q.bind(*v),
+        Param::OptText(v) => q.bind(v.as_deref()),
+    })
 }

@@ -1,0 +1,246 @@
+//! SQL text shared by both backends. Both accept `$N` placeholders, row-value comparisons
+//! and `UNION ALL` of ordered subqueries, so the fault queries are written once here and each
+//! backend only binds and runs them.
+
+use faultline_core::cursor::Position;
+use faultline_core::fault::{Fault, FaultStatus};
+use faultline_core::filter::{FaultFilter, RECENT_WINDOW_MICROS};
+use faultline_core::time::Micros;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    Text(String),
+    Int(i64),
+    OptInt(Option<i64>),
+    OptText(Option<String>),
+}
+
+/// A statement and its parameters, in placeholder order.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub params: Vec<Param>,
+}
+
+impl Sql {
+    /// Add a parameter; returns its placeholder.
+    pub fn bind(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+
+    pub fn text(&mut self, value: &str) -> String {
+        self.bind(Param::Text(value.to_owned()))
+    }
+
+    pub fn int(&mut self, value: i64) -> String {
+        self.bind(Param::Int(value))
+    }
+
+    fn list(&mut self, values: impl IntoIterator<Item = String>) -> String {
+        let placeholders: Vec<String> = values.into_iter().map(|v| self.bind(Param::Text(v))).collect();
+        placeholders.join(", ")
+    }
+}
+
+/// The columns of a fault, in the order [`crate::rows::fault`] reads them.
+pub(crate) const FAULT_COLUMNS: &str = "f.id, f.customer_id, f.resource_id, f.microservice_id, f.type, f.status, \
+     f.severity, f.message, f.cause, f.created_at, f.resolved_at, f.resource_ancestry_path, f.site_id, f.ttl";
+const FAULT_COLUMN_NAMES: &str = "id, customer_id, resource_id, microservice_id, type, status, severity, message, \
+     cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl";
+
+/// A page of faults: the filter, the position after which to start, and how many rows.
+#[derive(Debug, Clone)]
+pub struct FaultQuery<'a> {
+    pub filter: &'a FaultFilter,
+    pub after: Option<&'a Position>,
+    pub limit: u32,
+    /// The clock `recent` is measured against.
+    pub now: Micros,
+}
+
+/// The conditions of `filter` on alias `f`, except `recent` and `sites` (which shape the FROM).
+pub(crate) fn filter_conditions(sql: &mut Sql, filter: &FaultFilter) -> Vec<String> {
+    let mut conditions = Vec::new();
+    if let Some(from) = filter.from {
+        conditions.push(format!("f.created_at >= {}", sql.int(from)));
+    }
+    if let Some(to) = filter.to {
+        conditions.push(format!("f.created_at < {}", sql.int(to)));
+    }
+    let mut in_list = |column: &str, values: Vec<String>| {
+        if !values.is_empty() {
+            let list = sql.list(values);
+            conditions.push(format!("{column} IN ({list})"));
+        }
+    };
+    in_list("f.severity", filter.severities.iter().map(|s| s.as_str().to_owned()).collect());
+    in_list("f.status", filter.statuses.iter().map(|s| s.as_str().to_owned()).collect());
+    in_list("f.type", filter.types.clone());
+    in_list("f.resource_id", filter.resource_ids.clone());
+    in_list("f.microservice_id", filter.microservice_ids.clone());
+    if let Some(text) = &filter.text {
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        let p = sql.text(&pattern);
+        // lower() folds ASCII on SQLite and all of Unicode on PostgreSQL.
+        conditions
+            .push(format!("(lower(f.message) LIKE {p} ESCAPE '\\' OR lower(f.cause) LIKE {p} ESCAPE '\\')"));
+    }
+    conditions
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// `SELECT` of one page of faults, newest first, for `customer_id`.
+///
+/// One site drives the query from the `fault_ancestors` index; `recent` is the union of the
+/// unresolved faults and the last day's resolved ones, each read from its own index range.
+pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
+    let mut sql = Sql::default();
+    let customer = sql.text(customer_id);
+    let limit = sql.int(i64::from(query.limit));
+    let filter = query.filter;
+    let mut common = filter_conditions(&mut sql, filter);
+
+    // The table that drives the order, and its order columns.
+    let (from, order_created, order_id) = match filter.sites.as_slice() {
+        [site] => {
+            let site = sql.text(site);
+            common.push(format!("a.customer_id = {customer}"));
+            common.push(format!("a.element = {site}"));
+            ("fault_ancestors a JOIN faults f ON f.id = a.fault_id", "a.created_at", "a.fault_id")
+        }
+        sites => {
+            common.push(format!("f.customer_id = {customer}"));
+            if !sites.is_empty() {
+                let list = sql.list(sites.iter().cloned());
+                common.push(format!(
+                    "f.id IN (SELECT fault_id FROM fault_ancestors WHERE customer_id = {customer} AND element IN ({list}))"
+                ));
+            }
+            ("faults f", "f.created_at", "f.id")
+        }
+    };
+    if let Some(after) = query.after {
+        let (c, i) = (sql.int(after.created_at), sql.text(&after.id));
+        common.push(format!("({order_created}, {order_id}) < ({c}, {i})"));
+    }
+    let order = format!("ORDER BY {order_created} DESC, {order_id} DESC");
+    let branch = |extra: &[String]| {
+        let conditions: Vec<&str> = common.iter().chain(extra).map(String::as_str).collect();
+        format!("SELECT {FAULT_COLUMNS} FROM {from} WHERE {} {order} LIMIT {limit}", conditions.join(" AND "))
+    };
+
+    sql.text = if filter.recent {
+        let wants = |s: FaultStatus| filter.statuses.is_empty() || filter.statuses.contains(&s);
+        let since = sql.int(query.now - RECENT_WINDOW_MICROS);
+        let mut branches = Vec::new();
+        if wants(FaultStatus::Unresolved) {
+            branches.push(branch(&["f.status = 'unresolved'".to_owned()]));
+        }
+        if wants(FaultStatus::Resolved) {
+            branches.push(branch(&["f.status = 'resolved'".to_owned(), format!("f.created_at >= {since}")]));
+        }
+        if branches.is_empty() {
+            // Asked for recent faults of no status: nothing.
+            format!("SELECT {FAULT_COLUMNS} FROM faults f WHERE 1 = 0")
+        } else {
+            let parts: Vec<String> =
+                branches.iter().enumerate().map(|(n, b)| format!("SELECT * FROM ({b}) AS b{n}")).collect();
+            format!(
+                "SELECT {FAULT_COLUMN_NAMES} FROM ({}) AS u ORDER BY created_at DESC, id DESC LIMIT {limit}",
+                parts.join(" UNION ALL ")
+            )
+        }
+    } else {
+        branch(&[])
+    };
+    sql
+}
+
+/// Multi-row `INSERT`s for `faults` and their ancestry elements, in chunks that stay under
+/// both backends' parameter limits.
+pub(crate) fn insert_faults(faults: &[Fault]) -> Vec<Sql> {
+    const FAULTS_PER_STATEMENT: usize = 1_000;
+    const ELEMENTS_PER_STATEMENT: usize = 4_000;
+    let mut statements = Vec::new();
+    for chunk in faults.chunks(FAULTS_PER_STATEMENT) {
+        let mut sql = Sql::default();
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|f| {
+                let values = [
+                    sql.text(&f.id),
+                    sql.text(&f.customer_id),
+                    sql.text(&f.resource_id),
+                    sql.text(&f.microservice_id),
+                    sql.text(&f.fault_type),
+                    sql.text(f.status.as_str()),
+                    sql.text(f.severity.as_str()),
+                    sql.text(&f.message),
+                    sql.text(&f.cause),
+                    sql.int(f.created_at),
+                    sql.bind(Param::OptInt(f.resolved_at)),
+                    sql.text(&f.resource_ancestry_path),
+                    sql.bind(Param::OptText(f.site_id.clone())),
+                    sql.int(f.ttl),
+                ];
+                format!("({})", values.join(", "))
+            })
+            .collect();
+        sql.text = format!("INSERT INTO faults ({FAULT_COLUMN_NAMES}) VALUES {}", rows.join(", "));
+        statements.push(sql);
+    }
+    let elements: Vec<(&Fault, String)> =
+        faults.iter().flat_map(|f| f.ancestry_elements().into_iter().map(move |e| (f, e))).collect();
+    for chunk in elements.chunks(ELEMENTS_PER_STATEMENT) {
+        let mut sql = Sql::default();
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(f, element)| {
+                format!(
+                    "({}, {}, {}, {})",
+                    sql.text(&f.customer_id),
+                    sql.text(element),
+                    sql.int(f.created_at),
+                    sql.text(&f.id)
+                )
+            })
+            .collect();
+        sql.text = format!(
+            "INSERT INTO fault_ancestors (customer_id, element, created_at, fault_id) VALUES {}",
+            rows.join(", ")
+        );
+        statements.push(sql);
+    }
+    statements
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+    }
+
+    #[test]
+    fn placeholders_match_parameters() {
+        let filter = FaultFilter {
+            severities: vec![faultline_core::fault::Severity::High],
+            sites: vec!["site_1".into()],
+            recent: true,
+            text: Some("down".into()),
+            ..FaultFilter::default()
+        };
+        let after = Position { created_at: 5, id: "flt_x".into() };
+        let q = FaultQuery { filter: &filter, after: Some(&after), limit: 51, now: 1_000 };
+        let sql = list_faults("cus_1", &q);
+        let highest = (1..=sql.params.len()).rev().find(|n| sql.text.contains(&format!("${n}"))).unwrap();
+        assert_eq!(highest, sql.params.len(), "{}", sql.text);
+        assert!(sql.text.contains("UNION ALL") && sql.text.contains("fault_ancestors a"));
+    }
+}
