@@ -277,3 +277,21 @@ fn committed_openapi_matches_the_code() {
         "openapi.json is out of date with the code; regenerate it with `cargo run -q -- openapi > openapi.json`"
     );
 }
+
+e2e_test!(the_api_reference_renders_offline_from_the_openapi_document, |app: TestApp| async move {
+    let page = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    let doc: Value = serde_json::from_str(faultline_server::openapi::document_json()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let heading = format!("<code>{} {}</code>", method.to_uppercase(), path);
+            assert!(html.contains(&heading), "{heading} is documented");
+        }
+    }
+    assert!(html.contains("maxLength 1000"), "limits are shown");
+    assert!(!html.contains("<script"), "no script");
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "nothing loads from elsewhere");
+    app.finish().await;
+});
