@@ -60,11 +60,11 @@ impl fmt::Display for Severity {
 
 impl FromStr for Severity {
     type Err = String;
-    /// Case-insensitive; the canonical form is upper case.
+    /// Exactly the upper-case names: what is documented is what is accepted.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Severity::ALL
             .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+            .find(|v| v.as_str() == s)
             .ok_or_else(|| format!("'{s}' is not one of LOW, MEDIUM, HIGH, CRITICAL, WARNING"))
     }
 }
@@ -90,7 +90,7 @@ impl FaultStatus {
 impl FromStr for FaultStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        match s {
             "unresolved" => Ok(FaultStatus::Unresolved),
             "resolved" => Ok(FaultStatus::Resolved),
             _ => Err(format!("'{s}' is not one of unresolved, resolved")),
@@ -212,6 +212,7 @@ fn text_field(
             if len > max {
                 return Err(ValidationError::invalid(name, format!("must be at most {max} characters")));
             }
+            reject_nul(name, s)?;
             Ok(Some(s.clone()))
         }
         Some(_) => Err(ValidationError::invalid(name, "must be a string")),
@@ -236,6 +237,15 @@ fn optional_text(
     max: usize,
 ) -> Result<Option<String>, ValidationError> {
     text_field(obj, name, max)
+}
+
+/// NUL cannot be stored in PostgreSQL text, so no backend accepts it.
+pub fn reject_nul(name: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.contains('\0') {
+        Err(ValidationError::invalid(name, "must not contain NUL characters"))
+    } else {
+        Ok(())
+    }
 }
 
 /// A slug: lower-case letters, digits, `-`, `_` and `.`, starting with a letter or digit.
@@ -355,6 +365,7 @@ mod tests {
             ("message", json!("x".repeat(MAX_MESSAGE + 1))),
             ("resource_id", json!(["a"])),
             ("resource_ancestry_path", json!("site_1||dev_1")),
+            ("cause", json!("nul \u{0} inside")),
             ("created_at", json!("yesterday")),
             ("created_at", json!("2999-01-01T00:00:00Z")),
             ("created_at", json!("2001-01-01T00:00:00Z")),
@@ -368,10 +379,12 @@ mod tests {
     }
 
     #[test]
-    fn severity_is_case_insensitive_and_canonical_upper() {
+    fn severity_is_exactly_the_upper_case_name() {
         let mut body = valid();
-        body["severity"] = json!("critical");
+        body["severity"] = json!("CRITICAL");
         assert_eq!(NewFault::from_json(&body, NOW, OLDEST).unwrap().severity, Severity::Critical);
+        body["severity"] = json!("critical");
+        assert_eq!(NewFault::from_json(&body, NOW, OLDEST).unwrap_err().param(), "severity");
         assert_eq!(serde_json::to_value(Severity::Critical).unwrap(), json!("CRITICAL"));
     }
 

@@ -110,7 +110,12 @@ impl From<Fault> for FaultView {
 #[allow(dead_code)] // documents the body; the handler validates the JSON field by field
 pub struct CreateFault {
     /// The thing that faulted.
-    #[schema(min_length = 1, max_length = 255, pattern = r"\S", example = "tun_8a7bQx")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000]*\S[^\u0000]*$",
+        example = "tun_8a7bQx"
+    )]
     resource_id: String,
     /// A slug category, e.g. site, wantunnel, wan-degradation, reboot.
     #[serde(rename = "type")]
@@ -118,23 +123,28 @@ pub struct CreateFault {
     fault_type: String,
     /// Case-insensitive on input; answered upper case.
     severity: Severity,
-    #[schema(min_length = 1, max_length = 1000, pattern = r"\S", example = "WAN1 to DC-East is down")]
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\u0000]*\S[^\u0000]*$",
+        example = "WAN1 to DC-East is down"
+    )]
     message: String,
     /// Default "".
-    #[schema(max_length = 2000, example = "No IPsec keepalive for 90 s")]
+    #[schema(max_length = 2000, pattern = r"^[^\u0000]*$", example = "No IPsec keepalive for 90 s")]
     cause: Option<String>,
     /// Default "manual-api-entry".
-    #[schema(max_length = 128, example = "wantunnel-monitor")]
+    #[schema(max_length = 128, pattern = r"^[^\u0000]*$", example = "wantunnel-monitor")]
     microservice_id: Option<String>,
     /// Pipe-separated ancestors then the resource (at most 32 non-empty elements); default: the resource id.
     #[schema(
         max_length = 2048,
-        pattern = r"^[^|]*\S[^|]*(\|[^|]*\S[^|]*)*$",
+        pattern = r"^[^|\u0000]*\S[^|\u0000]*(\|[^|\u0000]*\S[^|\u0000]*){0,31}$",
         example = "site_8a7bQx|dev_2j4kLm|tun_8a7bQx"
     )]
     resource_ancestry_path: Option<String>,
     /// [ext] Back-fill the first detection time: RFC 3339, not in the future, not older than the retention period.
-    #[schema(format = DateTime, example = "2025-10-21T13:00:00Z")]
+    #[schema(format = DateTime)]
     created_at: Option<String>,
 }
 
@@ -146,7 +156,8 @@ pub struct ListParams {
     /// Page size.
     #[param(minimum = 1, maximum = 100, default = 50)]
     limit: Option<u32>,
-    /// Opaque cursor from the previous page's `meta.cursor`; valid only with the same filter.
+    /// Opaque cursor from the previous page's `meta.cursor`; valid only with the same filter
+    /// and customer (400 cursor_invalid otherwise). Empty means the first page.
     cursor: Option<String>,
     /// Only faults created at or after this time (RFC 3339).
     #[param(format = DateTime)]
@@ -155,21 +166,28 @@ pub struct ListParams {
     #[param(format = DateTime)]
     to: Option<String>,
     /// Comma list of LOW, MEDIUM, HIGH, CRITICAL, WARNING.
-    #[param(example = "HIGH,CRITICAL")]
+    #[param(
+        example = "HIGH,CRITICAL",
+        pattern = r"^(LOW|MEDIUM|HIGH|CRITICAL|WARNING)(,(LOW|MEDIUM|HIGH|CRITICAL|WARNING)){0,49}$"
+    )]
     severity: Option<String>,
     /// [ext] Comma list of unresolved, resolved.
+    #[param(pattern = r"^(unresolved|resolved)(,(unresolved|resolved)){0,49}$")]
     status: Option<String>,
-    /// [ext] Comma list of types.
-    #[param(rename = "type")]
+    /// [ext] Comma list of types (at most 50 values of at most 255 characters).
+    #[param(rename = "type", pattern = r"^[^,\u0000]{0,255}(,[^,\u0000]{0,255}){0,49}$")]
     fault_type: Option<String>,
     /// [ext] Comma list of resource ids.
+    #[param(pattern = r"^[^,\u0000]{0,255}(,[^,\u0000]{0,255}){0,49}$")]
     resource_id: Option<String>,
     /// [ext] Comma list; matches any element of the ancestry path or the resource id.
+    #[param(pattern = r"^[^,\u0000]{0,255}(,[^,\u0000]{0,255}){0,49}$")]
     site: Option<String>,
     /// [ext] Comma list of reporting services.
+    #[param(pattern = r"^[^,\u0000]{0,255}(,[^,\u0000]{0,255}){0,49}$")]
     microservice_id: Option<String>,
     /// [ext] Case-insensitive text in message or cause.
-    #[param(max_length = 200)]
+    #[param(max_length = 200, pattern = r"^[^\u0000]*$")]
     q: Option<String>,
     /// [ext] Unresolved, or created in the last 24 hours.
     recent: Option<bool>,
