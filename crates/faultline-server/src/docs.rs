@@ -7,8 +7,8 @@ use std::fmt::Write;
 use std::sync::OnceLock;
 
 use axum::extract::Path;
-use serde_json::Value;
 use axum::response::{Html, IntoResponse, Response};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,7 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub async fn reference() -> Html<&'static str> {
     static PAGE: OnceLock<String> = OnceLock::new();
     Html(PAGE.get_or_init(|| {
-        let doc: Value = serde_json::from_str(crate::openapi::document_json()).expect("the OpenAPI document is JSON");
+        let doc: Value =
+            serde_json::from_str(crate::openapi::document_json()).expect("the OpenAPI document is JSON");
         render_reference(&doc)
     }))
 }
@@ -58,12 +59,21 @@ fn render_reference(doc: &Value) -> String {
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap_or(&empty) {
             let id = op["operationId"].as_str().unwrap_or(method);
-            let _ = write!(body, "<section id=\"{id}\"><h2><code>{} {}</code></h2>", method.to_uppercase(), escape(path));
+            let _ = write!(
+                body,
+                "<section id=\"{id}\"><h2><code>{} {}</code></h2>",
+                method.to_uppercase(),
+                escape(path)
+            );
             if let Some(text) = op["description"].as_str().or(op["summary"].as_str()) {
                 let _ = write!(body, "<p>{}</p>", escape(text));
             }
             let public = op.get("security").is_none();
-            let _ = write!(body, "<p>{}</p>", if public { "Public." } else { "Needs <code>Authorization: Bearer</code>." });
+            let _ = write!(
+                body,
+                "<p>{}</p>",
+                if public { "Public." } else { "Needs <code>Authorization: Bearer</code>." }
+            );
             if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
                 body.push_str("<table><caption>Parameters</caption><tr><th>name</th><th>in</th><th>schema</th><th>meaning</th></tr>");
                 for p in params {
@@ -82,9 +92,14 @@ fn render_reference(doc: &Value) -> String {
             if let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") {
                 let _ = write!(body, "<p>Body: {}</p>", schema_summary(schema));
             }
-            body.push_str("<table><caption>Responses</caption><tr><th>status</th><th>meaning</th><th>body</th></tr>");
+            body.push_str(
+                "<table><caption>Responses</caption><tr><th>status</th><th>meaning</th><th>body</th></tr>",
+            );
             for (status, response) in op["responses"].as_object().unwrap_or(&empty) {
-                let schema = response["content"].as_object().and_then(|c| c.values().next()).map(|c| schema_summary(&c["schema"]));
+                let schema = response["content"]
+                    .as_object()
+                    .and_then(|c| c.values().next())
+                    .map(|c| schema_summary(&c["schema"]));
                 let _ = write!(
                     body,
                     "<tr><td>{status}</td><td>{}</td><td>{}</td></tr>",
@@ -102,8 +117,10 @@ fn render_reference(doc: &Value) -> String {
             let _ = write!(body, "<p>{}</p>", escape(text));
         }
         if let Some(props) = schema["properties"].as_object() {
-            let required: Vec<&str> =
-                schema["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             body.push_str("<table><tr><th>field</th><th>schema</th><th>meaning</th></tr>");
             for (field, prop) in props {
                 let mark = if required.contains(&field.as_str()) { " (required)" } else { "" };
@@ -149,7 +166,10 @@ fn schema_summary(schema: &Value) -> String {
         }
     }
     if let Some(values) = schema["enum"].as_array() {
-        limits.push(format!("one of {}", escape(&values.iter().map(Value::to_string).collect::<Vec<_>>().join(", "))));
+        limits.push(format!(
+            "one of {}",
+            escape(&values.iter().map(Value::to_string).collect::<Vec<_>>().join(", "))
+        ));
     }
     if limits.is_empty() { escape(&text) } else { format!("{} ({})", escape(&text), limits.join("; ")) }
 }
