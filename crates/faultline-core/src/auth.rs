@@ -139,6 +139,8 @@ pub struct Principal {
     pub credential: CredentialKind,
     /// Requests per minute this credential may make.
     pub rate_limit_per_minute: u32,
+    /// For an access token: the faults it may read. `None` for API keys.
+    pub scope: Option<crate::scope::TokenScope>,
 }
 
 impl Principal {

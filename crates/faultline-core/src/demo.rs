@@ -313,7 +313,7 @@ impl Fleet {
                 mobile_isp: rng.pick(&MOBILE_ISPS),
                 tunnels: rng.between(1, 4) as usize,
             };
-            let badness = 1.0 / ((rank[s] + 1) as f64).powf(0.9);
+            let badness = 1.0 / ((rank[s] + 1) as f64).powf(0.6);
             site_badness.push(badness.powf(1.2));
             let device_count = rng.between(1, 3) as usize;
             let first_device = devices.len();
@@ -325,13 +325,13 @@ impl Fleet {
                     name: format!("rtr-{number:03}-{}", (b'a' + d as u8) as char),
                     site: s,
                 });
-                device_weights.push(badness * rng.log_normal(1.0, 0.7));
+                device_weights.push(badness * rng.log_normal(1.0, 0.5));
             }
             for (t, &(circuit, hub, peer_ip)) in TUNNEL_PLAN.iter().take(site.tunnels).enumerate() {
                 let device = &devices[first_device + t % device_count];
                 let id = rng.base62("tun_", 16);
                 let flakiness = badness
-                    * rng.log_normal(1.0, 1.0)
+                    * rng.log_normal(1.0, 0.6)
                     * match circuit {
                         Circuit::Wan1 => 1.0,
                         Circuit::Wan2 => 1.3,
@@ -350,7 +350,7 @@ impl Fleet {
                     },
                 });
                 tunnel_weights.push(flakiness);
-                degradation_weights.push(flakiness * rng.log_normal(1.0, 0.5));
+                degradation_weights.push(flakiness * rng.log_normal(1.0, 0.3));
             }
             sites.push(site);
         }
@@ -450,6 +450,265 @@ impl Kind {
     }
 }
 
+/// What a fault says about the problem, before its timing is settled.
+#[derive(Debug)]
+struct Description {
+    resource_id: String,
+    path: String,
+    microservice: &'static str,
+    severity: Severity,
+    message: String,
+    cause: String,
+    /// How long the problem lasts, if nothing else decides.
+    duration_seconds: f64,
+}
+
+/// A problem still going on at `now`, placed in the history ahead of time.
+#[derive(Debug, Clone, Copy)]
+struct Ongoing {
+    created_at: Micros,
+    kind: Kind,
+    index: usize,
+}
+
+impl Kind {
+    /// Most faults are WAN trouble; whole-site outages are rare.
+    fn draw(rng: &mut Rng) -> Kind {
+        let draw = rng.unit();
+        if draw < 0.52 {
+            Kind::Degradation
+        } else if draw < 0.80 {
+            Kind::TunnelDown
+        } else if draw < 0.92 {
+            Kind::Reboot
+        } else {
+            Kind::SiteOutage
+        }
+    }
+}
+
+impl Fleet {
+    /// The resource a fault of `kind` happens on, bad ones more often.
+    fn draw(&self, kind: Kind, rng: &mut Rng) -> usize {
+        match kind {
+            Kind::SiteOutage => self.site_outages.sample(rng),
+            Kind::TunnelDown => self.tunnel_downs.sample(rng),
+            Kind::Degradation => self.degradations.sample(rng),
+            Kind::Reboot => self.reboots.sample(rng),
+        }
+    }
+
+    fn site_of(&self, kind: Kind, index: usize) -> &Site {
+        match kind {
+            Kind::SiteOutage => &self.sites[index],
+            Kind::TunnelDown | Kind::Degradation => &self.sites[self.tunnels[index].site],
+            Kind::Reboot => &self.sites[self.devices[index].site],
+        }
+    }
+
+    fn describe(&self, kind: Kind, index: usize, created_at: Micros, rng: &mut Rng) -> Description {
+        match kind {
+            Kind::SiteOutage => {
+                let site = &self.sites[index];
+                let cause = match rng.below(10) {
+                    0..=5 => format!("No heartbeat for 5 minutes; last seen from {}", site.public_ip),
+                    6 | 7 => format!(
+                        "All WAN circuits down; last heartbeat over {} from {}",
+                        site.fibre_isp, site.public_ip
+                    ),
+                    8 => {
+                        format!("Upstream outage at {}; other sites on this carrier affected", site.fibre_isp)
+                    }
+                    _ => "Power failure at site; UPS exhausted before mains returned".to_owned(),
+                };
+                let duration_seconds = if rng.chance(0.015) {
+                    rng.log_normal(8.0 * 3_600.0, 0.6)
+                } else {
+                    rng.log_normal(25.0 * 60.0, 1.0)
+                };
+                Description {
+                    resource_id: site.id.clone(),
+                    path: site.id.clone(),
+                    microservice: "heartbeat-monitor",
+                    severity: Severity::Critical,
+                    message: format!("Site {} stopped sending heartbeats", site.name),
+                    cause,
+                    duration_seconds: duration_seconds.clamp(300.0, 3.0 * 86_400.0),
+                }
+            }
+            Kind::TunnelDown => {
+                let tunnel = &self.tunnels[index];
+                let site = &self.sites[tunnel.site];
+                let isp = site.isp(tunnel.circuit);
+                let peer = tunnel.peer_ip;
+                let cause = match rng.below(6) {
+                    0 => format!("IPsec SA negotiation failed: NO_PROPOSAL_CHOSEN from peer {peer}"),
+                    1 => format!("BFD session down after 3 missed probes to {peer}"),
+                    2 => format!("IKE peer {peer} not responding (DPD timeout 30 s)"),
+                    3 => format!("{} circuit lost carrier ({isp})", tunnel.circuit.name()),
+                    4 => format!("WireGuard handshake with {peer} older than 180 s"),
+                    _ => format!("Route to {peer} withdrawn by {isp}"),
+                };
+                // Losing the only tunnel cuts the site off.
+                let critical = site.tunnels == 1 || rng.chance(0.2);
+                Description {
+                    resource_id: tunnel.id.clone(),
+                    path: tunnel.path.clone(),
+                    microservice: "wantunnel-monitor",
+                    severity: if critical { Severity::Critical } else { Severity::High },
+                    message: format!("{} tunnel down at {}", tunnel.name, site.name),
+                    cause,
+                    duration_seconds: wan_problem_seconds(rng, 6.0 * 60.0, 1.3, 30.0),
+                }
+            }
+            Kind::Degradation => {
+                let tunnel = &self.tunnels[index];
+                let site = &self.sites[tunnel.site];
+                let isp = site.isp(tunnel.circuit);
+                let at = format!("on {} at {}", tunnel.name, site.name);
+                let (severity, message, cause) = match rng.below(20) {
+                    0..=8 => {
+                        let loss = rng.log_normal(4.0, 0.7).clamp(1.0, 45.0);
+                        (
+                            grade(loss, 3.0, 8.0),
+                            format!("Packet loss {loss:.1}% {at}"),
+                            format!(
+                                "SLA probe measured {loss:.1}% loss over 5 minutes (threshold 2%) via {isp}"
+                            ),
+                        )
+                    }
+                    9..=15 => {
+                        let baseline = tunnel.baseline_ms;
+                        let latency =
+                            f64::from(baseline) + rng.log_normal(120.0, 0.6).clamp(60.0, 1_500.0).round();
+                        (
+                            grade(latency, 150.0, 300.0),
+                            format!("Latency {latency} ms {at} (baseline {baseline} ms)"),
+                            format!(
+                                "Round-trip time above {} ms for 5 consecutive probes; congestion on {isp} likely",
+                                baseline + 50
+                            ),
+                        )
+                    }
+                    _ => {
+                        let jitter = rng.log_normal(35.0, 0.45).clamp(15.0, 200.0).round();
+                        let mos = (4.4 - jitter / 45.0).max(1.0);
+                        (
+                            grade(jitter, 30.0, 60.0),
+                            format!("Jitter {jitter} ms {at}"),
+                            format!(
+                                "Jitter above the 30 ms threshold; voice quality degraded (MOS {mos:.1})"
+                            ),
+                        )
+                    }
+                };
+                Description {
+                    resource_id: tunnel.id.clone(),
+                    path: tunnel.path.clone(),
+                    microservice: "sla-probe",
+                    severity,
+                    message,
+                    cause,
+                    duration_seconds: wan_problem_seconds(rng, 12.0 * 60.0, 1.1, 60.0),
+                }
+            }
+            Kind::Reboot => {
+                let device = &self.devices[index];
+                let site = &self.sites[device.site];
+                // Upgrades happen in the night-time maintenance window.
+                let hour_of_day = created_at.div_euclid(HOUR).rem_euclid(24);
+                let planned = if (1..=4).contains(&hour_of_day) { 0.7 } else { 0.2 };
+                let (severity, cause) = if rng.chance(planned) {
+                    let version = format!("7.{}.{}", rng.between(14, 18), rng.between(0, 3));
+                    (Severity::Low, format!("Scheduled reboot after firmware upgrade to RouterOS {version}"))
+                } else {
+                    let uptime = rng.between(2, 180);
+                    match rng.below(4) {
+                        0 => (Severity::Low, "Reboot requested by an operator from the portal".to_owned()),
+                        1 => (
+                            Severity::Medium,
+                            format!("Unexpected reboot: power loss detected (uptime was {uptime} days)"),
+                        ),
+                        2 => (Severity::Medium, "Watchdog reset: management process unresponsive".to_owned()),
+                        _ => (
+                            Severity::Warning,
+                            format!("Uptime reset to 0 after {uptime} days; reboot reason unknown"),
+                        ),
+                    }
+                };
+                Description {
+                    resource_id: device.id.clone(),
+                    path: device.path.clone(),
+                    microservice: "device-agent",
+                    severity,
+                    message: format!("Router {} at {} rebooted", device.name, site.name),
+                    cause,
+                    duration_seconds: rng.log_normal(150.0, 0.5).clamp(40.0, 1_800.0),
+                }
+            }
+        }
+    }
+
+    /// The problems going on right now: a few circuits waiting for the carrier, a degraded
+    /// backup link, now and then a site that is dark. Roughly one per 25 tunnels, at most a
+    /// twentieth of the history, latest first.
+    fn ongoing(&self, faults: u64, timeline: &Timeline, rng: &mut Rng) -> Vec<Ongoing> {
+        let wanted = (self.tunnels.len() / 25 + self.sites.len() / 50).max(1) as u64;
+        let count = wanted.min(faults / 20) as usize;
+        let mut keys = HashSet::new();
+        let mut ongoing = Vec::with_capacity(count);
+        for _ in 0..count * 4 {
+            if ongoing.len() == count {
+                break;
+            }
+            let draw = rng.unit();
+            let kind = if draw < 0.15 {
+                Kind::SiteOutage
+            } else if draw < 0.55 {
+                Kind::TunnelDown
+            } else {
+                Kind::Degradation
+            };
+            let index = self.draw(kind, rng);
+            let age =
+                (rng.log_normal(5.0 * 3_600.0, 1.6).clamp(120.0, 21.0 * 86_400.0) * SECOND as f64) as Micros;
+            let created_at = (timeline.end - age).max(timeline.start);
+            if keys.insert((kind, index)) {
+                ongoing.push(Ongoing { created_at, kind, index });
+            }
+        }
+        ongoing.sort_unstable_by_key(|o| std::cmp::Reverse((o.created_at, o.kind as u8, o.index)));
+        ongoing
+    }
+}
+
+impl Site {
+    fn isp(&self, circuit: Circuit) -> &'static str {
+        if circuit == Circuit::Lte { self.mobile_isp } else { self.fibre_isp }
+    }
+}
+
+/// LOW below `warning`, WARNING below `medium`, MEDIUM from there on.
+fn grade(value: f64, warning: f64, medium: f64) -> Severity {
+    if value < warning {
+        Severity::Low
+    } else if value < medium {
+        Severity::Warning
+    } else {
+        Severity::Medium
+    }
+}
+
+/// How long a WAN problem lasts: log-normal around `median` seconds, except that a few
+/// linger for days (a circuit waiting for the carrier's technician).
+fn wan_problem_seconds(rng: &mut Rng, median: f64, sigma: f64, min: f64) -> f64 {
+    if rng.chance(0.004) {
+        rng.log_normal(2.0 * 86_400.0, 0.7).clamp(86_400.0, 21.0 * 86_400.0)
+    } else {
+        rng.log_normal(median, sigma).clamp(min, 2.0 * 86_400.0)
+    }
+}
+
 /// The generator: an iterator over the history, oldest fault first.
 #[derive(Debug, Clone)]
 pub struct DemoFaults {
@@ -459,11 +718,15 @@ pub struct DemoFaults {
     rng: Rng,
     now: Micros,
     retention_seconds: i64,
-    /// Faults still to generate; also the rank of the next one among the remaining.
+    /// Ordinary faults whose time is still to draw; also the rank of the next one among them.
     remaining: u64,
-    /// ln of the largest of the `remaining` uniforms not yet emitted (sequential order
+    /// ln of the largest of the `remaining` uniforms not yet drawn (sequential order
     /// statistics: sorted uniforms one by one, in constant memory).
     log_max: f64,
+    /// The time of the next ordinary fault, once drawn.
+    next_ordinary: Option<Micros>,
+    /// The ongoing problems not yet emitted, latest first.
+    ongoing: Vec<Ongoing>,
     /// (kind, resource index) of the faults left open, to keep one open fault per resource
     /// and type, as the events API's deduplication does.
     open: HashSet<(Kind, usize)>,
@@ -490,16 +753,19 @@ impl DemoFaults {
         // Nothing older than 90% of the retention period, so no demo fault is about to expire.
         let span = HISTORY_SECONDS.min(config.retention_seconds - config.retention_seconds / 10) * SECOND;
         let timeline = Timeline::new(config.now - span, config.now, &mut Rng::new(config.seed, 2));
+        let ongoing = fleet.ongoing(config.faults, &timeline, &mut Rng::new(config.seed, 4));
         Ok(DemoFaults {
+            open: ongoing.iter().map(|o| (o.kind, o.index)).collect(),
+            remaining: config.faults - ongoing.len() as u64,
+            ongoing,
             fleet,
             customer_ids: config.customer_ids,
             timeline,
             rng: Rng::new(config.seed, 3),
             now: config.now,
             retention_seconds: config.retention_seconds,
-            remaining: config.faults,
             log_max: 0.0,
-            open: HashSet::new(),
+            next_ordinary: None,
         })
     }
 
@@ -516,151 +782,21 @@ impl DemoFaults {
         self.by_ref().take(max).collect()
     }
 
-    fn next_created_at(&mut self) -> Micros {
-        // The k-th largest of k uniforms is the previous one times U^(1/k); 1 - max walks
-        // up from 0 to 1, so the history comes out in time order.
+    fn draw_ordinary_time(&mut self) -> Micros {
+        // The largest of k uniforms is the largest of k + 1 times U^(1/k); 1 - max walks up
+        // from 0 to 1, so the history comes out in time order.
         self.log_max += self.rng.unit_open().ln() / self.remaining as f64;
+        self.remaining -= 1;
         self.timeline.at(-self.log_max.exp_m1())
     }
 
-    fn fault(&mut self, created_at: Micros) -> Fault {
-        let rng = &mut self.rng;
-        let fleet = &self.fleet;
-        let draw = rng.unit();
-        let kind = if draw < 0.52 {
-            Kind::Degradation
-        } else if draw < 0.80 {
-            Kind::TunnelDown
-        } else if draw < 0.92 {
-            Kind::Reboot
-        } else {
-            Kind::SiteOutage
-        };
-        let hour_of_day = created_at.div_euclid(HOUR).rem_euclid(24);
-        let (index, resource_id, path, microservice, severity, message, cause, duration_seconds);
-        match kind {
-            Kind::SiteOutage => {
-                index = fleet.site_outages.sample(rng);
-                let site = &fleet.sites[index];
-                resource_id = site.id.clone();
-                path = site.id.clone();
-                microservice = "heartbeat-monitor";
-                severity = Severity::Critical;
-                message = format!("Site {} stopped sending heartbeats", site.name);
-                cause = match rng.below(10) {
-                    0..=5 => format!("No heartbeat for 5 minutes; last seen from {}", site.public_ip),
-                    6 | 7 => format!(
-                        "All WAN circuits down; last heartbeat over {} from {}",
-                        site.fibre_isp, site.public_ip
-                    ),
-                    8 => {
-                        format!("Upstream outage at {}; other sites on this carrier affected", site.fibre_isp)
-                    }
-                    _ => "Power failure at site; UPS exhausted before mains returned".to_owned(),
-                };
-                duration_seconds = if rng.chance(0.015) {
-                    rng.log_normal(8.0 * 3_600.0, 0.6)
-                } else {
-                    rng.log_normal(25.0 * 60.0, 1.0)
-                }
-                .clamp(300.0, 3.0 * 86_400.0);
-            }
-            Kind::TunnelDown => {
-                index = fleet.tunnel_downs.sample(rng);
-                let tunnel = &fleet.tunnels[index];
-                let site = &fleet.sites[tunnel.site];
-                resource_id = tunnel.id.clone();
-                path = tunnel.path.clone();
-                microservice = "wantunnel-monitor";
-                severity =
-                    if site.tunnels == 1 || rng.chance(0.2) { Severity::Critical } else { Severity::High };
-                message = format!("{} tunnel down at {}", tunnel.name, site.name);
-                let isp = if tunnel.circuit == Circuit::Lte { site.mobile_isp } else { site.fibre_isp };
-                let peer = tunnel.peer_ip;
-                cause = match rng.below(6) {
-                    0 => format!("IPsec SA negotiation failed: NO_PROPOSAL_CHOSEN from peer {peer}"),
-                    1 => format!("BFD session down after 3 missed probes to {peer}"),
-                    2 => format!("IKE peer {peer} not responding (DPD timeout 30 s)"),
-                    3 => format!("{} circuit lost carrier ({isp})", tunnel.circuit.name()),
-                    4 => format!("WireGuard handshake with {peer} older than 180 s"),
-                    _ => format!("Route to {peer} withdrawn by {isp}"),
-                };
-                duration_seconds = wan_problem_seconds(rng, 6.0 * 60.0, 1.3, 30.0);
-            }
-            Kind::Degradation => {
-                index = fleet.degradations.sample(rng);
-                let tunnel = &fleet.tunnels[index];
-                let site = &fleet.sites[tunnel.site];
-                resource_id = tunnel.id.clone();
-                path = tunnel.path.clone();
-                microservice = "sla-probe";
-                let isp = if tunnel.circuit == Circuit::Lte { site.mobile_isp } else { site.fibre_isp };
-                let at = format!("on {} at {}", tunnel.name, site.name);
-                match rng.below(20) {
-                    0..=8 => {
-                        let loss = rng.log_normal(4.0, 0.7).clamp(1.0, 45.0);
-                        severity = grade(loss, 3.0, 8.0);
-                        message = format!("Packet loss {loss:.1}% {at}");
-                        cause = format!(
-                            "SLA probe measured {loss:.1}% loss over 5 minutes (threshold 2%) via {isp}"
-                        );
-                    }
-                    9..=15 => {
-                        let baseline = tunnel.baseline_ms;
-                        let ratio = rng.log_normal(3.5, 0.5).clamp(2.0, 20.0);
-                        let latency = (f64::from(baseline) * ratio).max(100.0).round();
-                        severity = grade(ratio, 3.0, 6.0);
-                        message = format!("Latency {latency} ms {at} (baseline {baseline} ms)");
-                        cause = format!(
-                            "Round-trip time above threshold for 5 consecutive probes; congestion on {isp} likely"
-                        );
-                    }
-                    _ => {
-                        let jitter = rng.log_normal(35.0, 0.45).clamp(15.0, 200.0).round();
-                        let mos = (4.4 - jitter / 45.0).max(1.0);
-                        severity = grade(jitter, 30.0, 60.0);
-                        message = format!("Jitter {jitter} ms {at}");
-                        cause = format!(
-                            "Jitter above the 30 ms threshold; voice quality degraded (MOS {mos:.1})"
-                        );
-                    }
-                }
-                duration_seconds = wan_problem_seconds(rng, 12.0 * 60.0, 1.1, 60.0);
-            }
-            Kind::Reboot => {
-                index = fleet.reboots.sample(rng);
-                let device = &fleet.devices[index];
-                let site = &fleet.sites[device.site];
-                resource_id = device.id.clone();
-                path = device.path.clone();
-                microservice = "device-agent";
-                message = format!("Router {} at {} rebooted", device.name, site.name);
-                // Upgrades happen in the night-time maintenance window.
-                let planned = if (1..=4).contains(&hour_of_day) { 0.7 } else { 0.2 };
-                (severity, cause) = if rng.chance(planned) {
-                    let version = format!("7.{}.{}", rng.between(14, 18), rng.between(0, 3));
-                    (Severity::Low, format!("Scheduled reboot after firmware upgrade to RouterOS {version}"))
-                } else {
-                    let uptime = rng.between(2, 180);
-                    match rng.below(4) {
-                        0 => (Severity::Low, "Reboot requested by an operator from the portal".to_owned()),
-                        1 => (
-                            Severity::Medium,
-                            format!("Unexpected reboot: power loss detected (uptime was {uptime} days)"),
-                        ),
-                        2 => (Severity::Medium, "Watchdog reset: management process unresponsive".to_owned()),
-                        _ => (
-                            Severity::Warning,
-                            format!("Uptime reset to 0 after {uptime} days; reboot reason unknown"),
-                        ),
-                    }
-                };
-                duration_seconds = rng.log_normal(150.0, 0.5).clamp(40.0, 1_800.0);
-            }
-        }
-        let duration = (duration_seconds * SECOND as f64) as Micros;
-        let (status, resolved_at) = if created_at + duration <= self.now {
-            (FaultStatus::Resolved, Some(created_at + duration))
+    fn fault(&mut self, kind: Kind, index: usize, created_at: Micros, ongoing: bool) -> Fault {
+        let d = self.fleet.describe(kind, index, created_at, &mut self.rng);
+        let end = created_at + (d.duration_seconds * SECOND as f64) as Micros;
+        let (status, resolved_at) = if ongoing {
+            (FaultStatus::Unresolved, None)
+        } else if end <= self.now {
+            (FaultStatus::Resolved, Some(end))
         } else if self.open.insert((kind, index)) {
             (FaultStatus::Unresolved, None)
         } else {
@@ -668,54 +804,24 @@ impl DemoFaults {
             let end = created_at + (self.rng.unit() * (self.now - created_at) as f64) as Micros;
             (FaultStatus::Resolved, Some(end))
         };
-        let customer_id =
-            self.customer_ids[self.fleet.sites[site_of(&self.fleet, kind, index)].customer].clone();
+        let customer_id = self.customer_ids[self.fleet.site_of(kind, index).customer].clone();
         Fault {
             id: format!("flt_{}", ksuid_from_parts(created_at.div_euclid(SECOND), self.rng.payload())),
             customer_id,
-            site_id: derive_site_id(&resource_id, &path),
-            resource_id,
-            microservice_id: microservice.to_owned(),
+            site_id: derive_site_id(&d.resource_id, &d.path),
+            resource_id: d.resource_id,
+            microservice_id: d.microservice.to_owned(),
             fault_type: kind.slug().to_owned(),
             status,
-            severity,
-            message,
-            cause,
+            severity: d.severity,
+            message: d.message,
+            cause: d.cause,
             created_at,
             resolved_at,
-            resource_ancestry_path: path,
+            resource_ancestry_path: d.path,
             ttl: expiry(resolved_at.unwrap_or(created_at), self.retention_seconds),
             comments: Vec::new(),
         }
-    }
-}
-
-fn site_of(fleet: &Fleet, kind: Kind, index: usize) -> usize {
-    match kind {
-        Kind::SiteOutage => index,
-        Kind::TunnelDown | Kind::Degradation => fleet.tunnels[index].site,
-        Kind::Reboot => fleet.devices[index].site,
-    }
-}
-
-/// LOW below `warning`, WARNING below `medium`, MEDIUM from there on.
-fn grade(value: f64, warning: f64, medium: f64) -> Severity {
-    if value < warning {
-        Severity::Low
-    } else if value < medium {
-        Severity::Warning
-    } else {
-        Severity::Medium
-    }
-}
-
-/// How long a WAN problem lasts: log-normal around `median` seconds, except that a few
-/// linger for days (a circuit waiting for the carrier's technician).
-fn wan_problem_seconds(rng: &mut Rng, median: f64, sigma: f64, min: f64) -> f64 {
-    if rng.chance(0.004) {
-        rng.log_normal(2.0 * 86_400.0, 0.7).clamp(86_400.0, 21.0 * 86_400.0)
-    } else {
-        rng.log_normal(median, sigma).clamp(min, 2.0 * 86_400.0)
     }
 }
 
@@ -723,16 +829,28 @@ impl Iterator for DemoFaults {
     type Item = Fault;
 
     fn next(&mut self) -> Option<Fault> {
-        if self.remaining == 0 {
-            return None;
+        if self.next_ordinary.is_none() && self.remaining > 0 {
+            self.next_ordinary = Some(self.draw_ordinary_time());
         }
-        let created_at = self.next_created_at();
-        self.remaining -= 1;
-        Some(self.fault(created_at))
+        let ongoing_first = match (self.ongoing.last(), self.next_ordinary) {
+            (Some(o), Some(t)) => o.created_at <= t,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if ongoing_first {
+            let o = self.ongoing.pop()?;
+            Some(self.fault(o.kind, o.index, o.created_at, true))
+        } else {
+            let created_at = self.next_ordinary.take()?;
+            let kind = Kind::draw(&mut self.rng);
+            let index = self.fleet.draw(kind, &mut self.rng);
+            Some(self.fault(kind, index, created_at, false))
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = usize::try_from(self.remaining).unwrap_or(usize::MAX);
+        let left = self.remaining + u64::from(self.next_ordinary.is_some()) + self.ongoing.len() as u64;
+        let n = usize::try_from(left).unwrap_or(usize::MAX);
         (n, Some(n))
     }
 }
@@ -925,40 +1043,5 @@ mod tests {
         let names: HashSet<String> = (0..40).map(customer_name).collect();
         assert_eq!(names.len(), 40);
         assert_eq!(customer_name(0), "Acme Networks");
-    }
-}
-#[cfg(test)]
-mod scratch_stats {
-    use super::*;
-    use std::collections::HashMap;
-    #[test]
-    fn print_stats() {
-        for (n, sites) in [(10_000u64, 50u32), (20_000, 200), (1_000_000, 200)] {
-            let c = DemoConfig { faults: n, sites, customers: 1, seed: 1, now: 1_761_051_600_000_000, retention_seconds: 400*86400, customer_ids: vec!["cus_a".into()] };
-            let t = std::time::Instant::now();
-            let mut g = DemoFaults::new(c).unwrap();
-            let size = g.fleet_size();
-            let mut types: HashMap<String, usize> = HashMap::new();
-            let mut sev: HashMap<Severity, usize> = HashMap::new();
-            let mut res: HashMap<String, usize> = HashMap::new();
-            let mut open = 0; let mut last_day = 0; let mut samples = Vec::new();
-            let mut durs = Vec::new();
-            for (i, f) in g.by_ref().enumerate() {
-                *types.entry(f.fault_type.clone()).or_default() += 1;
-                *sev.entry(f.severity).or_default() += 1;
-                *res.entry(f.resource_id.clone()).or_default() += 1;
-                if f.resolved_at.is_none() { open += 1; }
-                if f.created_at > 1_761_051_600_000_000 - DAY { last_day += 1; }
-                if let Some(r) = f.resolved_at { durs.push(r - f.created_at); }
-                if i % (n as usize / 8) == 0 { samples.push(f); }
-            }
-            let el = t.elapsed();
-            durs.sort();
-            let mut counts: Vec<usize> = res.into_values().collect(); counts.sort_unstable_by(|a,b| b.cmp(a));
-            let r = size.sites+size.devices+size.tunnels;
-            let top: usize = counts.iter().take(r/10).sum();
-            println!("n={n} sites={sites} {size:?} elapsed={el:?} types={types:?} sev={sev:?} open={open} last24h={last_day} top10%={:.2} max={} median_dur_s={} p90={} p99={}", top as f64/n as f64, counts[0], durs[durs.len()/2]/1_000_000, durs[durs.len()*9/10]/1_000_000, durs[durs.len()*99/100]/1_000_000);
-            for s in samples { println!("  {} {} {} {:?} {} | {} | {} | {}", s.id, crate::time::format_micros(s.created_at), s.fault_type, s.severity, s.resource_ancestry_path, s.message, s.cause, s.microservice_id); }
-        }
     }
 }

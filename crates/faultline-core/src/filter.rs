@@ -31,6 +31,8 @@ pub struct FaultFilter {
     pub text: Option<String>,
     /// Unresolved, or created within the last 24 hours.
     pub recent: bool,
+    /// An access token's scope, AND-ed with everything else; never from the query string.
+    pub scope: Option<crate::scope::TokenScope>,
 }
 
 /// A list request: the filter, the page size and the raw cursor, if any.
@@ -104,7 +106,7 @@ impl FaultFilter {
         let sev: Vec<&str> = self.severities.iter().map(|s| s.as_str()).collect();
         let st: Vec<&str> = self.statuses.iter().map(|s| s.as_str()).collect();
         format!(
-            "from={:?}\u{1e}to={:?}\u{1e}sev={}\u{1e}st={}\u{1e}type={}\u{1e}res={}\u{1e}site={}\u{1e}ms={}\u{1e}q={:?}\u{1e}recent={}",
+            "from={:?}\u{1e}to={:?}\u{1e}sev={}\u{1e}st={}\u{1e}type={}\u{1e}res={}\u{1e}site={}\u{1e}ms={}\u{1e}q={:?}\u{1e}recent={}\u{1e}scope={}",
             self.from,
             self.to,
             sorted(&sev),
@@ -114,7 +116,8 @@ impl FaultFilter {
             sorted(&self.sites),
             sorted(&self.microservice_ids),
             self.text,
-            self.recent
+            self.recent,
+            self.scope.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()).unwrap_or_default()
         )
     }
 }

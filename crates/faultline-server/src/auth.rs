@@ -92,6 +92,24 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     response
 }
 
+/// Count one request against `key`'s limit; the 429 (with `Retry-After`) when it is spent.
+pub fn check_rate(state: &AppState, key: &str, per_minute: u32) -> Result<Decision, ApiError> {
+    let decision = state.rate_limiter.check(key, per_minute);
+    if decision.allowed {
+        return Ok(decision);
+    }
+    let mut err = ApiError::new(
+        ErrorCode::RateLimited,
+        format!(
+            "Rate limit of {per_minute} requests per minute exceeded; retry in {} s.",
+            decision.retry_after_seconds
+        ),
+    );
+    err.headers.extend(rate_limit_headers(&decision));
+    err.headers.push((header::RETRY_AFTER, HeaderValue::from(decision.retry_after_seconds)));
+    Err(err)
+}
+
 fn rate_limit_headers(decision: &Decision) -> [(HeaderName, HeaderValue); 3] {
     [
         (HeaderName::from_static("ratelimit-limit"), HeaderValue::from(decision.limit)),
@@ -116,7 +134,7 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
         .filter(|v| !v.is_empty())
         .ok_or_else(|| invalid_key("The Authorization header must be 'Bearer <credential>'."))?;
     let Some(lookup) = secret::api_key_lookup(credential) else {
-        return Err(invalid_key("The provided API key is invalid."));
+        return resolve_access_token(state, credential).await;
     };
     let found = state.store.find_api_key(lookup).await?;
     let Some(found) = found.filter(|f| secret::verify_api_key(credential, &f.secret_hash)) else {
@@ -140,8 +158,28 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
         user_id: key.user_id,
         permissions: key.permissions,
         rate_limit_per_minute: key.rate_limit_per_minute.unwrap_or(state.config.default_rate_limit),
+        scope: None,
         credential: CredentialKind::ApiKey { key_id: key.id },
     })
+}
+
+/// An access token as a Bearer credential: read-only, limited to its scope, counted.
+async fn resolve_access_token(state: &AppState, credential: &str) -> Result<Principal, ApiError> {
+    use crate::jwt::TokenError;
+    match state.keys.verify(credential).await {
+        Ok((_, token)) => {
+            state.token_usage.record(&token.id);
+            Ok(crate::tokens::token_principal(state, token))
+        }
+        Err(TokenError::Expired) => {
+            Err(ApiError::new(ErrorCode::TokenExpired, "The access token has expired."))
+        }
+        Err(TokenError::Revoked) => {
+            Err(ApiError::new(ErrorCode::TokenRevoked, "The access token has been revoked."))
+        }
+        Err(TokenError::Invalid) => Err(invalid_key("The provided API key or access token is invalid.")),
+        Err(TokenError::Store(cause)) => Err(ApiError::internal(cause)),
+    }
 }
 
 fn invalid_key(message: &str) -> ApiError {

@@ -223,7 +223,8 @@ pub async fn list_faults(
     QueryPairs(pairs): QueryPairs,
 ) -> ApiResult<Response> {
     let principal = auth.require(Permission::FaultsRead)?;
-    let request = ListRequest::from_pairs(&pairs)?;
+    let mut request = ListRequest::from_pairs(&pairs)?;
+    request.filter.scope = principal.scope.clone();
     let canonical = request.filter.canonical();
     let after = match &request.cursor {
         None => None,

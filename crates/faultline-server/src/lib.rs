@@ -3,16 +3,19 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod etag;
 pub mod extract;
 pub mod faults;
 pub mod health;
+pub mod jwt;
 pub mod observability;
 pub mod openapi;
 pub mod rate_limit;
 pub mod state;
+pub mod tokens;
 pub mod whoami;
 
 use std::future::Future;
@@ -40,8 +43,13 @@ use crate::observability::REQUEST_ID_HEADER;
 /// Every route with its OpenAPI description, split by whether it needs a credential:
 /// `(public, authenticated)`. Feature modules are merged here and nowhere else.
 fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
-    let public = OpenApiRouter::new().merge(health::router()).merge(docs::router()).merge(openapi::router());
-    let authenticated = OpenApiRouter::new().merge(whoami::router()).merge(faults::router());
+    let public = OpenApiRouter::new()
+        .merge(health::router())
+        .merge(docs::router())
+        .merge(openapi::router())
+        .merge(tokens::public_router());
+    let authenticated =
+        OpenApiRouter::new().merge(whoami::router()).merge(faults::router()).merge(tokens::router());
     (public, authenticated)
 }
 
@@ -107,6 +115,15 @@ pub async fn serve(
             observability::prometheus().run_upkeep();
         }
     });
+    let (usage, store) = (state.token_usage.clone(), state.store.clone());
+    let usage_flusher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            usage.flush(&*store).await;
+        }
+    });
+    let (final_usage, final_store) = (state.token_usage.clone(), state.store.clone());
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
@@ -129,5 +146,7 @@ pub async fn serve(
         }
     };
     upkeep.abort();
+    usage_flusher.abort();
+    final_usage.flush(&*final_store).await;
     result
 }

@@ -7,6 +7,7 @@ use faultline_core::cursor::CursorCodec;
 use faultline_store::{Store, StoreResult};
 
 use crate::auth::KeyUsage;
+use crate::jwt::{KeyRing, TokenUsage};
 use crate::rate_limit::RateLimiter;
 
 /// What the HTTP server needs to know; the binary builds it from flags, environment and file.
@@ -26,6 +27,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How long a fault is kept after it began (or was resolved).
     pub retention: Duration,
+    /// Requests per minute for each access token.
+    pub token_rate_limit: u32,
 }
 
 impl ServerConfig {
@@ -39,7 +42,13 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             retention: Duration::from_secs(faultline_core::fault::DEFAULT_RETENTION_SECONDS as u64),
+            token_rate_limit: 300,
         }
+    }
+
+    /// Where short links point: the configured base, or `<public_url>/s`.
+    pub fn short_link_base(&self) -> String {
+        self.short_link_base.clone().unwrap_or_else(|| format!("{}/s", self.public_url))
     }
 
     pub fn retention_seconds(&self) -> i64 {
@@ -55,18 +64,24 @@ pub struct AppState {
     pub key_usage: Arc<KeyUsage>,
     /// Signs list cursors with the deployment's shared secret.
     pub cursors: CursorCodec,
+    /// Signs and verifies access tokens.
+    pub keys: Arc<KeyRing>,
+    pub token_usage: Arc<TokenUsage>,
 }
 
 impl AppState {
     /// The state for `store`, loading the secrets every replica shares.
     pub async fn load(store: Arc<dyn Store>, config: ServerConfig) -> StoreResult<Self> {
         let cursor_key = store.shared_secret("cursor").await?;
+        let keys = KeyRing::load(store.clone(), config.public_url.clone()).await?;
         Ok(AppState {
             store,
             config: Arc::new(config),
             rate_limiter: Arc::new(RateLimiter::new()),
             key_usage: Arc::new(KeyUsage::default()),
             cursors: CursorCodec::new(&cursor_key),
+            keys: Arc::new(keys),
+            token_usage: Arc::new(TokenUsage::default()),
         })
     }
 }

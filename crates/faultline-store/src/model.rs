@@ -70,3 +70,54 @@ pub struct ApiKeyWithHash {
     pub key: ApiKey,
     pub secret_hash: String,
 }
+
+/// An Ed25519 key that signs access tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    /// The 32-byte secret seed.
+    pub secret_key: Vec<u8>,
+    /// The 32-byte public key.
+    pub public_key: Vec<u8>,
+    pub created_at: i64,
+    /// Set when a newer key took over signing.
+    pub retired_at: Option<i64>,
+    /// A retired key verifies tokens until this time (microseconds).
+    pub verify_until: Option<i64>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An access token as stored: everything but the JWT, which is never kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// `tok_…`, the JWT's `jti`.
+    pub id: String,
+    pub customer_id: String,
+    pub kid: String,
+    pub label: String,
+    pub scope: faultline_core::scope::TokenScope,
+    /// The API key that minted it.
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub use_count: i64,
+}
+
+/// Uses of one token since the last flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUse {
+    pub token_id: String,
+    pub count: i64,
+    pub last_used_at: i64,
+}

@@ -155,3 +155,58 @@ pub(crate) fn fault(row: FaultRow) -> Result<Fault, StoreError> {
 pub(crate) fn faults(rows: Vec<FaultRow>) -> Result<Vec<Fault>, StoreError> {
     rows.into_iter().map(fault).collect()
 }
+
+pub(crate) const SIGNING_KEY_COLUMNS: &str =
+    "kid, secret_key, public_key, created_at, retired_at, verify_until";
+pub(crate) type SigningKeyRow = (String, Vec<u8>, Vec<u8>, i64, Option<i64>, Option<i64>);
+
+pub(crate) fn signing_key(row: SigningKeyRow) -> crate::model::SigningKey {
+    let (kid, secret_key, public_key, created_at, retired_at, verify_until) = row;
+    crate::model::SigningKey { kid, secret_key, public_key, created_at, retired_at, verify_until }
+}
+
+pub(crate) const ACCESS_TOKEN_COLUMNS: &str = "id, customer_id, kid, label, scope, created_by, created_at, expires_at, revoked_at, last_used_at, use_count";
+pub(crate) type AccessTokenRow =
+    (String, String, String, String, String, String, i64, i64, Option<i64>, Option<i64>, i64);
+
+pub(crate) fn access_token(row: AccessTokenRow) -> Result<crate::model::AccessToken, StoreError> {
+    let (
+        id,
+        customer_id,
+        kid,
+        label,
+        scope,
+        created_by,
+        created_at,
+        expires_at,
+        revoked_at,
+        last_used_at,
+        use_count,
+    ) = row;
+    let scope =
+        serde_json::from_str(&scope).map_err(|e| StoreError::Corrupt(format!("token {id} scope: {e}")))?;
+    Ok(crate::model::AccessToken {
+        id,
+        customer_id,
+        kid,
+        label,
+        scope,
+        created_by,
+        created_at,
+        expires_at,
+        revoked_at,
+        last_used_at,
+        use_count,
+    })
+}
+
+pub(crate) const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens \
+    (id, customer_id, kid, label, scope, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(crate) const INSERT_SIGNING_KEY: &str = "INSERT INTO signing_keys \
+    (kid, secret_key, public_key, created_at, retired_at, verify_until) VALUES ($1, $2, $3, $4, NULL, NULL)";
+/// Retire every active key at `$1`; it verifies until `$2`.
+pub(crate) const RETIRE_SIGNING_KEYS: &str =
+    "UPDATE signing_keys SET retired_at = $1, verify_until = $2 WHERE retired_at IS NULL";
+/// Record uses: `$1` more uses of token `$3`, the last at `$2`.
+pub(crate) const RECORD_TOKEN_USE: &str = "UPDATE access_tokens SET use_count = use_count + $1, \
+    last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 ELSE last_used_at END WHERE id = $3";

@@ -5,6 +5,7 @@
 use faultline_core::cursor::Position;
 use faultline_core::fault::{Fault, FaultStatus};
 use faultline_core::filter::{FaultFilter, RECENT_WINDOW_MICROS};
+use faultline_core::scope::TokenScope;
 use faultline_core::time::Micros;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,8 +60,9 @@ pub struct FaultQuery<'a> {
     pub now: Micros,
 }
 
-/// The conditions of `filter` on alias `f`, except `recent` and `sites` (which shape the FROM).
-pub(crate) fn filter_conditions(sql: &mut Sql, filter: &FaultFilter) -> Vec<String> {
+/// The conditions of `filter` on alias `f`, except `recent` and `sites` (which shape the FROM);
+/// `customer` is the placeholder of the customer id.
+pub(crate) fn filter_conditions(sql: &mut Sql, filter: &FaultFilter, customer: &str) -> Vec<String> {
     let mut conditions = Vec::new();
     if let Some(from) = filter.from {
         conditions.push(format!("f.created_at >= {}", sql.int(from)));
@@ -86,6 +88,24 @@ pub(crate) fn filter_conditions(sql: &mut Sql, filter: &FaultFilter) -> Vec<Stri
         conditions
             .push(format!("(lower(f.message) LIKE {p} ESCAPE '\\' OR lower(f.cause) LIKE {p} ESCAPE '\\')"));
     }
+    if let Some(scope) = &filter.scope {
+        let mut restrict = |column: &str, values: Vec<String>| {
+            if !values.is_empty() {
+                let list = sql.list(values);
+                conditions.push(format!("{column} IN ({list})"));
+            }
+        };
+        restrict("f.resource_id", scope.resource_ids.clone());
+        restrict("f.id", scope.fault_ids.clone());
+        restrict("f.type", scope.types.clone());
+        restrict("f.severity", scope.severity.iter().map(|s| s.as_str().to_owned()).collect());
+        if !scope.site_ids.is_empty() {
+            let list = sql.list(scope.site_ids.iter().cloned());
+            conditions.push(format!(
+                "f.id IN (SELECT fault_id FROM fault_ancestors WHERE customer_id = {customer} AND element IN ({list}))"
+            ));
+        }
+    }
     conditions
 }
 
@@ -102,7 +122,7 @@ pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
     let customer = sql.text(customer_id);
     let limit = sql.int(i64::from(query.limit));
     let filter = query.filter;
-    let mut common = filter_conditions(&mut sql, filter);
+    let mut common = filter_conditions(&mut sql, filter, &customer);
 
     // The table that drives the order, and its order columns.
     let (from, order_created, order_id) = match filter.sites.as_slice() {
@@ -158,6 +178,33 @@ pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
         branch(&[])
     };
     sql
+}
+
+/// For each id list of `scope`: how many distinct ids it names, and the statement counting how
+/// many of them belong to the customer.
+pub(crate) fn scope_id_counts(customer_id: &str, scope: &TokenScope) -> Vec<(i64, Sql)> {
+    let lists = [
+        ("SELECT COUNT(*) FROM faults WHERE customer_id = {c} AND id IN ({l})", &scope.fault_ids),
+        (
+            "SELECT COUNT(DISTINCT resource_id) FROM faults WHERE customer_id = {c} AND resource_id IN ({l})",
+            &scope.resource_ids,
+        ),
+        (
+            "SELECT COUNT(DISTINCT element) FROM fault_ancestors WHERE customer_id = {c} AND element IN ({l})",
+            &scope.site_ids,
+        ),
+    ];
+    lists
+        .into_iter()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(template, ids)| {
+            let mut sql = Sql::default();
+            let c = sql.text(customer_id);
+            let l = sql.list(ids.iter().cloned());
+            sql.text = template.replace("{c}", &c).replace("{l}", &l);
+            (ids.len() as i64, sql)
+        })
+        .collect()
 }
 
 /// Multi-row `INSERT`s for `faults` and their ancestry elements, in chunks that stay under

@@ -23,6 +23,7 @@ pub struct Settings {
     pub public_url: String,
     pub short_link_base: String,
     pub rate_limit: u32,
+    pub token_rate_limit: u32,
     pub body_limit: usize,
     pub request_timeout: String,
     pub shutdown_grace: String,
@@ -53,6 +54,10 @@ pub struct Overrides {
     #[arg(long, env = "FAULTLINE_RATE_LIMIT", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<u32>,
+    /// Requests per minute per access token.
+    #[arg(long, env = "FAULTLINE_TOKEN_RATE_LIMIT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_rate_limit: Option<u32>,
     /// Largest request body in bytes.
     #[arg(long, env = "FAULTLINE_BODY_LIMIT", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,6 +88,7 @@ pub struct Validated {
     pub public_url: Option<String>,
     pub short_link_base: Option<String>,
     pub rate_limit: u32,
+    pub token_rate_limit: u32,
     pub body_limit: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
@@ -122,8 +128,8 @@ fn validate(s: Settings) -> Result<Validated, String> {
             Err(format!("{name} = '{value}' must start with http:// or https://"))
         }
     };
-    if s.rate_limit == 0 {
-        return Err("rate_limit must be at least 1 request per minute".into());
+    if s.rate_limit == 0 || s.token_rate_limit == 0 {
+        return Err("rate_limit and token_rate_limit must be at least 1 request per minute".into());
     }
     if s.body_limit < 1024 {
         return Err(format!("body_limit = {} is too small; use at least 1024 bytes", s.body_limit));
@@ -142,6 +148,7 @@ fn validate(s: Settings) -> Result<Validated, String> {
         public_url: url_setting("public_url", s.public_url)?,
         short_link_base: url_setting("short_link_base", s.short_link_base)?,
         rate_limit: s.rate_limit,
+        token_rate_limit: s.token_rate_limit,
         body_limit: s.body_limit,
         request_timeout: duration("request_timeout", &s.request_timeout)?,
         shutdown_grace: duration("shutdown_grace", &s.shutdown_grace)?,

@@ -123,3 +123,42 @@ pub async fn keys(command: KeysCommand, store: &dyn Store) -> Result<(), String>
     }
     Ok(())
 }
+
+#[derive(Subcommand)]
+pub enum SigningKeysCommand {
+    /// Make a new key the signing key. Tokens already issued keep verifying: the old key
+    /// verifies until the longest-lived token it may have signed has expired (30 days).
+    Rotate,
+    /// List the keys that still verify tokens.
+    List,
+}
+
+pub async fn signing_keys(command: SigningKeysCommand, store: &dyn Store) -> Result<(), String> {
+    match command {
+        SigningKeysCommand::Rotate => {
+            let now = now_micros();
+            let key = faultline_server::jwt::generate_signing_key(now);
+            let verify_until = now + (faultline_server::jwt::MAX_TOKEN_LIFETIME_SECONDS + 60) * 1_000_000;
+            store.rotate_signing_key(&key, verify_until).await.map_err(|e| e.to_string())?;
+            eprintln!(
+                "faultline: {} now signs new tokens; earlier keys verify until {}",
+                key.kid,
+                format_micros(verify_until)
+            );
+        }
+        SigningKeysCommand::List => {
+            println!("{:<20}  {:<27}  {:<27}  verifies until", "kid", "created", "retired");
+            for k in store.signing_keys(now_micros()).await.map_err(|e| e.to_string())? {
+                let time = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), format_micros);
+                println!(
+                    "{:<20}  {:<27}  {:<27}  {}",
+                    k.kid,
+                    format_micros(k.created_at),
+                    time(k.retired_at),
+                    time(k.verify_until)
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod demo;
 mod keys;
 
 use std::path::PathBuf;
@@ -42,6 +43,11 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Create customers with a realistic fleet fault history; prints `<customer> <API key>` lines.
+    Demo(demo::DemoArgs),
+    /// Manage the keys that sign access tokens.
+    #[command(subcommand, name = "signing-keys")]
+    SigningKeys(keys::SigningKeysCommand),
     /// Print the OpenAPI document.
     Openapi,
     /// Configuration helpers.
@@ -117,6 +123,8 @@ async fn run(command: Command, settings: Validated) -> Result<(), String> {
         }
         Command::Customers(cmd) => keys::customers(cmd, &*open_store(&settings).await?).await,
         Command::Keys(cmd) => keys::keys(cmd, &*open_store(&settings).await?).await,
+        Command::SigningKeys(cmd) => keys::signing_keys(cmd, &*open_store(&settings).await?).await,
+        Command::Demo(args) => demo::demo(args, &*open_store(&settings).await?, settings.retention).await,
         Command::Config(ConfigCommand::Show) => {
             println!("{settings:#?}");
             Ok(())
@@ -127,7 +135,8 @@ async fn run(command: Command, settings: Validated) -> Result<(), String> {
 
 async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
     let store = open_store(&settings).await?;
-    if let Some((customer, secret)) = keys::bootstrap(&*store).await? {
+    let bootstrapped = keys::bootstrap(&*store).await?;
+    if let Some((customer, secret)) = &bootstrapped {
         eprintln!(
             "faultline: new database; created customer {} and an admin API key.\n\
              faultline: the key is printed once, below. Store it now: only its hash is kept.",
@@ -135,8 +144,14 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
         );
         println!("{secret}");
     }
-    if demo {
-        eprintln!("faultline: --demo: no demo data yet (it arrives with the faults resource)");
+    match (demo, &bootstrapped) {
+        (true, Some((customer, _))) => {
+            demo::load_for_serve(&*store, &customer.id, settings.retention).await?
+        }
+        (true, None) => {
+            eprintln!("faultline: --demo: the database is not new; demo data is only loaded into a new one")
+        }
+        (false, _) => {}
     }
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -145,6 +160,7 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
     let config = ServerConfig {
         default_rate_limit: settings.rate_limit,
+        token_rate_limit: settings.token_rate_limit,
         body_limit: settings.body_limit,
         request_timeout: settings.request_timeout,
         shutdown_grace: settings.shutdown_grace,

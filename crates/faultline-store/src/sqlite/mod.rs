@@ -13,14 +13,17 @@ use sqlx::sqlite::{
 };
 
 use crate::error::{StoreError, StoreResult};
-use crate::model::{ApiKey, ApiKeyWithHash, Customer, NewApiKey};
-use crate::rows::{self, API_KEY_COLUMNS, CUSTOMER_COLUMNS};
+use crate::model::{AccessToken, ApiKey, ApiKeyWithHash, Customer, NewApiKey, SigningKey, TokenUse};
+use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
 use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Param, Sql};
 use crate::{Backend, Store};
 use faultline_core::fault::Fault;
 
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("migrations/0001_foundation.sql")), (2, include_str!("migrations/0002_faults.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_foundation.sql")),
+    (2, include_str!("migrations/0002_faults.sql")),
+    (3, include_str!("migrations/0003_tokens.sql")),
+];
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -235,6 +238,136 @@ impl Store for SqliteStore {
         rows::faults(fetch(&statement).fetch_all(&self.reader).await?)
     }
 
+    async fn ensure_signing_key(&self, candidate: &SigningKey) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL")
+            .fetch_one(&mut *tx)
+            .await?;
+        if active == 0 {
+            bind_signing_key(sqlx::query(rows::INSERT_SIGNING_KEY), candidate).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rotate_signing_key(&self, new: &SigningKey, verify_until: i64) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(rows::RETIRE_SIGNING_KEYS)
+            .bind(new.created_at)
+            .bind(verify_until)
+            .execute(&mut *tx)
+            .await?;
+        bind_signing_key(sqlx::query(rows::INSERT_SIGNING_KEY), new).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn signing_keys(&self, now: i64) -> StoreResult<Vec<SigningKey>> {
+        let rows = sqlx::query_as(&format!(
+            "SELECT {SIGNING_KEY_COLUMNS} FROM signing_keys WHERE retired_at IS NULL OR verify_until > $1 \
+             ORDER BY (retired_at IS NULL) DESC, created_at DESC"
+        ))
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(rows::signing_key).collect())
+    }
+
+    async fn insert_access_token(&self, token: &AccessToken, short_code: &str) -> StoreResult<()> {
+        let scope = serde_json::to_string(&token.scope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(rows::INSERT_ACCESS_TOKEN)
+            .bind(&token.id)
+            .bind(&token.customer_id)
+            .bind(&token.kid)
+            .bind(&token.label)
+            .bind(scope)
+            .bind(&token.created_by)
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO short_links (code, token_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(short_code)
+            .bind(&token.id)
+            .bind(token.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_access_token(&self, token_id: &str) -> StoreResult<Option<AccessToken>> {
+        let row = sqlx::query_as(&format!("SELECT {ACCESS_TOKEN_COLUMNS} FROM access_tokens WHERE id = $1"))
+            .bind(token_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(rows::access_token).transpose()
+    }
+
+    async fn list_access_tokens(&self, customer_id: &str, limit: u32) -> StoreResult<Vec<AccessToken>> {
+        let rows: Vec<rows::AccessTokenRow> = sqlx::query_as(&format!(
+            "SELECT {ACCESS_TOKEN_COLUMNS} FROM access_tokens WHERE customer_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(customer_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(rows::access_token).collect()
+    }
+
+    async fn revoke_access_token(&self, customer_id: &str, token_id: &str, at: i64) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND customer_id = $2",
+        )
+        .bind(token_id)
+        .bind(customer_id)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn record_token_uses(&self, uses: &[TokenUse]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for u in uses {
+            sqlx::query(rows::RECORD_TOKEN_USE)
+                .bind(u.count)
+                .bind(u.last_used_at)
+                .bind(&u.token_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn short_link_token(&self, code: &str) -> StoreResult<Option<AccessToken>> {
+        let row = sqlx::query_as(&format!(
+            "SELECT {ACCESS_TOKEN_COLUMNS} FROM access_tokens WHERE id = (SELECT token_id FROM short_links WHERE code = $1)"
+        ))
+        .bind(code)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(rows::access_token).transpose()
+    }
+
+    async fn scope_ids_exist(
+        &self,
+        customer_id: &str,
+        scope: &faultline_core::scope::TokenScope,
+    ) -> StoreResult<bool> {
+        for statement in sql::scope_id_counts(customer_id, scope) {
+            let (expected, sql) = statement;
+            let found: i64 = count(&sql).fetch_one(&self.reader).await?;
+            if found != expected {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     async fn shared_secret(&self, name: &str) -> StoreResult<Vec<u8>> {
         let mut fresh = [0u8; 32];
         faultline_core::secret::random_bytes(&mut fresh);
@@ -284,6 +417,23 @@ fn execute(statement: &Sql) -> sqlx::query::Query<'_, sqlx::Sqlite, SqliteArgume
 /// A fault-returning statement with its parameters bound.
 fn fetch(statement: &Sql) -> sqlx::query::QueryAs<'_, sqlx::Sqlite, rows::FaultRow, SqliteArguments<'_>> {
     statement.params.iter().fold(sqlx::query_as(&statement.text), |q, p| match p {
+        Param::Text(v) => q.bind(v.as_str()),
+        Param::Int(v) => q.bind(*v),
+        Param::OptInt(v) => q.bind(*v),
+        Param::OptText(v) => q.bind(v.as_deref()),
+    })
+}
+
+fn bind_signing_key<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments<'q>>,
+    key: &'q SigningKey,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments<'q>> {
+    query.bind(&key.kid).bind(key.secret_key.as_slice()).bind(key.public_key.as_slice()).bind(key.created_at)
+}
+
+/// A `SELECT COUNT(…)` statement with its parameters bound.
+fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Sqlite, i64, SqliteArguments<'_>> {
+    statement.params.iter().fold(sqlx::query_scalar(&statement.text), |q, p| match p {
         Param::Text(v) => q.bind(v.as_str()),
         Param::Int(v) => q.bind(*v),
         Param::OptInt(v) => q.bind(*v),

@@ -1,0 +1,349 @@
+//! Access tokens and sharing: `POST /fault/token` (the seed operation), the public token feed
+//! `GET /fault/token/{id}`, the token list and revocation, the JWKS document, and short links.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use faultline_core::Permission;
+use faultline_core::auth::CredentialKind;
+use faultline_core::fault::Fault;
+use faultline_core::filter::ListRequest;
+use faultline_core::ids::{IdKind, random_base62};
+use faultline_core::scope::{MintRequest, TokenScope};
+use faultline_core::time::{format_micros, now_micros};
+use faultline_store::{AccessToken, FaultQuery};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::extract::{JsonBody, QueryPairs};
+use crate::faults::FaultView;
+use crate::jwt::{AUDIENCE, Claims, TokenError};
+use crate::state::AppState;
+
+/// Length of a short-link code: 22 base62 characters, about 131 bits.
+pub const SHORT_CODE_LEN: usize = 22;
+/// Short-link resolutions allowed per client address and minute.
+pub const SHORT_LINK_RATE_PER_MINUTE: u32 = 60;
+
+/// Routes that need an API key (`tokens:write`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(mint_token, list_tokens)).routes(routes!(revoke_token))
+}
+
+/// Public routes: the token feed, the JWKS document and short links.
+pub fn public_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(token_feed)).routes(routes!(jwks)).routes(routes!(short_link))
+}
+
+/// The body of `POST /fault/token`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the body; the handler validates the JSON field by field
+pub struct GenerateTokenRequest {
+    /// The number of minutes from now that the token should expire.
+    #[schema(minimum = 1, maximum = 43200, example = 60)]
+    expire_after_minutes: i64,
+    /// [ext] Only faults of these sites (any ancestry element or the resource id).
+    #[schema(max_items = 100, min_length = 1, max_length = 255)]
+    site_ids: Option<Vec<String>>,
+    /// [ext] Only faults of these resources.
+    #[schema(max_items = 100)]
+    resource_ids: Option<Vec<String>>,
+    /// [ext] Only these faults.
+    #[schema(max_items = 100)]
+    fault_ids: Option<Vec<String>>,
+    /// [ext] Only faults of these severities.
+    #[schema(max_items = 100)]
+    severity: Option<Vec<faultline_core::fault::Severity>>,
+    /// [ext] Only faults of these types.
+    #[serde(rename = "type")]
+    #[schema(max_items = 100)]
+    types: Option<Vec<String>>,
+    /// [ext] A label shown in the token list.
+    #[schema(max_length = 200, example = "NOC wall screen")]
+    label: Option<String>,
+}
+
+/// A temporary access token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessTokenView {
+    /// The JSON Web Token (EdDSA).
+    pub token: String,
+    /// Always `jwt`.
+    #[serde(rename = "type")]
+    #[schema(example = "jwt")]
+    pub token_type: &'static str,
+    #[schema(example = 60)]
+    pub expires_in_minutes: i64,
+    /// Equal to the JWT's `exp`.
+    #[schema(example = "2025-10-21T13:00:00.000000Z")]
+    pub expires_at: String,
+    /// A URL that opens the shared dashboard without the JWT in any URL.
+    #[schema(example = "https://faults.example.com/s/4Fq2x9LbT0aZr7Yw1cVnPq")]
+    pub short_link: String,
+    /// [ext] The token's id (`tok_…`), for listing and revocation.
+    #[schema(example = "tok_31pkd1t8FvW7qZv0jG2a9kH5mB1")]
+    pub id: String,
+}
+
+/// A minted token as listed: never the JWT.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenInfo {
+    pub id: String,
+    pub label: String,
+    pub scope: TokenScope,
+    /// `active`, `expired` or `revoked`.
+    pub status: &'static str,
+    pub created_at: String,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+    /// Uses counted so far (written within a few seconds of each use).
+    pub use_count: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub data: Vec<TokenInfo>,
+}
+
+impl From<AccessToken> for TokenInfo {
+    fn from(t: AccessToken) -> Self {
+        let status = if t.revoked_at.is_some() {
+            "revoked"
+        } else if t.expires_at <= now_micros() {
+            "expired"
+        } else {
+            "active"
+        };
+        TokenInfo {
+            id: t.id,
+            label: t.label,
+            scope: t.scope,
+            status,
+            created_at: format_micros(t.created_at),
+            expires_at: format_micros(t.expires_at),
+            revoked_at: t.revoked_at.map(format_micros),
+            last_used_at: t.last_used_at.map(format_micros),
+            use_count: t.use_count,
+        }
+    }
+}
+
+/// Generate a temporary access token.
+///
+/// Generates a short-lived JSON Web Token (JWT) that can be used to provide temporary,
+/// read-only access to specific fault data, typically for embedding in external dashboards.
+#[utoipa::path(post, path = "/fault/token", tag = "Access Tokens", operation_id = "generateAccessToken",
+    security(("bearer" = [])), request_body = GenerateTokenRequest,
+    responses(
+        (status = 200, description = "The generated access token and its metadata.", body = AccessTokenView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "An id in the scope is not the caller's", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 500, body = ErrorBody)))]
+pub async fn mint_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let principal = auth.require(Permission::TokensWrite)?;
+    let request = MintRequest::from_json(&body)?;
+    if !request.scope.is_unrestricted()
+        && !state.store.scope_ids_exist(&principal.customer_id, &request.scope).await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::ResourceNotFound,
+            "A site, resource or fault named in the scope does not exist.",
+        ));
+    }
+    let now = now_micros() / 1_000_000;
+    let exp = now + request.expire_after_minutes * 60;
+    let claims = Claims {
+        iss: state.keys.issuer().to_owned(),
+        sub: principal.customer_id.clone(),
+        aud: AUDIENCE.to_owned(),
+        iat: now,
+        nbf: now,
+        exp,
+        jti: IdKind::AccessToken.new_id_at(now),
+        scope: request.scope.clone(),
+    };
+    let (jwt, kid) = state.keys.sign(&claims).await?;
+    let token = AccessToken {
+        id: claims.jti.clone(),
+        customer_id: principal.customer_id.clone(),
+        kid,
+        label: request.label,
+        scope: request.scope,
+        created_by: principal.credential_id().to_owned(),
+        created_at: now * 1_000_000,
+        expires_at: exp * 1_000_000,
+        revoked_at: None,
+        last_used_at: None,
+        use_count: 0,
+    };
+    let code = random_base62(SHORT_CODE_LEN);
+    state.store.insert_access_token(&token, &code).await?;
+    tracing::info!(token_id = %token.id, customer_id = %token.customer_id, "access token minted");
+    Ok(Json(AccessTokenView {
+        token: jwt,
+        token_type: "jwt",
+        expires_in_minutes: request.expire_after_minutes,
+        expires_at: format_micros(token.expires_at),
+        short_link: format!("{}/{code}", state.config.short_link_base()),
+        id: token.id,
+    })
+    .into_response())
+}
+
+/// [ext] The customer's minted tokens, newest first (never the JWT itself).
+#[utoipa::path(get, path = "/fault/token", tag = "Access Tokens", operation_id = "listAccessTokens",
+    security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Default 100")),
+    responses((status = 200, body = TokenList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    auth: Auth,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Json<TokenList>> {
+    let principal = auth.require(Permission::TokensWrite)?;
+    let mut limit = 100;
+    if let Some((_, value)) = pairs.iter().find(|(k, _)| k == "limit") {
+        limit = value
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n) && value.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| ApiError::invalid("limit", "must be an integer from 1 to 100"))?;
+    }
+    let tokens = state.store.list_access_tokens(&principal.customer_id, limit).await?;
+    Ok(Json(TokenList { data: tokens.into_iter().map(TokenInfo::from).collect() }))
+}
+
+/// [ext] Revoke a token now: the JWT and its short link stop working at once.
+#[utoipa::path(delete, path = "/fault/token/{id}", tag = "Access Tokens", operation_id = "revokeAccessToken",
+    security(("bearer" = [])), params(("id" = String, Path, description = "The token id, tok_…")),
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(token_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let principal = auth.require(Permission::TokensWrite)?;
+    if state.store.revoke_access_token(&principal.customer_id, &token_id, now_micros()).await? {
+        tracing::info!(token_id, "access token revoked");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// The shared health dashboard feed: the faults the token in the path may read.
+///
+/// The recent view (unresolved, or created in the last 24 hours) unless filters are given;
+/// every `GET /fault` filter applies within the token's scope.
+#[utoipa::path(get, path = "/fault/token/{id}", tag = "Access Tokens", operation_id = "getTokenFeed",
+    params(("id" = String, Path, description = "The access token (JWT) itself"), crate::faults::ListParams),
+    responses((status = 200, body = Vec<FaultView>),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "Invalid, expired or revoked token", body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn token_feed(
+    State(state): State<AppState>,
+    Path(jwt): Path<String>,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Response> {
+    let (_, token) = state.keys.verify(&jwt).await.map_err(|e| match e {
+        TokenError::Store(cause) => ApiError::internal(cause),
+        _ => ApiError::not_found(),
+    })?;
+    crate::auth::check_rate(&state, &token.id, state.config.token_rate_limit)?;
+    state.token_usage.record(&token.id);
+    let mut request = ListRequest::from_pairs(&pairs)?;
+    let filtering = pairs.iter().any(|(k, _)| !matches!(k.as_str(), "limit" | "cursor"));
+    request.filter.recent = request.filter.recent || !filtering;
+    request.filter.scope = Some(token.scope.clone());
+    let query = FaultQuery { filter: &request.filter, after: None, limit: request.limit, now: now_micros() };
+    let faults = state.store.list_faults(&token.customer_id, &query).await?;
+    let views: Vec<FaultView> = faults.into_iter().map(FaultView::from).collect();
+    Ok(Json(views).into_response())
+}
+
+/// The public keys that verify access tokens (RFC 7517), for verifying tokens offline.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "Access Tokens", operation_id = "getJwks",
+    responses((status = 200, description = "JSON Web Key Set of Ed25519 (OKP) keys", content_type = "application/json")))]
+pub async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
+    let document = state.keys.jwks().await?;
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(document)).into_response())
+}
+
+/// Open a shared dashboard from a short link. Unknown, expired and revoked links answer the
+/// same 410 page.
+#[utoipa::path(get, path = "/s/{code}", tag = "Access Tokens", operation_id = "openShortLink",
+    params(("code" = String, Path, description = "The short-link code")),
+    responses((status = 200, description = "The shared dashboard page", content_type = "text/html"),
+        (status = 410, description = "Unknown, expired or revoked link", content_type = "text/html"),
+        (status = 429, body = ErrorBody)))]
+pub async fn short_link(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    request: Request,
+) -> ApiResult<Response> {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    crate::auth::check_rate(&state, &format!("short-link:{client}"), SHORT_LINK_RATE_PER_MINUTE)?;
+    let token = if code.len() == SHORT_CODE_LEN && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        state.store.short_link_token(&code).await?
+    } else {
+        None
+    };
+    let Some(token) = token.filter(|t| t.revoked_at.is_none() && t.expires_at > now_micros()) else {
+        return Ok(page_response(StatusCode::GONE, crate::dashboard::gone_page()));
+    };
+    state.token_usage.record(&token.id);
+    let mut request = ListRequest::from_pairs(&[]).map_err(ApiError::from)?;
+    request.filter.recent = true;
+    request.filter.scope = Some(token.scope.clone());
+    request.limit = 100;
+    let query = FaultQuery { filter: &request.filter, after: None, limit: request.limit, now: now_micros() };
+    let faults: Vec<Fault> = state.store.list_faults(&token.customer_id, &query).await?;
+    Ok(page_response(StatusCode::OK, crate::dashboard::page(&token, &faults)))
+}
+
+/// An HTML page that carries a token's data: never cached, never leaked through Referer.
+fn page_response(status: StatusCode, html: String) -> Response {
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// The principal of a verified access token: read-only, limited to its scope.
+pub fn token_principal(state: &AppState, token: AccessToken) -> faultline_core::Principal {
+    faultline_core::Principal {
+        customer_id: token.customer_id,
+        user_id: token.id.clone(),
+        permissions: [Permission::FaultsRead].into_iter().collect(),
+        rate_limit_per_minute: state.config.token_rate_limit,
+        scope: Some(token.scope),
+        credential: CredentialKind::AccessToken { token_id: token.id },
+    }
+}

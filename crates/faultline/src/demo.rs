@@ -1,0 +1,155 @@
+//! `faultline demo` and `faultline serve --demo`: load a generated fleet history (see
+//! `faultline_core::demo`) into the store.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use faultline_core::Permissions;
+use faultline_core::demo::{DemoConfig, DemoFaults, customer_name};
+use faultline_core::fault::Fault;
+use faultline_core::time::now_micros;
+use faultline_store::{NewApiKey, Store};
+
+/// Faults per insert transaction.
+const CHUNK: usize = 10_000;
+/// What `serve --demo` loads: enough to fill the views, quick to insert.
+const SERVE_DEMO_FAULTS: u64 = 10_000;
+const SERVE_DEMO_SITES: u32 = 50;
+const SERVE_DEMO_SEED: u64 = 1;
+/// Rate limit of the demo API keys: high enough for load tests.
+const DEMO_KEY_RATE_LIMIT: u32 = 1_000_000;
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// How many faults to generate, over the last year.
+    #[arg(long)]
+    faults: u64,
+    /// Sites in the fleet, shared out among the customers.
+    #[arg(long, default_value_t = 200)]
+    sites: u32,
+    /// Customers to create, each with an API key that may do everything.
+    #[arg(long, default_value_t = 1)]
+    customers: u32,
+    /// The same seed gives the same fleet and the same faults.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// `faultline demo`: create the customers and their keys, load the history, then print one
+/// `<customer id> <API key>` line per customer on standard output.
+pub async fn demo(args: DemoArgs, store: &dyn Store, retention: Duration) -> Result<(), String> {
+    if args.faults > 100_000_000 {
+        return Err("--faults must be at most 100000000".into());
+    }
+    if !(1..=1_000).contains(&args.customers) {
+        return Err("--customers must be 1 to 1000".into());
+    }
+    if !(args.customers..=100_000).contains(&args.sites) {
+        return Err(format!("--sites must be {} (one per customer) to 100000", args.customers));
+    }
+    let mut customers = Vec::with_capacity(args.customers as usize);
+    for index in 0..args.customers as usize {
+        let customer = store.create_customer(&customer_name(index)).await.map_err(|e| e.to_string())?;
+        let (key, secret) =
+            NewApiKey::generate(&customer.id, "demo", Permissions::all(), Some(DEMO_KEY_RATE_LIMIT));
+        store.create_api_key(key).await.map_err(|e| e.to_string())?;
+        eprintln!("faultline: demo: created customer {} ({})", customer.id, customer.name);
+        customers.push((customer.id, secret));
+    }
+    let ids = customers.iter().map(|(id, _)| id.clone()).collect();
+    load(store, ids, args.faults, args.sites, args.seed, retention).await?;
+    for (id, secret) in customers {
+        println!("{id} {secret}");
+    }
+    Ok(())
+}
+
+/// `serve --demo`: the demo history, for the customer that the first start created.
+pub async fn load_for_serve(store: &dyn Store, customer_id: &str, retention: Duration) -> Result<(), String> {
+    let ids = vec![customer_id.to_owned()];
+    load(store, ids, SERVE_DEMO_FAULTS, SERVE_DEMO_SITES, SERVE_DEMO_SEED, retention).await
+}
+
+/// Generate and insert, one transaction per chunk. Generation runs on a blocking thread one
+/// chunk ahead of the inserts, so the two overlap.
+async fn load(
+    store: &dyn Store,
+    customer_ids: Vec<String>,
+    faults: u64,
+    sites: u32,
+    seed: u64,
+    retention: Duration,
+) -> Result<(), String> {
+    let config = DemoConfig {
+        faults,
+        sites,
+        customers: customer_ids.len() as u32,
+        seed,
+        now: now_micros(),
+        retention_seconds: i64::try_from(retention.as_secs()).unwrap_or(i64::MAX),
+        customer_ids,
+    };
+    let mut generator = DemoFaults::new(config).map_err(|e| format!("demo: {e}"))?;
+    let fleet = generator.fleet_size();
+    eprintln!(
+        "faultline: demo: {faults} faults over the last year on {} sites, {} routers, {} WAN tunnels (seed {seed})",
+        fleet.sites, fleet.devices, fleet.tunnels
+    );
+    let (chunks, mut incoming) = tokio::sync::mpsc::channel::<Vec<Fault>>(1);
+    let producer = tokio::task::spawn_blocking(move || {
+        loop {
+            let chunk = generator.next_chunk(CHUNK);
+            // A closed channel means the inserts failed; their error is reported.
+            if chunk.is_empty() || chunks.blocking_send(chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut progress = Progress::new(faults);
+    while let Some(chunk) = incoming.recv().await {
+        store.insert_faults(&chunk).await.map_err(|e| format!("demo: inserting faults failed: {e}"))?;
+        progress.add(chunk.len() as u64, started.elapsed());
+    }
+    producer.await.map_err(|e| format!("demo: the generator failed: {e}"))?;
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "faultline: demo: inserted {} faults in {elapsed:.1} s ({:.0} faults/s)",
+        progress.done,
+        progress.done as f64 / elapsed.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Progress on standard error: a line rewritten in place on a terminal, a line per tenth
+/// otherwise.
+struct Progress {
+    total: u64,
+    done: u64,
+    next_line: u64,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(total: u64) -> Progress {
+        Progress { total, done: 0, next_line: total / 10, terminal: std::io::stderr().is_terminal() }
+    }
+
+    fn add(&mut self, inserted: u64, elapsed: Duration) {
+        self.done += inserted;
+        let rate = self.done as f64 / elapsed.as_secs_f64().max(1e-9);
+        let percent = self.done * 100 / self.total.max(1);
+        let text =
+            format!("faultline: demo: {}/{} faults ({percent}%), {rate:.0} faults/s", self.done, self.total);
+        if self.terminal {
+            eprint!("\r{text}");
+            if self.done >= self.total {
+                eprintln!();
+            }
+        } else if self.done >= self.next_line && self.done < self.total {
+            eprintln!("{text}");
+            self.next_line = self.done + self.total / 10;
+        }
+    }
+}
