@@ -295,8 +295,13 @@ pub async fn get_fault(
     Path(fault_id): Path<String>,
 ) -> ApiResult<Response> {
     let principal = auth.require(Permission::FaultsRead)?;
-    let fault =
-        state.store.get_fault(&principal.customer_id, &fault_id).await?.ok_or_else(ApiError::not_found)?;
+    // An access token reads only its scope; outside it, a fault looks missing.
+    let fault = state
+        .store
+        .get_fault(&principal.customer_id, &fault_id)
+        .await?
+        .filter(|f| principal.scope.as_ref().is_none_or(|scope| scope.matches(f)))
+        .ok_or_else(ApiError::not_found)?;
     json_with_etag(&headers, &FaultView::from(fault))
 }
 

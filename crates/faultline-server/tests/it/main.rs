@@ -6,3 +6,4 @@ mod harness;
 mod faults;
 mod foundation;
 mod matrix;
+mod tokens;
