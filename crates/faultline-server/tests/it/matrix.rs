@@ -16,18 +16,32 @@ enum Cred {
     ReadOnly,
     OtherCustomer,
     Owner,
+    /// An access token of the owner, unrestricted scope.
+    Token,
+    RevokedToken,
+    ExpiredToken,
 }
 
-const CREDS: [Cred; 6] =
-    [Cred::None, Cred::Malformed, Cred::RevokedKey, Cred::ReadOnly, Cred::OtherCustomer, Cred::Owner];
+const CREDS: [Cred; 9] = [
+    Cred::None,
+    Cred::Malformed,
+    Cred::RevokedKey,
+    Cred::ReadOnly,
+    Cred::OtherCustomer,
+    Cred::Owner,
+    Cred::Token,
+    Cred::RevokedToken,
+    Cred::ExpiredToken,
+];
 
 struct Route {
     method: Method,
-    /// `{fault}` is replaced by a fault of the owner's.
+    /// `{fault}` is replaced by a fault of the owner's, `{token}` by a fresh token id of the
+    /// owner's.
     path: &'static str,
     body: Option<Value>,
-    /// Statuses for [None, Malformed, RevokedKey, ReadOnly, OtherCustomer, Owner].
-    expect: [u16; 6],
+    /// Statuses for each of [`CREDS`], in order.
+    expect: [u16; 9],
     writes: bool,
 }
 
@@ -38,50 +52,96 @@ fn routes() -> Vec<Route> {
             method: Method::GET,
             path: "/whoami",
             body: None,
-            expect: [401, 401, 401, 200, 200, 200],
+            expect: [401, 401, 401, 200, 200, 200, 200, 401, 401],
             writes: false,
         },
         Route {
             method: Method::GET,
             path: "/fault",
             body: None,
-            expect: [401, 401, 401, 200, 200, 200],
+            expect: [401, 401, 401, 200, 200, 200, 200, 401, 401],
             writes: false,
         },
         Route {
             method: Method::GET,
             path: "/fault?site=site_m&recent=true",
             body: None,
-            expect: [401, 401, 401, 200, 200, 200],
+            expect: [401, 401, 401, 200, 200, 200, 200, 401, 401],
             writes: false,
         },
         Route {
             method: Method::POST,
             path: "/fault",
             body: body(),
-            expect: [401, 401, 401, 403, 201, 201],
+            expect: [401, 401, 401, 403, 201, 201, 403, 401, 401],
             writes: true,
         },
         Route {
             method: Method::GET,
             path: "/fault/{fault}",
             body: None,
-            expect: [401, 401, 401, 200, 404, 200],
+            expect: [401, 401, 401, 200, 404, 200, 200, 401, 401],
             writes: false,
         },
         Route {
             method: Method::DELETE,
             path: "/fault/{fault}",
             body: None,
-            expect: [401, 401, 401, 403, 404, 204],
+            expect: [401, 401, 401, 403, 404, 204, 403, 401, 401],
+            writes: true,
+        },
+        Route {
+            method: Method::POST,
+            path: "/fault/token",
+            body: Some(serde_json::json!({"expire_after_minutes": 5})),
+            expect: [401, 401, 401, 403, 200, 200, 403, 401, 401],
+            writes: true,
+        },
+        Route {
+            method: Method::GET,
+            path: "/fault/token",
+            body: None,
+            expect: [401, 401, 401, 403, 200, 200, 403, 401, 401],
+            writes: false,
+        },
+        Route {
+            method: Method::DELETE,
+            path: "/fault/token/{token}",
+            body: None,
+            expect: [401, 401, 401, 403, 404, 204, 403, 401, 401],
             writes: true,
         },
     ]
 }
 
-/// The owner's faults as the owner sees them: ids in order.
-async fn owner_view(app: &TestApp) -> Vec<Value> {
-    app.get_json("/fault?limit=100", &app.key).await["data"].as_array().unwrap().clone()
+/// Everything of the owner's a refused write could have changed: faults and tokens.
+async fn owner_view(app: &TestApp) -> (Value, Value) {
+    let faults = app.get_json("/fault?limit=100", &app.key).await["data"].clone();
+    let mut tokens = app.get_json("/fault/token", &app.key).await["data"].clone();
+    // Use counts and times move with every use of a token; they are not the owner's data.
+    for token in tokens.as_array_mut().unwrap() {
+        token.as_object_mut().unwrap().retain(|k, _| k != "use_count" && k != "last_used_at");
+    }
+    (faults, tokens)
+}
+
+/// The id and JWT of a fresh access token of the owner's.
+async fn owner_token(app: &TestApp) -> (String, String) {
+    let minted = crate::tokens::mint(app, serde_json::json!({"expire_after_minutes": 30})).await;
+    (minted["id"].as_str().unwrap().to_owned(), minted["token"].as_str().unwrap().to_owned())
+}
+
+/// A JWT of the owner's whose row and `exp` are in the past.
+async fn expired_token(app: &TestApp) -> String {
+    let (id, jwt) = owner_token(app).await;
+    let header = crate::tokens::decode_part(jwt.split('.').next().unwrap());
+    let mut claims = crate::tokens::decode_part(jwt.split('.').nth(1).unwrap());
+    let now = faultline_core::time::now_micros() / 1_000_000;
+    claims["iat"] = serde_json::json!(now - 7200);
+    claims["nbf"] = serde_json::json!(now - 7200);
+    claims["exp"] = serde_json::json!(now - 3600);
+    let _ = id;
+    crate::tokens::sign_with_active_key(app, header, claims).await
 }
 
 e2e_test!(every_route_answers_every_credential_as_specified, |app: TestApp| async move {
@@ -91,13 +151,19 @@ e2e_test!(every_route_answers_every_credential_as_specified, |app: TestApp| asyn
         app.store.list_api_keys(Some(&app.customer_id)).await.unwrap().last().unwrap().id.clone();
     app.store.revoke_api_key(&revoked_id, faultline_core::time::now_micros()).await.unwrap();
     let (_, other) = app.other_customer().await;
+    let (_, token) = owner_token(&app).await;
+    let (revoked_token_id, revoked_token) = owner_token(&app).await;
+    app.request(Method::DELETE, &format!("/fault/token/{revoked_token_id}")).send().await.unwrap();
+    let expired = expired_token(&app).await;
 
     for route in routes() {
         for (index, cred) in CREDS.iter().enumerate() {
             let mut body = TestApp::fault_body("dev_m", "reboot", "LOW");
             body["resource_ancestry_path"] = "site_m|dev_m".into();
             let fault = app.create_fault(body).await;
-            let path = route.path.replace("{fault}", fault["id"].as_str().unwrap());
+            let (fresh_token, _) = owner_token(&app).await;
+            let path =
+                route.path.replace("{fault}", fault["id"].as_str().unwrap()).replace("{token}", &fresh_token);
             let before = owner_view(&app).await;
 
             let mut request = app.client.request(route.method.clone(), app.url(&path));
@@ -108,6 +174,9 @@ e2e_test!(every_route_answers_every_credential_as_specified, |app: TestApp| asyn
                 Cred::ReadOnly => request.bearer_auth(&read_only),
                 Cred::OtherCustomer => request.bearer_auth(&other),
                 Cred::Owner => request.bearer_auth(&app.key),
+                Cred::Token => request.bearer_auth(&token),
+                Cred::RevokedToken => request.bearer_auth(&revoked_token),
+                Cred::ExpiredToken => request.bearer_auth(&expired),
             };
             if let Some(body) = &route.body {
                 request = request.json(body);
@@ -126,11 +195,18 @@ e2e_test!(every_route_answers_every_credential_as_specified, |app: TestApp| asyn
             }
             if status == StatusCode::OK && *cred == Cred::OtherCustomer && route.method == Method::GET {
                 let body: Value = response.json().await.unwrap();
-                if let Some(data) = body.get("data") {
-                    assert_eq!(
-                        data,
-                        &Value::Array(vec![]),
-                        "another customer sees none of the owner's faults"
+                if let Some(data) = body.get("data").and_then(Value::as_array) {
+                    let (faults, tokens) = &after;
+                    let owned: Vec<&Value> = faults
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .chain(tokens.as_array().unwrap())
+                        .map(|x| &x["id"])
+                        .collect();
+                    assert!(
+                        data.iter().all(|item| !owned.contains(&&item["id"])),
+                        "another customer sees none of the owner's data: {body}"
                     );
                 }
             }

@@ -17,7 +17,7 @@ pub async fn mint(app: &TestApp, body: Value) -> Value {
     r.json().await.unwrap()
 }
 
-fn decode_part(part: &str) -> Value {
+pub fn decode_part(part: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
