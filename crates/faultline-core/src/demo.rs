@@ -293,15 +293,15 @@ impl Fleet {
         let mut devices = Vec::new();
         let mut tunnels = Vec::new();
         // How bad each site is: Zipf-like over a random ranking, so a few sites dominate.
-        let mut rank: Vec<usize> = (0..site_count).collect();
+        let mut ranks: Vec<usize> = (0..site_count).collect();
         for i in (1..site_count).rev() {
-            rank.swap(i, rng.below(i + 1));
+            ranks.swap(i, rng.below(i + 1));
         }
         let mut site_badness = Vec::with_capacity(site_count);
         let mut device_weights = Vec::new();
         let mut tunnel_weights = Vec::new();
         let mut degradation_weights = Vec::new();
-        for s in 0..site_count {
+        for (s, rank) in ranks.into_iter().enumerate() {
             let customer = s % customers;
             let number = s / customers + 1;
             let site = Site {
@@ -313,7 +313,7 @@ impl Fleet {
                 mobile_isp: rng.pick(&MOBILE_ISPS),
                 tunnels: rng.between(1, 4) as usize,
             };
-            let badness = 1.0 / ((rank[s] + 1) as f64).powf(0.6);
+            let badness = 1.0 / ((rank + 1) as f64).powf(0.6);
             site_badness.push(badness.powf(1.2));
             let device_count = rng.between(1, 3) as usize;
             let first_device = devices.len();

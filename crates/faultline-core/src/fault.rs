@@ -239,6 +239,34 @@ fn optional_text(
     text_field(obj, name, max)
 }
 
+pub const MAX_COMMENT: usize = 2000;
+
+/// The `comment` of a body, trimmed: 1..2000 characters (Unicode scalar values) after
+/// trimming. `required` says whether its absence is an error (comment) or not (resolve).
+pub fn comment_text(body: &Value, required: bool) -> Result<Option<String>, ValidationError> {
+    let obj = body.as_object().ok_or_else(|| ValidationError::invalid("body", "must be a JSON object"))?;
+    match obj.get("comment") {
+        None | Some(Value::Null) if required => Err(ValidationError::Missing("comment")),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            let text = s.trim();
+            let len = text.chars().count();
+            if len == 0 {
+                return Err(ValidationError::invalid("comment", "must not be blank"));
+            }
+            if len > MAX_COMMENT {
+                return Err(ValidationError::invalid(
+                    "comment",
+                    format!("must be at most {MAX_COMMENT} characters"),
+                ));
+            }
+            reject_nul("comment", text)?;
+            Ok(Some(text.to_owned()))
+        }
+        Some(_) => Err(ValidationError::invalid("comment", "must be a string")),
+    }
+}
+
 /// NUL cannot be stored in PostgreSQL text, so no backend accepts it.
 pub fn reject_nul(name: &'static str, value: &str) -> Result<(), ValidationError> {
     if value.contains('\0') {
@@ -386,6 +414,21 @@ mod tests {
         body["severity"] = json!("critical");
         assert_eq!(NewFault::from_json(&body, NOW, OLDEST).unwrap_err().param(), "severity");
         assert_eq!(serde_json::to_value(Severity::Critical).unwrap(), json!("CRITICAL"));
+    }
+
+    #[test]
+    fn comments_are_trimmed_and_bounded_in_characters() {
+        assert_eq!(comment_text(&json!({"comment": "  ok  "}), true).unwrap().as_deref(), Some("ok"));
+        assert_eq!(comment_text(&json!({}), true).unwrap_err(), ValidationError::Missing("comment"));
+        assert_eq!(comment_text(&json!({}), false).unwrap(), None);
+        assert_eq!(comment_text(&json!({"comment": " \n "}), true).unwrap_err().param(), "comment");
+        let max = "é".repeat(MAX_COMMENT);
+        assert_eq!(
+            comment_text(&json!({"comment": max}), true).unwrap().unwrap().chars().count(),
+            MAX_COMMENT
+        );
+        assert!(comment_text(&json!({"comment": format!("{max}é")}), true).is_err());
+        assert!(comment_text(&json!({"comment": 5}), true).is_err());
     }
 
     #[test]

@@ -274,7 +274,7 @@ pub async fn create_fault(
     let retention = state.config.retention_seconds();
     let new = NewFault::from_json(&body, now, now - retention * 1_000_000)?;
     let fault = Fault::create(&principal.customer_id, new, now, retention);
-    state.store.insert_faults(std::slice::from_ref(&fault)).await?;
+    state.store.insert_faults(std::slice::from_ref(&fault), principal.credential_id()).await?;
     let location = HeaderValue::from_str(&format!("/fault/{}", fault.id)).map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(FaultView::from(fault)))
         .into_response())
@@ -318,7 +318,7 @@ pub async fn delete_fault(
     Path(fault_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let principal = auth.require(Permission::FaultsDelete)?;
-    if state.store.delete_fault(&principal.customer_id, &fault_id).await? {
+    if state.store.delete_fault(&principal.customer_id, &fault_id, principal.credential_id()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())

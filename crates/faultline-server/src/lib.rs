@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod comments;
 pub mod dashboard;
 pub mod docs;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod extract;
 pub mod faults;
 pub mod health;
 pub mod jwt;
+pub mod lifecycle;
 pub mod observability;
 pub mod openapi;
 pub mod rate_limit;
@@ -48,8 +50,12 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(docs::router())
         .merge(openapi::router())
         .merge(tokens::public_router());
-    let authenticated =
-        OpenApiRouter::new().merge(whoami::router()).merge(faults::router()).merge(tokens::router());
+    let authenticated = OpenApiRouter::new()
+        .merge(whoami::router())
+        .merge(faults::router())
+        .merge(comments::router())
+        .merge(lifecycle::router())
+        .merge(tokens::router());
     (public, authenticated)
 }
 

@@ -24,6 +24,7 @@ use crate::state::AppState;
     modifiers(&BearerAuth),
     tags(
         (name = "Faults", description = "Manage and retrieve fault records."),
+        (name = "Comments", description = "Add comments to existing faults."),
         (name = "Access Tokens", description = "Generate temporary access tokens and share fault views."),
         (name = "Service", description = "Health, metrics and documentation of the service itself."),
     )

@@ -127,14 +127,42 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- faults ----
 
-    /// Store new faults (and their ancestry elements) in one transaction.
-    async fn insert_faults(&self, faults: &[Fault]) -> StoreResult<()>;
+    /// Store new faults (their ancestry elements, and a `created` event each, by `actor`) in
+    /// one transaction.
+    async fn insert_faults(&self, faults: &[Fault], actor: &str) -> StoreResult<()>;
 
     /// One of the customer's faults; another customer's id reads as missing.
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>>;
 
-    /// Delete one of the customer's faults for good; `false` when there was none.
-    async fn delete_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<bool>;
+    /// Delete one of the customer's faults for good; `false` when there was none. Its history
+    /// stays in the event log, with a `deleted` event by `actor`.
+    async fn delete_fault(&self, customer_id: &str, fault_id: &str, actor: &str) -> StoreResult<bool>;
+
+    /// Add a comment (and its event) in one transaction; the fault with every comment, or
+    /// `None` when the customer has no such fault.
+    async fn add_comment(
+        &self,
+        customer_id: &str,
+        fault_id: &str,
+        comment: &faultline_core::fault::Comment,
+        actor: &str,
+    ) -> StoreResult<Option<Fault>>;
+
+    /// Resolve a fault at `at` (its `ttl` becomes `ttl`), with an optional comment, in one
+    /// transaction. Resolving a resolved fault changes nothing (its comment is not added).
+    /// `None` when the customer has no such fault.
+    async fn resolve_fault(
+        &self,
+        customer_id: &str,
+        fault_id: &str,
+        at: i64,
+        ttl: i64,
+        comment: Option<&faultline_core::fault::Comment>,
+        actor: &str,
+    ) -> StoreResult<Option<Fault>>;
+
+    /// Every event of one of the customer's faults, oldest first (also after deletion).
+    async fn fault_timeline(&self, customer_id: &str, fault_id: &str) -> StoreResult<Vec<FaultEvent>>;
 
     /// A page of the customer's faults matching the query, newest first.
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>>;

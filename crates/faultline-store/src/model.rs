@@ -121,3 +121,18 @@ pub struct TokenUse {
     pub count: i64,
     pub last_used_at: i64,
 }
+
+/// One entry of a fault's history, from the append-only `fault_events` log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultEvent {
+    /// The deployment-wide sequence number.
+    pub seq: i64,
+    pub fault_id: String,
+    /// `created`, `commented`, `resolved`, `deleted` or `token_minted`.
+    pub kind: String,
+    /// The credential that acted (`key_…`, `tok_…`) or `system`.
+    pub actor: String,
+    pub at: i64,
+    /// Kind-specific details (JSON object).
+    pub detail: serde_json::Value,
+}

@@ -209,7 +209,7 @@ pub(crate) fn scope_id_counts(customer_id: &str, scope: &TokenScope) -> Vec<(i64
 
 /// Multi-row `INSERT`s for `faults` and their ancestry elements, in chunks that stay under
 /// both backends' parameter limits.
-pub(crate) fn insert_faults(faults: &[Fault]) -> Vec<Sql> {
+pub(crate) fn insert_faults(faults: &[Fault], actor: &str) -> Vec<Sql> {
     const FAULTS_PER_STATEMENT: usize = 1_000;
     const ELEMENTS_PER_STATEMENT: usize = 4_000;
     let mut statements = Vec::new();
@@ -262,7 +262,38 @@ pub(crate) fn insert_faults(faults: &[Fault]) -> Vec<Sql> {
         );
         statements.push(sql);
     }
+    const EVENTS_PER_STATEMENT: usize = 2_000;
+    for chunk in faults.chunks(EVENTS_PER_STATEMENT) {
+        let mut sql = Sql::default();
+        let (kind, actor, detail) = (sql.text("created"), sql.text(actor), sql.text("{}"));
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|f| {
+                format!(
+                    "({}, {}, {kind}, {actor}, {}, {detail})",
+                    sql.text(&f.customer_id),
+                    sql.text(&f.id),
+                    sql.int(f.created_at)
+                )
+            })
+            .collect();
+        sql.text = format!(
+            "INSERT INTO fault_events (customer_id, fault_id, kind, actor, at, detail) VALUES {}",
+            rows.join(", ")
+        );
+        statements.push(sql);
+    }
     statements
+}
+
+/// The comments of `fault_ids`, oldest first.
+pub(crate) fn comments_of(fault_ids: &[&str]) -> Sql {
+    let mut sql = Sql::default();
+    let list = sql.list(fault_ids.iter().map(|id| (*id).to_owned()));
+    sql.text = format!(
+        "SELECT fault_id, id, user_id, comment, created_at FROM comments WHERE fault_id IN ({list}) ORDER BY created_at, id"
+    );
+    sql
 }
 
 #[cfg(test)]

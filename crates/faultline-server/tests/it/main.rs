@@ -5,5 +5,6 @@ mod harness;
 
 mod faults;
 mod foundation;
+mod lifecycle;
 mod matrix;
 mod tokens;

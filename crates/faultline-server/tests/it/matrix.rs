@@ -92,6 +92,27 @@ fn routes() -> Vec<Route> {
         },
         Route {
             method: Method::POST,
+            path: "/fault/{fault}/comment",
+            body: Some(serde_json::json!({"comment": "matrix"})),
+            expect: [401, 401, 401, 403, 404, 201, 403, 401, 401],
+            writes: true,
+        },
+        Route {
+            method: Method::POST,
+            path: "/fault/{fault}/resolve",
+            body: None,
+            expect: [401, 401, 401, 403, 404, 200, 403, 401, 401],
+            writes: true,
+        },
+        Route {
+            method: Method::GET,
+            path: "/fault/{fault}/timeline",
+            body: None,
+            expect: [401, 401, 401, 200, 404, 200, 200, 401, 401],
+            writes: false,
+        },
+        Route {
+            method: Method::POST,
             path: "/fault/token",
             body: Some(serde_json::json!({"expire_after_minutes": 5})),
             expect: [401, 401, 401, 403, 200, 200, 403, 401, 401],

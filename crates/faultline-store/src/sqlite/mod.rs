@@ -13,7 +13,9 @@ use sqlx::sqlite::{
 };
 
 use crate::error::{StoreError, StoreResult};
-use crate::model::{AccessToken, ApiKey, ApiKeyWithHash, Customer, NewApiKey, SigningKey, TokenUse};
+use crate::model::{
+    AccessToken, ApiKey, ApiKeyWithHash, Customer, FaultEvent, NewApiKey, SigningKey, TokenUse,
+};
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
 use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Param, Sql};
 use crate::{Backend, Store};
@@ -23,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
     (2, include_str!("migrations/0002_faults.sql")),
     (3, include_str!("migrations/0003_tokens.sql")),
+    (4, include_str!("migrations/0004_lifecycle.sql")),
 ];
 
 pub struct SqliteStore {
@@ -204,9 +207,9 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_faults(&self, faults: &[Fault]) -> StoreResult<()> {
+    async fn insert_faults(&self, faults: &[Fault], actor: &str) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        for statement in sql::insert_faults(faults) {
+        for statement in sql::insert_faults(faults, actor) {
             execute(&statement).execute(&mut *tx).await.map_err(|e| StoreError::on_constraint(e, "fault"))?;
         }
         tx.commit().await?;
@@ -214,28 +217,91 @@ impl Store for SqliteStore {
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
-        let row = sqlx::query_as(&format!(
-            "SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
-        ))
-        .bind(fault_id)
-        .bind(customer_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(rows::fault).transpose()
+        let mut conn = self.reader.acquire().await?;
+        load_fault(&mut conn, customer_id, fault_id).await
     }
 
-    async fn delete_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<bool> {
+    async fn delete_fault(&self, customer_id: &str, fault_id: &str, actor: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
         let result = sqlx::query("DELETE FROM faults WHERE id = $1 AND customer_id = $2")
             .bind(fault_id)
             .bind(customer_id)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
-        Ok(result.rows_affected() == 1)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        append_event(&mut tx, customer_id, fault_id, "deleted", actor, "{}").await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn add_comment(
+        &self,
+        customer_id: &str,
+        fault_id: &str,
+        comment: &faultline_core::fault::Comment,
+        actor: &str,
+    ) -> StoreResult<Option<Fault>> {
+        let mut tx = self.write_tx().await?;
+        if !fault_exists(&mut tx, customer_id, fault_id).await? {
+            return Ok(None);
+        }
+        insert_comment(&mut tx, customer_id, fault_id, comment, actor).await?;
+        let fault = load_fault(&mut tx, customer_id, fault_id).await?;
+        tx.commit().await?;
+        Ok(fault)
+    }
+
+    async fn resolve_fault(
+        &self,
+        customer_id: &str,
+        fault_id: &str,
+        at: i64,
+        ttl: i64,
+        comment: Option<&faultline_core::fault::Comment>,
+        actor: &str,
+    ) -> StoreResult<Option<Fault>> {
+        let mut tx = self.write_tx().await?;
+        if !fault_exists(&mut tx, customer_id, fault_id).await? {
+            return Ok(None);
+        }
+        let resolved = sqlx::query(rows::RESOLVE_FAULT)
+            .bind(fault_id)
+            .bind(customer_id)
+            .bind(at)
+            .bind(ttl)
+            .execute(&mut *tx)
+            .await?;
+        // Resolving a resolved fault changes nothing, not even by adding its comment again.
+        if resolved.rows_affected() == 1 {
+            if let Some(comment) = comment {
+                insert_comment(&mut tx, customer_id, fault_id, comment, actor).await?;
+            }
+            append_event(&mut tx, customer_id, fault_id, "resolved", actor, "{}").await?;
+        }
+        let fault = load_fault(&mut tx, customer_id, fault_id).await?;
+        tx.commit().await?;
+        Ok(fault)
+    }
+
+    async fn fault_timeline(&self, customer_id: &str, fault_id: &str) -> StoreResult<Vec<FaultEvent>> {
+        let rows: Vec<rows::EventRow> = sqlx::query_as(
+            "SELECT seq, fault_id, kind, actor, at, detail FROM fault_events WHERE customer_id = $1 AND fault_id = $2 ORDER BY seq",
+        )
+        .bind(customer_id)
+        .bind(fault_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(rows::fault_event).collect())
     }
 
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
         let statement = sql::list_faults(customer_id, query);
-        rows::faults(fetch(&statement).fetch_all(&self.reader).await?)
+        let mut conn = self.reader.acquire().await?;
+        let mut faults = rows::faults(fetch(&statement).fetch_all(&mut *conn).await?)?;
+        with_comments(&mut conn, &mut faults).await?;
+        Ok(faults)
     }
 
     async fn ensure_signing_key(&self, candidate: &SigningKey) -> StoreResult<()> {
@@ -439,4 +505,104 @@ fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Sqlite, i64, Sql
         Param::OptInt(v) => q.bind(*v),
         Param::OptText(v) => q.bind(v.as_deref()),
     })
+}
+
+/// Append one event to the log, inside the caller's transaction.
+async fn append_event(
+    conn: &mut <sqlx::Sqlite as sqlx::Database>::Connection,
+    customer_id: &str,
+    fault_id: &str,
+    kind: &str,
+    actor: &str,
+    detail: &str,
+) -> StoreResult<()> {
+    sqlx::query(rows::INSERT_EVENT)
+        .bind(customer_id)
+        .bind(fault_id)
+        .bind(kind)
+        .bind(actor)
+        .bind(faultline_core::time::now_micros())
+        .bind(detail)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn fault_exists(
+    conn: &mut <sqlx::Sqlite as sqlx::Database>::Connection,
+    customer_id: &str,
+    fault_id: &str,
+) -> StoreResult<bool> {
+    let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM faults WHERE id = $1 AND customer_id = $2")
+        .bind(fault_id)
+        .bind(customer_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(found > 0)
+}
+
+async fn insert_comment(
+    conn: &mut <sqlx::Sqlite as sqlx::Database>::Connection,
+    customer_id: &str,
+    fault_id: &str,
+    comment: &faultline_core::fault::Comment,
+    actor: &str,
+) -> StoreResult<()> {
+    sqlx::query(rows::INSERT_COMMENT)
+        .bind(&comment.id)
+        .bind(fault_id)
+        .bind(customer_id)
+        .bind(&comment.user_id)
+        .bind(&comment.comment)
+        .bind(comment.created_at)
+        .execute(&mut *conn)
+        .await?;
+    let detail = serde_json::json!({"comment_id": comment.id}).to_string();
+    append_event(conn, customer_id, fault_id, "commented", actor, &detail).await
+}
+
+/// One fault with its comments.
+async fn load_fault(
+    conn: &mut <sqlx::Sqlite as sqlx::Database>::Connection,
+    customer_id: &str,
+    fault_id: &str,
+) -> StoreResult<Option<Fault>> {
+    let row = sqlx::query_as(&format!(
+        "SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
+    ))
+    .bind(fault_id)
+    .bind(customer_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(fault) = row.map(rows::fault).transpose()? else {
+        return Ok(None);
+    };
+    let mut faults = vec![fault];
+    with_comments(conn, &mut faults).await?;
+    Ok(faults.pop())
+}
+
+/// Load the comments of a page of faults in one query.
+async fn with_comments(
+    conn: &mut <sqlx::Sqlite as sqlx::Database>::Connection,
+    faults: &mut [Fault],
+) -> StoreResult<()> {
+    if faults.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = faults.iter().map(|f| f.id.as_str()).collect();
+    let statement = sql::comments_of(&ids);
+    let rows: Vec<rows::CommentRow> = statement
+        .params
+        .iter()
+        .fold(sqlx::query_as(&statement.text), |q, p| match p {
+            Param::Text(v) => q.bind(v.as_str()),
+            Param::Int(v) => q.bind(*v),
+            Param::OptInt(v) => q.bind(*v),
+            Param::OptText(v) => q.bind(v.as_deref()),
+        })
+        .fetch_all(&mut *conn)
+        .await?;
+    rows::attach_comments(faults, rows);
+    Ok(())
 }

@@ -1,0 +1,65 @@
+//! `POST /fault/{faultId}/comment`: add a comment, answer the whole fault.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use faultline_core::Permission;
+use faultline_core::fault::{Comment, comment_text};
+use faultline_core::ids::IdKind;
+use faultline_core::time::now_micros;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::JsonBody;
+use crate::faults::FaultView;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(add_comment))
+}
+
+/// The body of a comment.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the body; the handler validates the JSON
+pub struct NewComment {
+    /// 1..2000 characters after trimming; blank is refused.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000]*\S[^\u0000]*$",
+        example = "ISP ticket #4411 opened"
+    )]
+    comment: String,
+}
+
+/// Add a comment to a fault.
+#[utoipa::path(post, path = "/fault/{faultId}/comment", tag = "Comments", operation_id = "addComment",
+    security(("bearer" = [])), params(("faultId" = String, Path, description = "flt_…")), request_body = NewComment,
+    responses((status = 201, description = "The whole fault, the new comment last", body = FaultView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn add_comment(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(fault_id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let principal = auth.require(Permission::FaultsWrite)?;
+    let text = comment_text(&body, true)?.unwrap_or_default();
+    let comment = Comment {
+        id: IdKind::Comment.new_id(),
+        user_id: principal.user_id.clone(),
+        comment: text,
+        created_at: now_micros(),
+    };
+    let fault = state
+        .store
+        .add_comment(&principal.customer_id, &fault_id, &comment, principal.credential_id())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok((StatusCode::CREATED, axum::Json(FaultView::from(fault))).into_response())
+}
