@@ -11,6 +11,7 @@ pub mod duration;
 pub mod fault;
 pub mod filter;
 pub mod ids;
+pub mod ingest;
 pub mod scope;
 pub mod secret;
 pub mod time;

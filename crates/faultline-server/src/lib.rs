@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod etag;
+pub mod events;
 pub mod extract;
 pub mod faults;
 pub mod health;
@@ -54,6 +55,7 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(whoami::router())
         .merge(faults::router())
         .merge(comments::router())
+        .merge(events::router())
         .merge(lifecycle::router())
         .merge(tokens::router());
     (public, authenticated)

@@ -161,6 +161,19 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
     ) -> StoreResult<Option<Fault>>;
 
+    /// Apply a batch of ingest events in order, in one transaction: a trigger deduplicates
+    /// onto the open fault of its (resource, type) or opens one; a resolve closes it at the
+    /// event's time. A unique index (not a read-then-write check) keeps a second fault from
+    /// opening, even under concurrent batches on many replicas. `retention_seconds` sets the
+    /// `ttl` of resolved faults.
+    async fn apply_events(
+        &self,
+        customer_id: &str,
+        events: &[faultline_core::ingest::IngestEvent],
+        retention_seconds: i64,
+        actor: &str,
+    ) -> StoreResult<Vec<(Option<String>, faultline_core::ingest::Outcome)>>;
+
     /// Every event of one of the customer's faults, oldest first (also after deletion).
     async fn fault_timeline(&self, customer_id: &str, fault_id: &str) -> StoreResult<Vec<FaultEvent>>;
 

@@ -224,8 +224,12 @@ pub(crate) fn attach_comments(faults: &mut [Fault], rows: Vec<CommentRow>) {
 
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO fault_events (customer_id, fault_id, kind, actor, at, detail) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const INSERT_COMMENT: &str = "INSERT INTO comments (id, fault_id, customer_id, user_id, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
-pub(crate) const RESOLVE_FAULT: &str = "UPDATE faults SET status = 'resolved', resolved_at = $3, ttl = $4 \
-    WHERE id = $1 AND customer_id = $2 AND status = 'unresolved'";
+pub(crate) const RESOLVE_FAULT: &str = "UPDATE faults SET status = 'resolved', resolved_at = $3, ttl = $4, \
+    open_key = NULL WHERE id = $1 AND customer_id = $2 AND status = 'unresolved'";
+/// The newest unresolved fault of a (resource, type), with its `created_at`.
+pub(crate) const OPEN_FAULT_OF: &str = "SELECT id, created_at FROM faults \
+    WHERE customer_id = $1 AND resource_id = $2 AND type = $3 AND status = 'unresolved' \
+    ORDER BY created_at DESC LIMIT 1";
 pub(crate) type EventRow = (i64, String, String, String, i64, String);
 
 pub(crate) fn fault_event(row: EventRow) -> crate::model::FaultEvent {

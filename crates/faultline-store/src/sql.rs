@@ -207,18 +207,31 @@ pub(crate) fn scope_id_counts(customer_id: &str, scope: &TokenScope) -> Vec<(i64
         .collect()
 }
 
-/// Multi-row `INSERT`s for `faults` and their ancestry elements, in chunks that stay under
-/// both backends' parameter limits.
+/// Multi-row `INSERT`s for `faults` and their ancestry elements and `created` events, in
+/// chunks that stay under both backends' parameter limits.
 pub(crate) fn insert_faults(faults: &[Fault], actor: &str) -> Vec<Sql> {
+    let mut statements = insert_fault_rows(faults, false);
+    statements.extend(insert_fault_extras(faults, actor));
+    statements
+}
+
+/// The value of `open_key` for a fault opened by an event.
+pub(crate) fn open_key(fault: &Fault) -> String {
+    format!("{}\u{1f}{}", fault.resource_id, fault.fault_type)
+}
+
+/// `INSERT`s of the fault rows alone. With `open_key`, each row claims its (resource, type)
+/// and a conflicting row is skipped (`ON CONFLICT DO NOTHING`), so an insert of one fault
+/// affects no row when another open fault holds the key.
+pub(crate) fn insert_fault_rows(faults: &[Fault], open_key: bool) -> Vec<Sql> {
     const FAULTS_PER_STATEMENT: usize = 1_000;
-    const ELEMENTS_PER_STATEMENT: usize = 4_000;
     let mut statements = Vec::new();
     for chunk in faults.chunks(FAULTS_PER_STATEMENT) {
         let mut sql = Sql::default();
         let rows: Vec<String> = chunk
             .iter()
             .map(|f| {
-                let values = [
+                let mut values = vec![
                     sql.text(&f.id),
                     sql.text(&f.customer_id),
                     sql.text(&f.resource_id),
@@ -234,12 +247,30 @@ pub(crate) fn insert_faults(faults: &[Fault], actor: &str) -> Vec<Sql> {
                     sql.bind(Param::OptText(f.site_id.clone())),
                     sql.int(f.ttl),
                 ];
+                if open_key {
+                    values.push(sql.text(&self::open_key(f)));
+                }
                 format!("({})", values.join(", "))
             })
             .collect();
-        sql.text = format!("INSERT INTO faults ({FAULT_COLUMN_NAMES}) VALUES {}", rows.join(", "));
+        sql.text = if open_key {
+            format!(
+                "INSERT INTO faults ({FAULT_COLUMN_NAMES}, open_key) VALUES {} \
+                 ON CONFLICT (customer_id, open_key) WHERE open_key IS NOT NULL DO NOTHING",
+                rows.join(", ")
+            )
+        } else {
+            format!("INSERT INTO faults ({FAULT_COLUMN_NAMES}) VALUES {}", rows.join(", "))
+        };
         statements.push(sql);
     }
+    statements
+}
+
+/// `INSERT`s of what comes with new faults: ancestry elements and `created` events.
+pub(crate) fn insert_fault_extras(faults: &[Fault], actor: &str) -> Vec<Sql> {
+    const ELEMENTS_PER_STATEMENT: usize = 4_000;
+    let mut statements = Vec::new();
     let elements: Vec<(&Fault, String)> =
         faults.iter().flat_map(|f| f.ancestry_elements().into_iter().map(move |e| (f, e))).collect();
     for chunk in elements.chunks(ELEMENTS_PER_STATEMENT) {

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod events;
 mod faults;
 mod foundation;
 mod lifecycle;

@@ -92,6 +92,16 @@ fn routes() -> Vec<Route> {
         },
         Route {
             method: Method::POST,
+            path: "/fault/events",
+            body: Some(
+                serde_json::json!({"events": [{"action": "trigger", "resource_id": "dev_e", "type": "reboot",
+                "severity": "LOW", "message": "m"}]}),
+            ),
+            expect: [401, 401, 401, 403, 200, 200, 403, 401, 401],
+            writes: true,
+        },
+        Route {
+            method: Method::POST,
             path: "/fault/{fault}/comment",
             body: Some(serde_json::json!({"comment": "matrix"})),
             expect: [401, 401, 401, 403, 404, 201, 403, 401, 401],

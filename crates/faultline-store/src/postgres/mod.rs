@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_faults.sql")),
     (3, include_str!("migrations/0003_tokens.sql")),
     (4, include_str!("migrations/0004_lifecycle.sql")),
+    (5, include_str!("migrations/0005_ingest.sql")),
 ];
 
 /// Advisory lock keys, one per cross-replica critical section.
@@ -273,6 +274,58 @@ impl Store for PostgresStore {
         let fault = load_fault(&mut tx, customer_id, fault_id).await?;
         tx.commit().await?;
         Ok(fault)
+    }
+
+    async fn apply_events(
+        &self,
+        customer_id: &str,
+        events: &[faultline_core::ingest::IngestEvent],
+        retention_seconds: i64,
+        actor: &str,
+    ) -> StoreResult<Vec<(Option<String>, faultline_core::ingest::Outcome)>> {
+        use faultline_core::ingest::{IngestEvent, Outcome};
+        let mut tx = self.pool.begin().await?;
+        let mut results = Vec::with_capacity(events.len());
+        for event in events {
+            let (resource_id, fault_type) = event.key();
+            let open = open_fault_of(&mut tx, customer_id, resource_id, fault_type).await?;
+            let result = match (event, open) {
+                (IngestEvent::Trigger(_), Some((id, _))) => (Some(id), Outcome::Deduplicated),
+                (IngestEvent::Trigger(fault), None) => {
+                    let claimed = execute(&sql::insert_fault_rows(std::slice::from_ref(fault), true)[0])
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if claimed == 1 {
+                        for statement in sql::insert_fault_extras(std::slice::from_ref(fault), actor) {
+                            execute(&statement).execute(&mut *tx).await?;
+                        }
+                        (Some(fault.id.clone()), Outcome::Created)
+                    } else {
+                        // Another batch opened it first and has committed: deduplicate onto it.
+                        let open = open_fault_of(&mut tx, customer_id, resource_id, fault_type).await?;
+                        (open.map(|(id, _)| id), Outcome::Deduplicated)
+                    }
+                }
+                (IngestEvent::Resolve { occurred_at, .. }, Some((id, created_at))) => {
+                    let at = (*occurred_at).max(created_at);
+                    let ttl = faultline_core::fault::expiry(at, retention_seconds);
+                    sqlx::query(rows::RESOLVE_FAULT)
+                        .bind(&id)
+                        .bind(customer_id)
+                        .bind(at)
+                        .bind(ttl)
+                        .execute(&mut *tx)
+                        .await?;
+                    append_event(&mut tx, customer_id, &id, "resolved", actor, "{}").await?;
+                    (Some(id), Outcome::Resolved)
+                }
+                (IngestEvent::Resolve { .. }, None) => (None, Outcome::NoOpenFault),
+            };
+            results.push(result);
+        }
+        tx.commit().await?;
+        Ok(results)
     }
 
     async fn fault_timeline(&self, customer_id: &str, fault_id: &str) -> StoreResult<Vec<FaultEvent>> {
@@ -595,4 +648,19 @@ async fn with_comments(
         .await?;
     rows::attach_comments(faults, rows);
     Ok(())
+}
+
+/// The newest unresolved fault of a (resource, type): its id and `created_at`.
+async fn open_fault_of(
+    conn: &mut <sqlx::Postgres as sqlx::Database>::Connection,
+    customer_id: &str,
+    resource_id: &str,
+    fault_type: &str,
+) -> StoreResult<Option<(String, i64)>> {
+    Ok(sqlx::query_as(rows::OPEN_FAULT_OF)
+        .bind(customer_id)
+        .bind(resource_id)
+        .bind(fault_type)
+        .fetch_optional(&mut *conn)
+        .await?)
 }

@@ -1,0 +1,219 @@
+//! `POST /fault/events`: the monitoring ingest path. A trigger opens a fault unless one is
+//! already open for its (resource, type); a resolve closes the open one.
+
+use serde_json::{Map, Value};
+
+use crate::fault::{DEFAULT_MICROSERVICE_ID, FUTURE_SKEW_MICROS, Fault, NewFault};
+use crate::time::{Micros, parse_rfc3339};
+use crate::validation::ValidationError;
+
+pub const MAX_EVENTS: usize = 1_000;
+
+/// One validated event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestEvent {
+    /// A fault to open unless one is open for its (resource_id, type).
+    Trigger(Fault),
+    /// Close the open fault of (resource_id, type) at `occurred_at`.
+    Resolve { resource_id: String, fault_type: String, occurred_at: Micros },
+}
+
+impl IngestEvent {
+    pub fn key(&self) -> (&str, &str) {
+        match self {
+            IngestEvent::Trigger(f) => (&f.resource_id, &f.fault_type),
+            IngestEvent::Resolve { resource_id, fault_type, .. } => (resource_id, fault_type),
+        }
+    }
+}
+
+/// What happened to one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Deduplicated,
+    Resolved,
+    NoOpenFault,
+}
+
+impl Outcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Deduplicated => "deduplicated",
+            Outcome::Resolved => "resolved",
+            Outcome::NoOpenFault => "no_open_fault",
+        }
+    }
+}
+
+/// A validation failure inside the batch: the event's index and the failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventError {
+    pub index: Option<usize>,
+    pub error: ValidationError,
+}
+
+impl EventError {
+    /// The offending parameter, e.g. `events[3].severity`.
+    pub fn param(&self) -> String {
+        match self.index {
+            Some(i) => format!("events[{i}].{}", self.error.param()),
+            None => self.error.param().to_owned(),
+        }
+    }
+}
+
+/// Validate a whole batch; `now` and `retention_seconds` as for `POST /fault`.
+pub fn parse_batch(
+    customer_id: &str,
+    body: &Value,
+    now: Micros,
+    retention_seconds: i64,
+) -> Result<Vec<IngestEvent>, EventError> {
+    let top = |error| EventError { index: None, error };
+    let obj =
+        body.as_object().ok_or_else(|| top(ValidationError::invalid("body", "must be a JSON object")))?;
+    let events = match obj.get("events") {
+        None | Some(Value::Null) => return Err(top(ValidationError::Missing("events"))),
+        Some(Value::Array(events)) if !events.is_empty() && events.len() <= MAX_EVENTS => events,
+        Some(_) => {
+            return Err(top(ValidationError::invalid(
+                "events",
+                format!("must be an array of 1 to {MAX_EVENTS} events"),
+            )));
+        }
+    };
+    let oldest = now - retention_seconds * 1_000_000;
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            parse_event(customer_id, event, now, oldest, retention_seconds)
+                .map_err(|error| EventError { index: Some(index), error })
+        })
+        .collect()
+}
+
+fn parse_event(
+    customer_id: &str,
+    event: &Value,
+    now: Micros,
+    oldest: Micros,
+    retention_seconds: i64,
+) -> Result<IngestEvent, ValidationError> {
+    let obj: &Map<String, Value> =
+        event.as_object().ok_or_else(|| ValidationError::invalid("event", "must be an object"))?;
+    let occurred_at = match obj.get("occurred_at") {
+        None | Some(Value::Null) => now,
+        Some(Value::String(s)) => {
+            let t = parse_rfc3339(s)
+                .ok_or_else(|| ValidationError::invalid("occurred_at", "must be an RFC 3339 timestamp"))?;
+            if t > now + FUTURE_SKEW_MICROS {
+                return Err(ValidationError::invalid("occurred_at", "must not be in the future"));
+            }
+            if t < oldest {
+                return Err(ValidationError::invalid("occurred_at", "is older than the retention period"));
+            }
+            t.min(now)
+        }
+        Some(_) => {
+            return Err(ValidationError::invalid("occurred_at", "must be an RFC 3339 timestamp string"));
+        }
+    };
+    match obj.get("action").and_then(Value::as_str) {
+        Some("trigger") => {
+            // The trigger's fields are a fault's, with `occurred_at` as its first detection.
+            let mut fields = obj.clone();
+            fields.remove("action");
+            fields.remove("occurred_at");
+            fields
+                .entry("microservice_id")
+                .or_insert_with(|| Value::String(DEFAULT_MICROSERVICE_ID.to_owned()));
+            let new = NewFault::from_json(&Value::Object(fields), now, oldest)?;
+            let new = NewFault { created_at: Some(occurred_at), ..new };
+            Ok(IngestEvent::Trigger(Fault::create(customer_id, new, now, retention_seconds)))
+        }
+        Some("resolve") => {
+            let text = |name: &'static str| match obj.get(name) {
+                Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 255 => {
+                    crate::fault::reject_nul(name, s)?;
+                    Ok(s.clone())
+                }
+                None | Some(Value::Null) => Err(ValidationError::Missing(name)),
+                Some(_) => Err(ValidationError::invalid(
+                    name,
+                    "must be a non-blank string of at most 255 characters",
+                )),
+            };
+            let resource_id = text("resource_id")?;
+            let fault_type = text("type")?;
+            crate::fault::validate_slug("type", &fault_type)?;
+            Ok(IngestEvent::Resolve { resource_id, fault_type, occurred_at })
+        }
+        None if obj.get("action").is_none() => Err(ValidationError::Missing("action")),
+        _ => Err(ValidationError::invalid("action", "must be \"trigger\" or \"resolve\"")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: Micros = 1_761_051_600_000_000;
+
+    #[test]
+    fn parses_triggers_and_resolves() {
+        let body = json!({"events": [
+            {"action": "trigger", "resource_id": "tun_1", "type": "wantunnel", "severity": "HIGH",
+             "message": "down", "occurred_at": "2025-10-21T12:00:00Z"},
+            {"action": "resolve", "resource_id": "tun_1", "type": "wantunnel"}
+        ]});
+        let events = parse_batch("cus_1", &body, NOW, 86_400 * 400).unwrap();
+        match &events[0] {
+            IngestEvent::Trigger(f) => {
+                assert_eq!(f.created_at, NOW - 3_600_000_000);
+                assert_eq!(f.microservice_id, "manual-api-entry");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            events[1],
+            IngestEvent::Resolve {
+                resource_id: "tun_1".into(),
+                fault_type: "wantunnel".into(),
+                occurred_at: NOW
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_event_and_field() {
+        let cases = [
+            (json!({}), "events"),
+            (json!({"events": []}), "events"),
+            (json!({"events": [{"resource_id": "x", "type": "t"}]}), "events[0].action"),
+            (json!({"events": [{"action": "explode"}]}), "events[0].action"),
+            (
+                json!({"events": [{"action": "resolve", "type": "t"}, {"action": "resolve"}]}),
+                "events[0].resource_id",
+            ),
+            (
+                json!({"events": [{"action": "resolve", "resource_id": "r", "type": "t"}, {"action": "trigger", "resource_id": "r", "type": "t", "message": "m"}]}),
+                "events[1].severity",
+            ),
+            (
+                json!({"events": [{"action": "resolve", "resource_id": "r", "type": "t", "occurred_at": "2999-01-01T00:00:00Z"}]}),
+                "events[0].occurred_at",
+            ),
+        ];
+        for (body, param) in cases {
+            let err = parse_batch("cus_1", &body, NOW, 86_400 * 400).unwrap_err();
+            assert_eq!(err.param(), param, "{body}");
+        }
+        let too_many = json!({"events": vec![json!({"action": "resolve", "resource_id": "r", "type": "t"}); MAX_EVENTS + 1]});
+        assert_eq!(parse_batch("cus_1", &too_many, NOW, 1).unwrap_err().param(), "events");
+    }
+}

@@ -1,0 +1,107 @@
+//! `POST /fault/events`: the monitoring ingest path, up to 1,000 trigger/resolve events a
+//! request, applied in order in one transaction.
+
+use axum::Json;
+use axum::extract::State;
+use faultline_core::Permission;
+use faultline_core::ingest::parse_batch;
+use faultline_core::time::now_micros;
+use faultline_core::validation::ValidationError;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::extract::JsonBody;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ingest))
+}
+
+/// One monitoring event.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the body; the handler validates the JSON
+pub struct IngestEventBody {
+    /// `trigger` opens (or deduplicates onto) the fault of (resource_id, type); `resolve` closes it.
+    #[schema(example = "trigger", pattern = "^(trigger|resolve)$")]
+    action: String,
+    #[schema(min_length = 1, max_length = 255, example = "tun_8a7bQx")]
+    resource_id: String,
+    #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[a-z0-9][a-z0-9._-]*$", example = "wantunnel")]
+    fault_type: String,
+    /// Required for a trigger.
+    severity: Option<faultline_core::fault::Severity>,
+    /// Required for a trigger.
+    #[schema(max_length = 1000)]
+    message: Option<String>,
+    #[schema(max_length = 2000)]
+    cause: Option<String>,
+    #[schema(max_length = 128)]
+    microservice_id: Option<String>,
+    #[schema(max_length = 2048)]
+    resource_ancestry_path: Option<String>,
+    /// When it happened (default now): a trigger's `created_at`, a resolve's `resolved_at`.
+    #[schema(format = DateTime)]
+    occurred_at: Option<String>,
+}
+
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct IngestRequest {
+    #[schema(min_items = 1, max_items = 1000)]
+    events: Vec<IngestEventBody>,
+}
+
+/// The result of one event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventResult {
+    /// The fault the event opened, deduplicated onto or resolved; null for `no_open_fault`.
+    pub fault_id: Option<String>,
+    /// `created`, `deduplicated`, `resolved` or `no_open_fault`.
+    #[schema(example = "created")]
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResults {
+    /// One result per event, in order.
+    pub results: Vec<EventResult>,
+}
+
+/// [ext] Ingest monitoring events with deduplication.
+#[utoipa::path(post, path = "/fault/events", tag = "Faults", operation_id = "ingestEvents",
+    security(("bearer" = [])), request_body = IngestRequest,
+    responses((status = 200, body = IngestResults),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn ingest(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<IngestResults>> {
+    let principal = auth.require(Permission::FaultsWrite)?;
+    let retention = state.config.retention_seconds();
+    let events = parse_batch(&principal.customer_id, &body, now_micros(), retention).map_err(|e| {
+        let param = e.param();
+        match e.error {
+            ValidationError::Missing(_) => ApiError::missing(&param),
+            ValidationError::Invalid { reason, .. } => ApiError::new(
+                ErrorCode::ParameterInvalid,
+                format!("The '{param}' parameter is invalid: {reason}."),
+            ),
+        }
+    })?;
+    let outcomes = state
+        .store
+        .apply_events(&principal.customer_id, &events, retention, principal.credential_id())
+        .await?;
+    let results = outcomes
+        .into_iter()
+        .map(|(fault_id, outcome)| EventResult { fault_id, outcome: outcome.as_str() })
+        .collect();
+    Ok(Json(IngestResults { results }))
+}
