@@ -136,7 +136,14 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
     let Some(lookup) = secret::api_key_lookup(credential) else {
         return resolve_access_token(state, credential).await;
     };
-    let found = state.store.find_api_key(lookup).await?;
+    let found = match state.api_keys.get(lookup) {
+        Some(cached) => cached,
+        None => {
+            let found = state.store.find_api_key(lookup).await?;
+            state.api_keys.insert(lookup, found.clone());
+            found
+        }
+    };
     let Some(found) = found.filter(|f| secret::verify_api_key(credential, &f.secret_hash)) else {
         return Err(invalid_key("The provided API key is invalid."));
     };

@@ -111,15 +111,28 @@ pub struct KeyRing {
     store: Arc<dyn Store>,
     cache: Mutex<Option<(Instant, Arc<Keys>)>>,
     issuer: String,
+    /// Token rows by id, read at most a second ago, so a use costs no database round trip
+    /// while a revocation on any replica takes effect everywhere within a second.
+    tokens: crate::ttl_cache::TtlCache<Option<AccessToken>>,
 }
 
 impl KeyRing {
     /// Make sure a signing key exists (creating the first one), and load the keys.
     pub async fn load(store: Arc<dyn Store>, issuer: String) -> Result<KeyRing, StoreError> {
         store.ensure_signing_key(&generate_signing_key(now_micros())).await?;
-        let ring = KeyRing { store, cache: Mutex::new(None), issuer };
+        let ring = KeyRing {
+            store,
+            cache: Mutex::new(None),
+            issuer,
+            tokens: crate::ttl_cache::TtlCache::new(crate::state::CREDENTIAL_CACHE_TTL),
+        };
         ring.reload().await?;
         Ok(ring)
+    }
+
+    /// Forget the cached row of a token (after revoking it on this replica).
+    pub fn forget_token(&self, token_id: &str) {
+        self.tokens.remove(token_id);
     }
 
     pub fn issuer(&self) -> &str {
@@ -193,7 +206,15 @@ impl KeyRing {
         if claims.iat > now_seconds + LEEWAY_SECONDS as i64 || claims.exp <= claims.iat {
             return Err(TokenError::Invalid);
         }
-        let token = self.store.get_access_token(&claims.jti).await?.ok_or(TokenError::Invalid)?;
+        let token = match self.tokens.get(&claims.jti) {
+            Some(cached) => cached,
+            None => {
+                let row = self.store.get_access_token(&claims.jti).await?;
+                self.tokens.insert(&claims.jti, row.clone());
+                row
+            }
+        };
+        let token = token.ok_or(TokenError::Invalid)?;
         if token.customer_id != claims.sub || token.kid != kid {
             return Err(TokenError::Invalid);
         }

@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod state;
 pub mod tokens;
+pub mod ttl_cache;
 pub mod whoami;
 
 use std::future::Future;

@@ -9,6 +9,10 @@ use faultline_store::{Store, StoreResult};
 use crate::auth::KeyUsage;
 use crate::jwt::{KeyRing, TokenUsage};
 use crate::rate_limit::RateLimiter;
+use crate::ttl_cache::TtlCache;
+
+/// How stale a cached credential may be: a revocation reaches every replica within this.
+pub const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// What the HTTP server needs to know; the binary builds it from flags, environment and file.
 #[derive(Debug, Clone)]
@@ -67,6 +71,8 @@ pub struct AppState {
     /// Signs and verifies access tokens.
     pub keys: Arc<KeyRing>,
     pub token_usage: Arc<TokenUsage>,
+    /// API keys by lookup part, read at most a second ago (`None`: no such key).
+    pub api_keys: Arc<TtlCache<Option<faultline_store::ApiKeyWithHash>>>,
 }
 
 impl AppState {
@@ -82,6 +88,7 @@ impl AppState {
             cursors: CursorCodec::new(&cursor_key),
             keys: Arc::new(keys),
             token_usage: Arc::new(TokenUsage::default()),
+            api_keys: Arc::new(TtlCache::new(CREDENTIAL_CACHE_TTL)),
         })
     }
 }

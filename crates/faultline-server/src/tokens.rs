@@ -239,6 +239,7 @@ pub async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     let principal = auth.require(Permission::TokensWrite)?;
     if state.store.revoke_access_token(&principal.customer_id, &token_id, now_micros()).await? {
+        state.keys.forget_token(&token_id);
         tracing::info!(token_id, "access token revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -50,6 +50,8 @@ e2e_test!(credentials_resolve_to_their_customer_or_answer_401, |app: TestApp| as
 
     let key_id = me["credential_id"].as_str().unwrap();
     assert!(app.store.revoke_api_key(key_id, faultline_core::time::now_micros()).await.unwrap());
+    // Replicas cache a key for at most a second: the revocation is in force a second later.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let revoked = app.get("/whoami").send().await.unwrap();
     let body =
         assert_error(revoked, StatusCode::UNAUTHORIZED, "authentication_error", "api_key_invalid").await;
