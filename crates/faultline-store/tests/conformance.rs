@@ -102,3 +102,53 @@ conformance_test!(bootstrap_happens_once_even_when_raced, |store: Db| async move
     assert_eq!(store.list_customers().await.unwrap().len(), 1);
     assert_eq!(store.list_api_keys(None).await.unwrap().len(), 1);
 });
+
+fn sample_fault(customer_id: &str, i: i64) -> faultline_core::fault::Fault {
+    let now = faultline_core::time::now_micros();
+    let new = faultline_core::fault::NewFault {
+        resource_id: format!("dev_{i}"),
+        fault_type: "reboot".into(),
+        severity: faultline_core::fault::Severity::Low,
+        message: format!("fault {i}"),
+        cause: String::new(),
+        microservice_id: "test".into(),
+        resource_ancestry_path: format!("site_1|dev_{i}"),
+        created_at: Some(now - i),
+    };
+    faultline_core::fault::Fault::create(customer_id, new, now, 86_400)
+}
+
+conformance_test!(concurrent_inserts_commit_each_and_fail_alone, |store: Db| async move {
+    let customer = store.create_customer("Acme").await.unwrap();
+    let faults: Vec<_> = (0..200).map(|i| sample_fault(&customer.id, i)).collect();
+    let mut duplicate = sample_fault(&customer.id, 999);
+    duplicate.id = faults[7].id.clone();
+    let mut jobs: Vec<_> = faults
+        .iter()
+        .cloned()
+        .map(|f| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert_faults(&[f], "test").await })
+        })
+        .collect();
+    let dup_store = store.clone();
+    jobs.push(tokio::spawn(async move { dup_store.insert_faults(&[duplicate], "test").await }));
+    let mut failed = 0;
+    for job in jobs {
+        if job.await.unwrap().is_err() {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 1, "only the duplicate fails");
+    let filter = faultline_core::filter::FaultFilter::default();
+    let query = faultline_store::FaultQuery {
+        filter: &filter,
+        after: None,
+        limit: 500,
+        now: faultline_core::time::now_micros(),
+    };
+    let listed = store.list_faults(&customer.id, &query).await.unwrap();
+    assert_eq!(listed.len(), 200, "every acknowledged insert is there, once");
+    let timeline = store.fault_timeline(&customer.id, &faults[7].id).await.unwrap();
+    assert_eq!(timeline.len(), 1, "the failed duplicate left no event behind");
+});

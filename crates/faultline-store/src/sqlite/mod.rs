@@ -32,6 +32,63 @@ const MIGRATIONS: &[(i64, &str)] = &[
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// New faults go to the group committer, which writes concurrent inserts in one
+    /// transaction (each in its own savepoint) and acknowledges each after the commit.
+    inserts: tokio::sync::mpsc::Sender<InsertJob>,
+}
+
+/// Inserts written together in one transaction at most.
+const MAX_GROUP: usize = 256;
+
+struct InsertJob {
+    statements: Vec<Sql>,
+    done: tokio::sync::oneshot::Sender<StoreResult<()>>,
+}
+
+/// Write queued inserts in groups: one `BEGIN IMMEDIATE … COMMIT` for all the inserts that
+/// arrived while the previous group was committing. A failing insert rolls back to its own
+/// savepoint and fails alone; every insert is acknowledged only after its group commits.
+async fn group_committer(writer: SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<InsertJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut outcomes: Vec<StoreResult<()>> = Vec::with_capacity(group.len());
+        let committed = async {
+            let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+            for job in &group {
+                (&mut *tx).execute("SAVEPOINT job").await?;
+                let mut result = Ok(());
+                for statement in &job.statements {
+                    if let Err(e) = execute(statement).execute(&mut *tx).await {
+                        result = Err(StoreError::on_constraint(e, "fault"));
+                        break;
+                    }
+                }
+                if result.is_err() {
+                    (&mut *tx).execute("ROLLBACK TO job").await?;
+                }
+                (&mut *tx).execute("RELEASE job").await?;
+                outcomes.push(result);
+            }
+            tx.commit().await?;
+            Ok::<(), sqlx::Error>(())
+        }
+        .await;
+        for (i, job) in group.into_iter().enumerate() {
+            let result = match &committed {
+                Ok(()) => outcomes.get_mut(i).map_or(Ok(()), |r| std::mem::replace(r, Ok(()))),
+                Err(e) => {
+                    Err(StoreError::Database(sqlx::Error::Protocol(format!("group commit failed: {e}"))))
+                }
+            };
+            let _ = job.done.send(result);
+        }
+    }
 }
 
 impl SqliteStore {
@@ -58,7 +115,9 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        let (inserts, jobs) = tokio::sync::mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(group_committer(writer.clone(), jobs));
+        Ok(SqliteStore { writer, reader, inserts })
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -209,12 +268,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_faults(&self, faults: &[Fault], actor: &str) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        for statement in sql::insert_faults(faults, actor) {
-            execute(&statement).execute(&mut *tx).await.map_err(|e| StoreError::on_constraint(e, "fault"))?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let (done, acknowledged) = tokio::sync::oneshot::channel();
+        let job = InsertJob { statements: sql::insert_faults(faults, actor), done };
+        self.inserts.send(job).await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        acknowledged.await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
