@@ -174,6 +174,11 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
     ) -> StoreResult<Vec<(Option<String>, faultline_core::ingest::Outcome)>>;
 
+    /// Delete up to `limit` faults whose `ttl` (Unix seconds) is before `now_seconds`, with an
+    /// `expired` event each, in one short transaction; returns how many went. Safe to run on
+    /// several replicas at once.
+    async fn sweep_expired(&self, now_seconds: i64, limit: u32) -> StoreResult<usize>;
+
     /// Every event of one of the customer's faults, oldest first (also after deletion).
     async fn fault_timeline(&self, customer_id: &str, fault_id: &str) -> StoreResult<Vec<FaultEvent>>;
 

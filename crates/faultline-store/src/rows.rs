@@ -243,3 +243,7 @@ pub(crate) fn fault_event(row: EventRow) -> crate::model::FaultEvent {
         detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
     }
 }
+
+/// Delete a batch of expired faults, returning who they belonged to.
+pub(crate) const SWEEP_EXPIRED: &str = "DELETE FROM faults WHERE id IN \
+    (SELECT id FROM faults WHERE ttl < $1 ORDER BY ttl LIMIT $2) RETURNING id, customer_id";

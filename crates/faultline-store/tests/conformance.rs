@@ -152,3 +152,24 @@ conformance_test!(concurrent_inserts_commit_each_and_fail_alone, |store: Db| asy
     let timeline = store.fault_timeline(&customer.id, &faults[7].id).await.unwrap();
     assert_eq!(timeline.len(), 1, "the failed duplicate left no event behind");
 });
+
+conformance_test!(the_sweeper_deletes_only_expired_faults_and_keeps_their_history, |store: Db| async move {
+    let customer = store.create_customer("Acme").await.unwrap();
+    let now_seconds = faultline_core::time::now_micros() / 1_000_000;
+    let mut faults: Vec<_> = (0..25).map(|i| sample_fault(&customer.id, i)).collect();
+    for (i, f) in faults.iter_mut().enumerate() {
+        f.ttl = if i < 20 { now_seconds - 10 } else { now_seconds + 3_600 };
+    }
+    store.insert_faults(&faults, "test").await.unwrap();
+    assert_eq!(store.sweep_expired(now_seconds, 8).await.unwrap(), 8, "one small batch at a time");
+    assert_eq!(store.sweep_expired(now_seconds, 8).await.unwrap(), 8);
+    assert_eq!(store.sweep_expired(now_seconds, 8).await.unwrap(), 4);
+    assert_eq!(store.sweep_expired(now_seconds, 8).await.unwrap(), 0);
+    for (i, f) in faults.iter().enumerate() {
+        let kept = store.get_fault(&customer.id, &f.id).await.unwrap().is_some();
+        assert_eq!(kept, i >= 20, "fault {i}");
+    }
+    let history = store.fault_timeline(&customer.id, &faults[0].id).await.unwrap();
+    let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["created", "expired"]);
+});

