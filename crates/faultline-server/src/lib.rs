@@ -108,6 +108,39 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
     ApiError::internal(format!("handler panicked: {detail}")).into_response()
 }
 
+/// Faults past their `ttl` are deleted this often, in batches of [`SWEEP_BATCH`].
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+pub const SWEEP_BATCH: u32 = 500;
+
+/// The retention sweeper: small batches with a pause between them, so writers never wait
+/// long behind it.
+async fn sweep_expired_faults(store: std::sync::Arc<dyn faultline_store::Store>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let mut swept = 0;
+        loop {
+            let now = faultline_core::time::now_micros() / 1_000_000;
+            match store.sweep_expired(now, SWEEP_BATCH).await {
+                Ok(n) => {
+                    swept += n;
+                    if n < SWEEP_BATCH as usize {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "retention sweep failed; retrying at the next tick");
+                    break;
+                }
+            }
+        }
+        if swept > 0 {
+            tracing::info!(swept, "expired faults deleted");
+        }
+    }
+}
+
 /// Serve `state` on `listener` until `shutdown` completes, then give in-flight requests
 /// `config.shutdown_grace` to finish before dropping them.
 pub async fn serve(
@@ -132,6 +165,7 @@ pub async fn serve(
             usage.flush(&*store).await;
         }
     });
+    let retention_sweeper = tokio::spawn(sweep_expired_faults(state.store.clone()));
     let (final_usage, final_store) = (state.token_usage.clone(), state.store.clone());
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
@@ -156,6 +190,7 @@ pub async fn serve(
     };
     upkeep.abort();
     usage_flusher.abort();
+    retention_sweeper.abort();
     final_usage.flush(&*final_store).await;
     result
 }
