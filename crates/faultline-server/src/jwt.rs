@@ -114,6 +114,11 @@ pub struct KeyRing {
     /// Token rows by id, read at most a second ago, so a use costs no database round trip
     /// while a revocation on any replica takes effect everywhere within a second.
     tokens: crate::ttl_cache::TtlCache<Option<AccessToken>>,
+    /// Tokens whose header, signature and claims verified in the last minute, by their exact
+    /// text: a signature over the same bytes cannot change, so a dashboard polling with one
+    /// token pays for Ed25519 verification once a minute. `exp` and the token's row are still
+    /// checked on every use.
+    verified: crate::ttl_cache::TtlCache<(String, Claims)>,
 }
 
 impl KeyRing {
@@ -125,6 +130,7 @@ impl KeyRing {
             cache: Mutex::new(None),
             issuer,
             tokens: crate::ttl_cache::TtlCache::new(crate::state::CREDENTIAL_CACHE_TTL),
+            verified: crate::ttl_cache::TtlCache::new(Duration::from_secs(60)),
         };
         ring.reload().await?;
         Ok(ring)
@@ -185,6 +191,43 @@ impl KeyRing {
         if jwt.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid);
         }
+        let (kid, claims) = match self.verified.get(jwt) {
+            Some(verified) => verified,
+            None => {
+                let verified = self.verify_signature_and_claims(jwt).await?;
+                self.verified.insert(jwt, verified.clone());
+                verified
+            }
+        };
+        let now_seconds = now_micros() / 1_000_000;
+        if claims.exp <= now_seconds - LEEWAY_SECONDS as i64 {
+            return Err(TokenError::Expired);
+        }
+        let token = match self.tokens.get(&claims.jti) {
+            Some(cached) => cached,
+            None => {
+                let row = self.store.get_access_token(&claims.jti).await?;
+                self.tokens.insert(&claims.jti, row.clone());
+                row
+            }
+        };
+        let token = token.ok_or(TokenError::Invalid)?;
+        if token.customer_id != claims.sub || token.kid != kid {
+            return Err(TokenError::Invalid);
+        }
+        if token.revoked_at.is_some() {
+            return Err(TokenError::Revoked);
+        }
+        if token.expires_at <= now_micros() {
+            return Err(TokenError::Expired);
+        }
+        Ok((claims, token))
+    }
+}
+
+impl KeyRing {
+    /// Header, signature and registered claims of a token, without its row.
+    async fn verify_signature_and_claims(&self, jwt: &str) -> Result<(String, Claims), TokenError> {
         let kid = checked_kid(jwt).ok_or(TokenError::Invalid)?;
         let mut keys = self.keys().await?;
         if !keys.verifiers.contains_key(&kid) {
@@ -206,25 +249,7 @@ impl KeyRing {
         if claims.iat > now_seconds + LEEWAY_SECONDS as i64 || claims.exp <= claims.iat {
             return Err(TokenError::Invalid);
         }
-        let token = match self.tokens.get(&claims.jti) {
-            Some(cached) => cached,
-            None => {
-                let row = self.store.get_access_token(&claims.jti).await?;
-                self.tokens.insert(&claims.jti, row.clone());
-                row
-            }
-        };
-        let token = token.ok_or(TokenError::Invalid)?;
-        if token.customer_id != claims.sub || token.kid != kid {
-            return Err(TokenError::Invalid);
-        }
-        if token.revoked_at.is_some() {
-            return Err(TokenError::Revoked);
-        }
-        if token.expires_at <= now_micros() {
-            return Err(TokenError::Expired);
-        }
-        Ok((claims, token))
+        Ok((kid, claims))
     }
 }
 
