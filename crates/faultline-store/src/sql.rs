@@ -180,6 +180,29 @@ pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
     sql
 }
 
+/// The rows of a minted token and its short link.
+pub(crate) fn insert_access_token(
+    token: &crate::model::AccessToken,
+    short_code: &str,
+) -> Result<Vec<Sql>, crate::error::StoreError> {
+    let scope =
+        serde_json::to_string(&token.scope).map_err(|e| crate::error::StoreError::Corrupt(e.to_string()))?;
+    let mut row = Sql { text: crate::rows::INSERT_ACCESS_TOKEN.to_owned(), params: Vec::new() };
+    for value in [&token.id, &token.customer_id, &token.kid, &token.label, &scope, &token.created_by] {
+        row.params.push(Param::Text(value.clone()));
+    }
+    row.params.extend([Param::Int(token.created_at), Param::Int(token.expires_at)]);
+    let link = Sql {
+        text: "INSERT INTO short_links (code, token_id, expires_at) VALUES ($1, $2, $3)".to_owned(),
+        params: vec![
+            Param::Text(short_code.to_owned()),
+            Param::Text(token.id.clone()),
+            Param::Int(token.expires_at),
+        ],
+    };
+    Ok(vec![row, link])
+}
+
 /// For each id list of `scope`: how many distinct ids it names, and the statement counting how
 /// many of them belong to the customer.
 pub(crate) fn scope_id_counts(customer_id: &str, scope: &TokenScope) -> Vec<(i64, Sql)> {

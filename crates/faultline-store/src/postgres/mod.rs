@@ -397,25 +397,10 @@ impl Store for PostgresStore {
     }
 
     async fn insert_access_token(&self, token: &AccessToken, short_code: &str) -> StoreResult<()> {
-        let scope = serde_json::to_string(&token.scope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(rows::INSERT_ACCESS_TOKEN)
-            .bind(&token.id)
-            .bind(&token.customer_id)
-            .bind(&token.kid)
-            .bind(&token.label)
-            .bind(scope)
-            .bind(&token.created_by)
-            .bind(token.created_at)
-            .bind(token.expires_at)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO short_links (code, token_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(short_code)
-            .bind(&token.id)
-            .bind(token.expires_at)
-            .execute(&mut *tx)
-            .await?;
+        for statement in sql::insert_access_token(token, short_code)? {
+            execute(&statement).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -112,6 +112,15 @@ impl SqliteStore {
         Ok(SqliteStore { writer, reader, inserts })
     }
 
+    /// Run `statements` in a transaction shared with other concurrent inserts; returns once
+    /// it has committed.
+    async fn group_write(&self, statements: Vec<Sql>) -> StoreResult<()> {
+        let (done, acknowledged) = tokio::sync::oneshot::channel();
+        let job = InsertJob { statements, done };
+        self.inserts.send(job).await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        acknowledged.await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
+    }
+
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -260,10 +269,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_faults(&self, faults: &[Fault], actor: &str) -> StoreResult<()> {
-        let (done, acknowledged) = tokio::sync::oneshot::channel();
-        let job = InsertJob { statements: sql::insert_faults(faults, actor), done };
-        self.inserts.send(job).await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
-        acknowledged.await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
+        self.group_write(sql::insert_faults(faults, actor)).await
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
@@ -456,27 +462,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_access_token(&self, token: &AccessToken, short_code: &str) -> StoreResult<()> {
-        let scope = serde_json::to_string(&token.scope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.write_tx().await?;
-        sqlx::query(rows::INSERT_ACCESS_TOKEN)
-            .bind(&token.id)
-            .bind(&token.customer_id)
-            .bind(&token.kid)
-            .bind(&token.label)
-            .bind(scope)
-            .bind(&token.created_by)
-            .bind(token.created_at)
-            .bind(token.expires_at)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO short_links (code, token_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(short_code)
-            .bind(&token.id)
-            .bind(token.expires_at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        // Through the group committer: concurrent mints share a commit.
+        self.group_write(sql::insert_access_token(token, short_code)?).await
     }
 
     async fn get_access_token(&self, token_id: &str) -> StoreResult<Option<AccessToken>> {
