@@ -70,7 +70,7 @@ free_port() {
 
 # wrk_run NAME URL [LUA]: one bounded wrk run; appends "NAME req/s p50_ms p99_ms errors" to $TSV.
 wrk_run() {
-    local name="$1" url="$2" script="${3:-}" out="$RESULTS/$BACKEND-$1.txt"
+    local name="$1" url="$2" script="${3:-}" out="$RESULTS/$BACKEND-wrk-${1//[^A-Za-z0-9]/_}.txt"
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $KEY")
     [ -n "$script" ] && args+=(-s "$script")
     log "$BACKEND: wrk $name"
@@ -106,7 +106,7 @@ for BACKEND in $BACKENDS; do
         postgres)
             URL="$PG_ADMIN_URL/faultline_bench"
             fresh_db() {
-                psql "$PG_ADMIN_URL/postgres" -qX -v ON_ERROR_STOP=1 \
+                PGOPTIONS='-c client_min_messages=warning' psql "$PG_ADMIN_URL/postgres" -qX -v ON_ERROR_STOP=1 \
                     -c 'DROP DATABASE IF EXISTS faultline_bench WITH (FORCE)' \
                     -c 'CREATE DATABASE faultline_bench' >/dev/null
             }
@@ -182,6 +182,7 @@ LUA
 done
 
 # ---- the report -------------------------------------------------------------------------------
+load_average=$(cut -d' ' -f1-3 /proc/loadavg)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
 cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
@@ -191,7 +192,8 @@ memory=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
     printf '\n## Faults API: %s\n\n' "$(date -u +%Y-%m-%dT%H:%MZ)"
     printf -- '- Command: `bench/faults.sh %s` (FAULTS=%s, wrk -t%s -c%s -d%s --latency)\n' \
         "${1:-both}" "$FAULTS" "$THREADS" "$CONNECTIONS" "$DURATION"
-    printf -- '- Machine: %s cores (%s), %s memory; wrk and the server share them\n' "$(nproc)" "$cpu" "$memory"
+    printf -- '- Machine: %s cores (%s), %s memory; wrk and the server share them; load average at the end %s\n' \
+        "$(nproc)" "$cpu" "$memory" "$load_average"
     printf -- '- Commit: %s\n' "$commit"
     printf -- '- The floor is `GET /healthz`, run first and again last; ratios are to the mean of the two.\n'
     for BACKEND in $BACKENDS; do

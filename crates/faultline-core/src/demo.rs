@@ -448,6 +448,20 @@ impl Kind {
             Kind::Reboot => "reboot",
         }
     }
+
+    /// Most faults are WAN trouble; whole-site outages are rare.
+    fn draw(rng: &mut Rng) -> Kind {
+        let draw = rng.unit();
+        if draw < 0.52 {
+            Kind::Degradation
+        } else if draw < 0.80 {
+            Kind::TunnelDown
+        } else if draw < 0.92 {
+            Kind::Reboot
+        } else {
+            Kind::SiteOutage
+        }
+    }
 }
 
 /// What a fault says about the problem, before its timing is settled.
@@ -469,22 +483,6 @@ struct Ongoing {
     created_at: Micros,
     kind: Kind,
     index: usize,
-}
-
-impl Kind {
-    /// Most faults are WAN trouble; whole-site outages are rare.
-    fn draw(rng: &mut Rng) -> Kind {
-        let draw = rng.unit();
-        if draw < 0.52 {
-            Kind::Degradation
-        } else if draw < 0.80 {
-            Kind::TunnelDown
-        } else if draw < 0.92 {
-            Kind::Reboot
-        } else {
-            Kind::SiteOutage
-        }
-    }
 }
 
 impl Fleet {

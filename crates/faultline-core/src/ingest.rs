@@ -13,7 +13,7 @@ pub const MAX_EVENTS: usize = 1_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestEvent {
     /// A fault to open unless one is open for its (resource_id, type).
-    Trigger(Fault),
+    Trigger(Box<Fault>),
     /// Close the open fault of (resource_id, type) at `occurred_at`.
     Resolve { resource_id: String, fault_type: String, occurred_at: Micros },
 }
@@ -132,7 +132,7 @@ fn parse_event(
                 .or_insert_with(|| Value::String(DEFAULT_MICROSERVICE_ID.to_owned()));
             let new = NewFault::from_json(&Value::Object(fields), now, oldest)?;
             let new = NewFault { created_at: Some(occurred_at), ..new };
-            Ok(IngestEvent::Trigger(Fault::create(customer_id, new, now, retention_seconds)))
+            Ok(IngestEvent::Trigger(Box::new(Fault::create(customer_id, new, now, retention_seconds))))
         }
         Some("resolve") => {
             let text = |name: &'static str| match obj.get(name) {

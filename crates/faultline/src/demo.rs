@@ -109,7 +109,10 @@ async fn load(
     let started = Instant::now();
     let mut progress = Progress::new(faults);
     while let Some(chunk) = incoming.recv().await {
-        store.insert_faults(&chunk).await.map_err(|e| format!("demo: inserting faults failed: {e}"))?;
+        store
+            .insert_faults(&chunk, "demo")
+            .await
+            .map_err(|e| format!("demo: inserting faults failed: {e}"))?;
         progress.add(chunk.len() as u64, started.elapsed());
     }
     producer.await.map_err(|e| format!("demo: the generator failed: {e}"))?;

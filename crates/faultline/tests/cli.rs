@@ -28,20 +28,34 @@ fn faultline(dir: &Path, args: &[&str]) -> std::process::Output {
 struct Server {
     child: Child,
     base: String,
+    /// Everything the server writes to stderr, read as it comes: a full pipe would block it.
+    stderr: std::thread::JoinHandle<String>,
 }
 
 impl Server {
     /// Start `faultline serve` in `dir`; returns the server and the first line of stdout, if any.
     fn start(dir: &Path, database_url: &str) -> (Server, Option<String>) {
+        Server::start_with(dir, database_url, &[])
+    }
+
+    /// [`Server::start`] with more flags for `serve`.
+    fn start_with(dir: &Path, database_url: &str, flags: &[&str]) -> (Server, Option<String>) {
         let port = free_port();
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .args(flags)
             .current_dir(dir)
             .env("FAULTLINE_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        });
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -62,7 +76,7 @@ impl Server {
             .ok()
             .map(|l| l.trim().to_owned())
             .filter(|l| !l.is_empty());
-        (Server { child, base }, first_line)
+        (Server { child, base, stderr }, first_line)
     }
 
     /// SIGTERM, then wait for a clean exit; returns everything written to stderr.
@@ -78,9 +92,7 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         };
         assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
-        let mut stderr = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-        stderr
+        self.stderr.join().unwrap()
     }
 }
 
@@ -158,6 +170,8 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
 
     let revoked = faultline(&dir, &["keys", "revoke", &key_id, "--database-url", url]);
     assert!(revoked.status.success());
+    // The server caches a key for at most a second.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(status(&server.base, "/whoami", &secret).await, 401);
 
     let unknown = faultline(&dir, &["keys", "revoke", "key_nope", "--database-url", url]);
@@ -167,6 +181,16 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() {
         &["keys", "create", "--customer", &customer_id, "--permissions", "faults:fly", "--database-url", url],
     );
     assert!(String::from_utf8_lossy(&bad_perm.stderr).contains("faults:fly"));
+
+    let listed = faultline(&dir, &["signing-keys", "list", "--database-url", url]);
+    let before: Vec<String> =
+        String::from_utf8(listed.stdout).unwrap().lines().skip(1).map(str::to_owned).collect();
+    assert_eq!(before.len(), 1, "one key created at first start: {before:?}");
+    let rotated = faultline(&dir, &["signing-keys", "rotate", "--database-url", url]);
+    assert!(rotated.status.success(), "{rotated:?}");
+    let listed = faultline(&dir, &["signing-keys", "list", "--database-url", url]);
+    let after = String::from_utf8(listed.stdout).unwrap();
+    assert_eq!(after.lines().count(), 3, "the new key and the retired one, which still verifies: {after}");
     let stderr = server.stop();
     assert!(!stderr.contains(&secret));
 }
@@ -205,4 +229,102 @@ async fn migrate_brings_either_backend_up_to_date() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("migration"));
         db.cleanup().await;
     }
+}
+
+/// Every fault a key can list, following the cursor to the end.
+async fn list_all(base: &str, key: &str, query: &str) -> Vec<serde_json::Value> {
+    let client = reqwest::Client::new();
+    let mut faults = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/fault?limit=100{query}");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = client
+            .get(&url)
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        faults.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["meta"]["cursor"].as_str() {
+            Some(c) if page["meta"]["has_more"] == true => cursor = Some(c.to_owned()),
+            _ => return faults,
+        }
+    }
+}
+
+#[tokio::test]
+async fn demo_creates_customers_with_keys_and_a_fleet_history_the_api_serves() {
+    let dir = temp_dir("demo");
+    let url = "sqlite://demo.db";
+    let out = faultline(
+        &dir,
+        &[
+            "demo",
+            "--faults",
+            "3000",
+            "--sites",
+            "20",
+            "--customers",
+            "2",
+            "--seed",
+            "5",
+            "--database-url",
+            url,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<(&str, &str)> = stdout.lines().map(|l| l.split_once(' ').unwrap()).collect();
+    assert_eq!(lines.len(), 2, "one line per customer: {stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("inserted 3000 faults"), "{stderr}");
+
+    let (server, bootstrap_key) = Server::start(&dir, url);
+    assert_eq!(bootstrap_key, None, "the demo customers make the database not new");
+    let mut total = 0;
+    for (customer_id, key) in &lines {
+        assert!(customer_id.starts_with("cus_") && key.starts_with("flk_"), "{customer_id} {key}");
+        let faults = list_all(&server.base, key, "").await;
+        assert!(!faults.is_empty());
+        assert!(faults.iter().all(|f| f["customer_id"] == *customer_id));
+        total += faults.len();
+    }
+    assert_eq!(total, 3000, "every fault belongs to one of the demo customers");
+    let stderr = server.stop();
+    assert!(!lines.iter().any(|(_, key)| stderr.contains(key)), "no key in the log");
+
+    let refused = faultline(
+        &dir,
+        &["demo", "--faults", "10", "--sites", "1", "--customers", "2", "--database-url", url],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--sites"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn serve_demo_fills_a_new_database_only() {
+    let dir = temp_dir("serve-demo");
+    let url = "sqlite://serve-demo.db";
+    let (server, key) = Server::start_with(&dir, url, &["--demo"]);
+    let key = key.expect("the admin key of the new database");
+    let open = list_all(&server.base, &key, "&status=unresolved").await;
+    assert!(!open.is_empty(), "some demo faults are still open");
+    let critical = list_all(&server.base, &key, "&severity=CRITICAL&type=site").await;
+    assert!(!critical.is_empty(), "site outages are in the history");
+    let stderr = server.stop();
+    assert!(stderr.contains("inserted 10000 faults"), "{stderr}");
+
+    let (server, second) = Server::start_with(&dir, url, &["--demo"]);
+    assert_eq!(second, None);
+    let stderr = server.stop();
+    assert!(stderr.contains("not new"), "{stderr}");
+    assert!(!stderr.contains("inserted"), "{stderr}");
 }
