@@ -357,12 +357,14 @@ impl Store for SqliteStore {
             let result = match (event, open) {
                 (IngestEvent::Trigger(_), Some((id, _))) => (Some(id), Outcome::Deduplicated),
                 (IngestEvent::Trigger(fault), None) => {
-                    let claimed = execute(&sql::insert_fault_rows(std::slice::from_ref(fault.as_ref()), true)[0])
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                    let claimed =
+                        execute(&sql::insert_fault_rows(std::slice::from_ref(fault.as_ref()), true)[0])
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
                     if claimed == 1 {
-                        for statement in sql::insert_fault_extras(std::slice::from_ref(fault.as_ref()), actor) {
+                        for statement in sql::insert_fault_extras(std::slice::from_ref(fault.as_ref()), actor)
+                        {
                             execute(&statement).execute(&mut *tx).await?;
                         }
                         (Some(fault.id.clone()), Outcome::Created)
