@@ -155,9 +155,19 @@ pub async fn mint_token(
 ) -> ApiResult<Response> {
     let principal = auth.require(Permission::TokensWrite)?;
     let request = MintRequest::from_json(&body)?;
-    if !request.scope.is_unrestricted()
-        && !state.store.scope_ids_exist(&principal.customer_id, &request.scope).await?
-    {
+    let view = mint(&state, &principal.customer_id, principal.credential_id(), request).await?;
+    Ok(Json(view).into_response())
+}
+
+/// Mint an access token for `customer_id`, on behalf of the credential `created_by`: check the
+/// scope's ids, sign, and store the token with its short link.
+pub async fn mint(
+    state: &AppState,
+    customer_id: &str,
+    created_by: &str,
+    request: MintRequest,
+) -> ApiResult<AccessTokenView> {
+    if !request.scope.is_unrestricted() && !state.store.scope_ids_exist(customer_id, &request.scope).await? {
         return Err(ApiError::new(
             ErrorCode::ResourceNotFound,
             "A site, resource or fault named in the scope does not exist.",
@@ -167,7 +177,7 @@ pub async fn mint_token(
     let exp = now + request.expire_after_minutes * 60;
     let claims = Claims {
         iss: state.keys.issuer().to_owned(),
-        sub: principal.customer_id.clone(),
+        sub: customer_id.to_owned(),
         aud: AUDIENCE.to_owned(),
         iat: now,
         nbf: now,
@@ -178,11 +188,11 @@ pub async fn mint_token(
     let (jwt, kid) = state.keys.sign(&claims).await?;
     let token = AccessToken {
         id: claims.jti.clone(),
-        customer_id: principal.customer_id.clone(),
+        customer_id: customer_id.to_owned(),
         kid,
         label: request.label,
         scope: request.scope,
-        created_by: principal.credential_id().to_owned(),
+        created_by: created_by.to_owned(),
         created_at: now * 1_000_000,
         expires_at: exp * 1_000_000,
         revoked_at: None,
@@ -192,7 +202,7 @@ pub async fn mint_token(
     let code = random_base62(SHORT_CODE_LEN);
     state.store.insert_access_token(&token, &code).await?;
     tracing::info!(token_id = %token.id, customer_id = %token.customer_id, "access token minted");
-    Ok(Json(AccessTokenView {
+    Ok(AccessTokenView {
         token: jwt,
         token_type: "jwt",
         expires_in_minutes: request.expire_after_minutes,
@@ -200,7 +210,6 @@ pub async fn mint_token(
         short_link: format!("{}/{code}", state.config.short_link_base()),
         id: token.id,
     })
-    .into_response())
 }
 
 /// [ext] The customer's minted tokens, newest first (never the JWT itself).

@@ -172,6 +172,18 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
     let state = AppState::load(store.clone(), config)
         .await
         .map_err(|e| format!("cannot load shared secrets: {e}"))?;
+    if let (true, Some((customer, _))) = (demo, &bootstrapped) {
+        // A week-long read-only link to the demo fleet, to open in a browser at once.
+        let request = faultline_core::scope::MintRequest {
+            expire_after_minutes: 7 * 24 * 60,
+            scope: Default::default(),
+            label: "demo".to_owned(),
+        };
+        let view = faultline_server::tokens::mint(&state, &customer.id, "system", request)
+            .await
+            .map_err(|e| format!("cannot mint the demo share link: {}", e.message))?;
+        eprintln!("faultline: --demo: share link (read-only, 7 days): {}", view.short_link);
+    }
     faultline_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())?;
     store.close().await;
     tracing::info!("faultline stopped");

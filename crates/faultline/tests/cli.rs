@@ -321,9 +321,19 @@ async fn serve_demo_fills_a_new_database_only() {
     assert!(!critical.is_empty(), "site outages are in the history");
     let stderr = server.stop();
     assert!(stderr.contains("inserted 10000 faults"), "{stderr}");
+    let link = stderr
+        .lines()
+        .find_map(|l| l.split("share link (read-only, 7 days): ").nth(1))
+        .expect("a share link on stderr")
+        .to_owned();
 
     let (server, second) = Server::start_with(&dir, url, &["--demo"]);
     assert_eq!(second, None);
+    // The link was minted for the first server's address; its code opens the page here too.
+    let code = link.rsplit('/').next().unwrap();
+    let page = reqwest::get(format!("{}/s/{code}", server.base)).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("<h1>demo</h1>"), "the demo link's page");
     let stderr = server.stop();
     assert!(stderr.contains("not new"), "{stderr}");
     assert!(!stderr.contains("inserted"), "{stderr}");
