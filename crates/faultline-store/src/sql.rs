@@ -44,6 +44,20 @@ impl Sql {
     }
 }
 
+/// Bind every parameter of a [`Sql`] to a sqlx query (`query`, `query_as` or `query_scalar`
+/// of either backend), in placeholder order.
+macro_rules! bind_params {
+    ($query:expr, $statement:expr) => {
+        $statement.params.iter().fold($query, |q, p| match p {
+            $crate::sql::Param::Text(v) => q.bind(v.as_str()),
+            $crate::sql::Param::Int(v) => q.bind(*v),
+            $crate::sql::Param::OptInt(v) => q.bind(*v),
+            $crate::sql::Param::OptText(v) => q.bind(v.as_deref()),
+        })
+    };
+}
+pub(crate) use bind_params;
+
 /// The columns of a fault, in the order [`crate::rows::fault`] reads them.
 pub(crate) const FAULT_COLUMNS: &str = "f.id, f.customer_id, f.resource_id, f.microservice_id, f.type, f.status, \
      f.severity, f.message, f.cause, f.created_at, f.resolved_at, f.resource_ancestry_path, f.site_id, f.ttl";

@@ -14,7 +14,7 @@ use crate::model::{
     AccessToken, ApiKey, ApiKeyWithHash, Customer, FaultEvent, NewApiKey, SigningKey, TokenUse,
 };
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
-use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Param, Sql};
+use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql};
 use crate::{Backend, Store};
 use faultline_core::fault::Fault;
 
@@ -516,22 +516,12 @@ async fn insert_api_key(
 
 /// A statement with its parameters bound.
 fn execute(statement: &Sql) -> sqlx::query::Query<'_, sqlx::Postgres, PgArguments> {
-    statement.params.iter().fold(sqlx::query(&statement.text), |q, p| match p {
-        Param::Text(v) => q.bind(v.as_str()),
-        Param::Int(v) => q.bind(*v),
-        Param::OptInt(v) => q.bind(*v),
-        Param::OptText(v) => q.bind(v.as_deref()),
-    })
+    sql::bind_params!(sqlx::query(&statement.text), statement)
 }
 
 /// A fault-returning statement with its parameters bound.
 fn fetch(statement: &Sql) -> sqlx::query::QueryAs<'_, sqlx::Postgres, rows::FaultRow, PgArguments> {
-    statement.params.iter().fold(sqlx::query_as(&statement.text), |q, p| match p {
-        Param::Text(v) => q.bind(v.as_str()),
-        Param::Int(v) => q.bind(*v),
-        Param::OptInt(v) => q.bind(*v),
-        Param::OptText(v) => q.bind(v.as_deref()),
-    })
+    sql::bind_params!(sqlx::query_as(&statement.text), statement)
 }
 
 fn bind_signing_key<'q>(
@@ -543,12 +533,7 @@ fn bind_signing_key<'q>(
 
 /// A `SELECT COUNT(…)` statement with its parameters bound.
 fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Postgres, i64, PgArguments> {
-    statement.params.iter().fold(sqlx::query_scalar(&statement.text), |q, p| match p {
-        Param::Text(v) => q.bind(v.as_str()),
-        Param::Int(v) => q.bind(*v),
-        Param::OptInt(v) => q.bind(*v),
-        Param::OptText(v) => q.bind(v.as_deref()),
-    })
+    sql::bind_params!(sqlx::query_scalar(&statement.text), statement)
 }
 
 /// Append one event to the log, inside the caller's transaction.
@@ -636,17 +621,8 @@ async fn with_comments(
     }
     let ids: Vec<&str> = faults.iter().map(|f| f.id.as_str()).collect();
     let statement = sql::comments_of(&ids);
-    let rows: Vec<rows::CommentRow> = statement
-        .params
-        .iter()
-        .fold(sqlx::query_as(&statement.text), |q, p| match p {
-            Param::Text(v) => q.bind(v.as_str()),
-            Param::Int(v) => q.bind(*v),
-            Param::OptInt(v) => q.bind(*v),
-            Param::OptText(v) => q.bind(v.as_deref()),
-        })
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows: Vec<rows::CommentRow> =
+        sql::bind_params!(sqlx::query_as(&statement.text), statement).fetch_all(&mut *conn).await?;
     rows::attach_comments(faults, rows);
     Ok(())
 }
