@@ -34,7 +34,7 @@ pub struct ResolveRequest {
 /// [ext] Resolve a fault by hand. Idempotent: resolving a resolved fault changes nothing.
 #[utoipa::path(post, path = "/fault/{faultId}/resolve", tag = "Faults", operation_id = "resolveFault",
     security(("bearer" = [])), params(("faultId" = String, Path, description = "flt_…")),
-    request_body(content = ResolveRequest, description = "Optional"),
+    request_body(content = Option<ResolveRequest>, description = "Optional"),
     responses((status = 200, body = FaultView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
