@@ -199,6 +199,11 @@ impl KeyRing {
                 verified
             }
         };
+        // The key must still verify now: a retired key whose window has passed takes its
+        // tokens with it, even those verified a moment ago.
+        if !self.keys().await?.verifiers.contains_key(&kid) {
+            return Err(TokenError::Invalid);
+        }
         let now_seconds = now_micros() / 1_000_000;
         if claims.exp <= now_seconds - LEEWAY_SECONDS as i64 {
             return Err(TokenError::Expired);

@@ -433,5 +433,24 @@ e2e_test!(rotation_keeps_issued_tokens_working, |app: TestApp| async move {
         app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let kids: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect();
     assert!(kids.contains(&&old_kid) && kids.contains(&&new_kid), "{jwks}");
+
+    // Once a retired key's window has passed, its tokens are refused and it leaves the JWKS.
+    let now = faultline_core::time::now_micros();
+    let newest = faultline_server::jwt::generate_signing_key(now);
+    app.store.rotate_signing_key(&newest, now - 1).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let fresh = mint(&app, json!({"expire_after_minutes": 60})).await;
+    let (status, body) = bearer_status(&app, after["token"].as_str().unwrap()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("api_key_invalid")),
+        "expired window"
+    );
+    assert_eq!(bearer_status(&app, fresh["token"].as_str().unwrap()).await.0, StatusCode::OK);
+    let jwks: Value =
+        app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let kids: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect();
+    assert!(!kids.contains(&&new_kid), "the key whose window passed is no longer published: {jwks}");
+    assert!(kids.contains(&&Value::from(newest.kid.as_str())) && kids.contains(&&old_kid), "{jwks}");
     app.finish().await;
 });
