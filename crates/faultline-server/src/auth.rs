@@ -72,20 +72,10 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         Ok(p) => p,
         Err(err) => return axum::response::IntoResponse::into_response(err),
     };
-    let per_minute = principal.rate_limit_per_minute;
-    let decision = state.rate_limiter.check(principal.credential_id(), per_minute);
-    if !decision.allowed {
-        let mut err = ApiError::new(
-            ErrorCode::RateLimited,
-            format!(
-                "Rate limit of {per_minute} requests per minute exceeded; retry in {} s.",
-                decision.retry_after_seconds
-            ),
-        );
-        err.headers.extend(rate_limit_headers(&decision));
-        err.headers.push((header::RETRY_AFTER, HeaderValue::from(decision.retry_after_seconds)));
-        return axum::response::IntoResponse::into_response(err);
-    }
+    let decision = match check_rate(&state, principal.credential_id(), principal.rate_limit_per_minute) {
+        Ok(decision) => decision,
+        Err(err) => return axum::response::IntoResponse::into_response(err),
+    };
     request.extensions_mut().insert(principal);
     let mut response = next.run(request).await;
     response.headers_mut().extend(rate_limit_headers(&decision).map(|(k, v)| (Some(k), v)));
