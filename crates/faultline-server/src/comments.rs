@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use faultline_core::Permission;
-use faultline_core::fault::{Comment, comment_text};
+use faultline_core::fault::{Comment, Fault, comment_text};
 use faultline_core::ids::IdKind;
 use faultline_core::time::now_micros;
 use utoipa::ToSchema;
@@ -15,6 +15,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::faults::FaultView;
+use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -45,10 +46,15 @@ pub struct NewComment {
 pub async fn add_comment(
     State(state): State<AppState>,
     auth: Auth,
+    idempotency_key: IdempotencyKey,
     Path(fault_id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let principal = auth.require(Permission::FaultsWrite)?;
+    let keyed = match idempotency_key.begin(&*state.store, principal, &body).await? {
+        Begun::Run(keyed) => keyed,
+        Begun::Replay(answer) => return Ok(answer),
+    };
     let text = comment_text(&body, true)?.unwrap_or_default();
     let comment = Comment {
         id: IdKind::Comment.new_id(),
@@ -56,10 +62,15 @@ pub async fn add_comment(
         comment: text,
         created_at: now_micros(),
     };
-    let fault = state
+    let render = |fault: &Fault| render_json(&FaultView::from(fault.clone()));
+    let record = keyed.as_ref().map(|k| k.record(StatusCode::CREATED, &render));
+    let fault = match state
         .store
-        .add_comment(&principal.customer_id, &fault_id, &comment, principal.credential_id())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+        .add_comment(&principal.customer_id, &fault_id, &comment, principal.credential_id(), record.as_ref())
+        .await
+    {
+        Ok(fault) => fault.ok_or_else(ApiError::not_found)?,
+        Err(err) => return replay_or_error(err),
+    };
     Ok((StatusCode::CREATED, axum::Json(FaultView::from(fault))).into_response())
 }

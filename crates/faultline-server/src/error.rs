@@ -289,6 +289,10 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound(_) => ApiError::not_found(),
+            StoreError::IdempotencyKeyReused => ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "This Idempotency-Key was used with a different request; use a new key for a new request.",
+            ),
             StoreError::Database(sqlx_err) if is_unavailable(&sqlx_err) => {
                 tracing::warn!(error = %sqlx_err, "database unavailable");
                 ApiError::new(

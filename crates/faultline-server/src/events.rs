@@ -3,6 +3,8 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use faultline_core::Permission;
 use faultline_core::ingest::parse_batch;
 use faultline_core::time::now_micros;
@@ -15,6 +17,7 @@ use utoipa_axum::routes;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::extract::JsonBody;
+use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -81,9 +84,14 @@ pub struct IngestResults {
 pub async fn ingest(
     State(state): State<AppState>,
     auth: Auth,
+    idempotency_key: IdempotencyKey,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<IngestResults>> {
+) -> ApiResult<Response> {
     let principal = auth.require(Permission::FaultsWrite)?;
+    let keyed = match idempotency_key.begin(&*state.store, principal, &body).await? {
+        Begun::Run(keyed) => keyed,
+        Begun::Replay(answer) => return Ok(answer),
+    };
     let retention = state.config.retention_seconds();
     let events = parse_batch(&principal.customer_id, &body, now_micros(), retention).map_err(|e| {
         let param = e.param();
@@ -95,13 +103,24 @@ pub async fn ingest(
             ),
         }
     })?;
-    let outcomes = state
+    let render = |outcomes: &[faultline_store::EventResult]| render_json(&IngestResults::from(outcomes));
+    let record = keyed.as_ref().map(|k| k.record(StatusCode::OK, &render));
+    match state
         .store
-        .apply_events(&principal.customer_id, &events, retention, principal.credential_id())
-        .await?;
-    let results = outcomes
-        .into_iter()
-        .map(|(fault_id, outcome)| EventResult { fault_id, outcome: outcome.as_str() })
-        .collect();
-    Ok(Json(IngestResults { results }))
+        .apply_events(&principal.customer_id, &events, retention, principal.credential_id(), record.as_ref())
+        .await
+    {
+        Ok(outcomes) => Ok(Json(IngestResults::from(outcomes.as_slice())).into_response()),
+        Err(err) => replay_or_error(err),
+    }
+}
+
+impl From<&[faultline_store::EventResult]> for IngestResults {
+    fn from(outcomes: &[faultline_store::EventResult]) -> Self {
+        let results = outcomes
+            .iter()
+            .map(|(fault_id, outcome)| EventResult { fault_id: fault_id.clone(), outcome: outcome.as_str() })
+            .collect();
+        IngestResults { results }
+    }
 }

@@ -19,6 +19,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::etag::json_with_etag;
 use crate::extract::{JsonBody, QueryPairs};
+use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -267,14 +268,27 @@ pub async fn list_faults(
 pub async fn create_fault(
     State(state): State<AppState>,
     auth: Auth,
+    idempotency_key: IdempotencyKey,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let principal = auth.require(Permission::FaultsWrite)?;
+    let keyed = match idempotency_key.begin(&*state.store, principal, &body).await? {
+        Begun::Run(keyed) => keyed,
+        Begun::Replay(answer) => return Ok(answer),
+    };
     let now = now_micros();
     let retention = state.config.retention_seconds();
     let new = NewFault::from_json(&body, now, now - retention * 1_000_000)?;
     let fault = Fault::create(&principal.customer_id, new, now, retention);
-    state.store.insert_faults(std::slice::from_ref(&fault), principal.credential_id()).await?;
+    let render = |faults: &[Fault]| render_json(&FaultView::from(faults[0].clone()));
+    let record = keyed.as_ref().map(|k| k.record(StatusCode::CREATED, &render));
+    let written = state
+        .store
+        .insert_faults(std::slice::from_ref(&fault), principal.credential_id(), record.as_ref())
+        .await;
+    if let Err(err) = written {
+        return replay_or_error(err);
+    }
     let location = HeaderValue::from_str(&format!("/fault/{}", fault.id)).map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(FaultView::from(fault)))
         .into_response())

@@ -12,6 +12,7 @@ pub mod events;
 pub mod extract;
 pub mod faults;
 pub mod health;
+pub mod idempotency;
 pub mod jwt;
 pub mod lifecycle;
 pub mod observability;
@@ -65,7 +66,10 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
 /// The OpenAPI document of the whole API, generated from the handlers.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (public, authenticated) = routes();
-    OpenApiRouter::with_openapi(openapi::base()).merge(public).merge(authenticated).into_openapi()
+    let mut doc =
+        OpenApiRouter::with_openapi(openapi::base()).merge(public).merge(authenticated).into_openapi();
+    openapi::document_idempotency(&mut doc);
+    doc
 }
 
 /// The complete application: routes, authentication and the middleware stack.
@@ -85,6 +89,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let config = state.config.clone();
     routes
         .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::from_fn(writes_run_to_completion))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(RequestBodyLimitLayer::new(config.body_limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout))
@@ -97,6 +102,25 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, observability::MakeId))
         .with_state(state)
+}
+
+/// Run every request that may write (any method but GET, HEAD and OPTIONS) in its own task, so
+/// that a client hanging up, or the request timeout, never cancels a write halfway through a
+/// transaction: the write finishes (or fails) on its own and only its answer is lost. Dropping a
+/// database transaction mid-statement is not safe with every driver (sqlx's SQLite driver then
+/// returns the connection still inside the transaction), and a retry with the same
+/// `Idempotency-Key` must find the first attempt either done or never started.
+async fn writes_run_to_completion(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::Method;
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        // Re-raised here, for the panic layer to answer 500 as for any other handler.
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(err) => ApiError::internal(format!("write task ended: {err}")).into_response(),
+    }
 }
 
 fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -112,31 +136,47 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub const SWEEP_BATCH: u32 = 500;
 
-/// The retention sweeper: small batches with a pause between them, so writers never wait
-/// long behind it.
+/// The retention sweeper: expired faults, then `Idempotency-Key`s older than a day, each in
+/// small batches with a pause between them, so writers never wait long behind it.
 async fn sweep_expired_faults(store: std::sync::Arc<dyn faultline_store::Store>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     loop {
         tick.tick().await;
-        let mut swept = 0;
-        loop {
-            let now = faultline_core::time::now_micros() / 1_000_000;
-            match store.sweep_expired(now, SWEEP_BATCH).await {
-                Ok(n) => {
-                    swept += n;
-                    if n < SWEEP_BATCH as usize {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "retention sweep failed; retrying at the next tick");
-                    break;
-                }
-            }
+        let faults = sweep_in_batches("expired faults", || {
+            store.sweep_expired(faultline_core::time::now_micros() / 1_000_000, SWEEP_BATCH)
+        })
+        .await;
+        let keys = sweep_in_batches("idempotency keys", || {
+            let before = faultline_core::time::now_micros() - faultline_store::IDEMPOTENCY_KEEP_MICROS;
+            store.sweep_idempotency_keys(before, SWEEP_BATCH)
+        })
+        .await;
+        if faults + keys > 0 {
+            tracing::info!(faults, idempotency_keys = keys, "retention sweep deleted expired records");
         }
-        if swept > 0 {
-            tracing::info!(swept, "expired faults deleted");
+    }
+}
+
+/// Run `batch` until it deletes fewer than [`SWEEP_BATCH`] records; how many went in all.
+async fn sweep_in_batches<F, Fut>(what: &str, batch: F) -> usize
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = faultline_store::StoreResult<usize>>,
+{
+    let mut swept = 0;
+    loop {
+        match batch().await {
+            Ok(n) => {
+                swept += n;
+                if n < SWEEP_BATCH as usize {
+                    return swept;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, what, "retention sweep failed; retrying at the next tick");
+                return swept;
+            }
         }
     }
 }

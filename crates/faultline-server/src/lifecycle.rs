@@ -3,10 +3,14 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use faultline_core::Permission;
+use faultline_core::fault::Fault;
 use faultline_core::fault::{Comment, comment_text, expiry};
 use faultline_core::ids::IdKind;
 use faultline_core::time::{format_micros, now_micros};
+use faultline_store::Resolution;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +20,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::faults::FaultView;
+use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -42,10 +47,15 @@ pub struct ResolveRequest {
 pub async fn resolve_fault(
     State(state): State<AppState>,
     auth: Auth,
+    idempotency_key: IdempotencyKey,
     Path(fault_id): Path<String>,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<FaultView>> {
+) -> ApiResult<Response> {
     let principal = auth.require(Permission::FaultsWrite)?;
+    let keyed = match idempotency_key.begin(&*state.store, principal, &body).await? {
+        Begun::Run(keyed) => keyed,
+        Begun::Replay(answer) => return Ok(answer),
+    };
     let now = now_micros();
     let comment = comment_text(&body, false)?.map(|text| Comment {
         id: IdKind::Comment.new_id(),
@@ -54,19 +64,22 @@ pub async fn resolve_fault(
         created_at: now,
     });
     let ttl = expiry(now, state.config.retention_seconds());
-    let fault = state
+    let render = |fault: &Fault| render_json(&FaultView::from(fault.clone()));
+    let record = keyed.as_ref().map(|k| k.record(StatusCode::OK, &render));
+    let resolved = state
         .store
         .resolve_fault(
             &principal.customer_id,
             &fault_id,
-            now,
-            ttl,
-            comment.as_ref(),
+            Resolution { at: now, ttl, comment: comment.as_ref() },
             principal.credential_id(),
+            record.as_ref(),
         )
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(Json(FaultView::from(fault)))
+        .await;
+    match resolved {
+        Ok(fault) => Ok(Json(FaultView::from(fault.ok_or_else(ApiError::not_found)?)).into_response()),
+        Err(err) => replay_or_error(err),
+    }
 }
 
 /// One change in a fault's history.
@@ -74,7 +87,7 @@ pub async fn resolve_fault(
 pub struct TimelineEntry {
     /// The event's place in the deployment-wide sequence.
     pub seq: i64,
-    /// `created`, `commented`, `resolved`, `deleted` or `token_minted`.
+    /// `created`, `commented`, `resolved`, `deleted`, `expired` or `token_minted`.
     #[schema(example = "resolved")]
     pub kind: String,
     /// The credential that acted: an API key id (`key_…`) or `system`.

@@ -57,6 +57,42 @@ pub fn base() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// Every POST takes an `Idempotency-Key` header and may answer 409 `idempotency_key_reused`
+/// (see [`crate::idempotency`]); said once here rather than on each handler.
+pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, RefOr, ResponseBuilder, Type};
+    for item in doc.paths.paths.values_mut() {
+        let Some(post) = item.post.as_mut() else { continue };
+        let key = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .description(Some(
+                "Retrying with the same key and body within 24 hours replays the first answer \
+                 (marked Idempotent-Replayed: true) without doing the work again.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(crate::idempotency::MAX_KEY_LEN))
+                    .pattern(Some("^[!-~]([ -~]*[!-~])?$")),
+            ))
+            .build();
+        post.parameters.get_or_insert_with(Vec::new).push(key);
+        let conflict = ResponseBuilder::new()
+            .description("The Idempotency-Key was used with a different request")
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody"))))
+                    .build(),
+            )
+            .build();
+        post.responses.responses.insert("409".to_owned(), RefOr::T(conflict));
+    }
+}
+
 /// The document as pretty JSON with a trailing newline, exactly as committed.
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();

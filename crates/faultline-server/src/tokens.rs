@@ -24,6 +24,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::faults::FaultView;
+use crate::idempotency::{Begun, IdempotencyKey, KeyedRequest, render_json, replay_or_error};
 use crate::jwt::{AUDIENCE, Claims, TokenError};
 use crate::state::AppState;
 
@@ -151,27 +152,59 @@ impl From<AccessToken> for TokenInfo {
 pub async fn mint_token(
     State(state): State<AppState>,
     auth: Auth,
+    idempotency_key: IdempotencyKey,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let principal = auth.require(Permission::TokensWrite)?;
+    let keyed = match idempotency_key.begin(&*state.store, principal, &body).await? {
+        Begun::Run(keyed) => keyed,
+        Begun::Replay(answer) => return Ok(answer),
+    };
     let request = MintRequest::from_json(&body)?;
-    let view = mint(&state, &principal.customer_id, principal.credential_id(), request).await?;
-    Ok(Json(view).into_response())
+    match mint(&state, &principal.customer_id, principal.credential_id(), request, keyed.as_ref()).await {
+        Ok(view) => Ok(Json(view).into_response()),
+        Err(Minted::Replayed(answer)) => Ok(answer),
+        Err(Minted::Failed(err)) => Err(err),
+    }
+}
+
+/// Why [`mint`] returned no new token.
+#[derive(Debug)]
+pub enum Minted {
+    /// Its `Idempotency-Key` was used before for this request: the first answer, replayed.
+    Replayed(Response),
+    Failed(ApiError),
+}
+
+impl From<ApiError> for Minted {
+    fn from(err: ApiError) -> Self {
+        Minted::Failed(err)
+    }
+}
+
+impl From<faultline_store::StoreError> for Minted {
+    fn from(err: faultline_store::StoreError) -> Self {
+        match replay_or_error(err) {
+            Ok(answer) => Minted::Replayed(answer),
+            Err(err) => Minted::Failed(err),
+        }
+    }
 }
 
 /// Mint an access token for `customer_id`, on behalf of the credential `created_by`: check the
-/// scope's ids, sign, and store the token with its short link.
+/// scope's ids, sign, and store the token with its short link (and `keyed`'s answer).
 pub async fn mint(
     state: &AppState,
     customer_id: &str,
     created_by: &str,
     request: MintRequest,
-) -> ApiResult<AccessTokenView> {
+    keyed: Option<&KeyedRequest>,
+) -> Result<AccessTokenView, Minted> {
     if !request.scope.is_unrestricted() && !state.store.scope_ids_exist(customer_id, &request.scope).await? {
-        return Err(ApiError::new(
+        return Err(Minted::Failed(ApiError::new(
             ErrorCode::ResourceNotFound,
             "A site, resource or fault named in the scope does not exist.",
-        ));
+        )));
     }
     let now = now_micros() / 1_000_000;
     let exp = now + request.expire_after_minutes * 60;
@@ -200,16 +233,19 @@ pub async fn mint(
         use_count: 0,
     };
     let code = random_base62(SHORT_CODE_LEN);
-    state.store.insert_access_token(&token, &code).await?;
-    tracing::info!(token_id = %token.id, customer_id = %token.customer_id, "access token minted");
-    Ok(AccessTokenView {
+    let view = AccessTokenView {
         token: jwt,
         token_type: "jwt",
         expires_in_minutes: request.expire_after_minutes,
         expires_at: format_micros(token.expires_at),
         short_link: format!("{}/{code}", state.config.short_link_base()),
-        id: token.id,
-    })
+        id: token.id.clone(),
+    };
+    let render = |_: &AccessToken| render_json(&view);
+    let record = keyed.map(|k| k.record(StatusCode::OK, &render));
+    state.store.insert_access_token(&token, &code, record.as_ref()).await?;
+    tracing::info!(token_id = %token.id, customer_id = %token.customer_id, "access token minted");
+    Ok(view)
 }
 
 /// [ext] The customer's minted tokens, newest first (never the JWT itself).

@@ -18,6 +18,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("migration {version} failed: {source}")]
     Migration { version: i64, source: sqlx::Error },
+    /// The write was already done under this `Idempotency-Key`; here is its answer.
+    #[error("already done under this idempotency key")]
+    Replayed(crate::model::StoredResponse),
+    /// The `Idempotency-Key` was used with a different request.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod idempotency;
 mod model;
 mod postgres;
 mod rows;
@@ -128,8 +129,13 @@ pub trait Store: Send + Sync + 'static {
     // ---- faults ----
 
     /// Store new faults (their ancestry elements, and a `created` event each, by `actor`) in
-    /// one transaction.
-    async fn insert_faults(&self, faults: &[Fault], actor: &str) -> StoreResult<()>;
+    /// one transaction, with `idem`'s key when given.
+    async fn insert_faults(
+        &self,
+        faults: &[Fault],
+        actor: &str,
+        idem: Option<&Idempotency<'_, [Fault]>>,
+    ) -> StoreResult<()>;
 
     /// One of the customer's faults; another customer's id reads as missing.
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>>;
@@ -146,19 +152,19 @@ pub trait Store: Send + Sync + 'static {
         fault_id: &str,
         comment: &faultline_core::fault::Comment,
         actor: &str,
+        idem: Option<&Idempotency<'_, Fault>>,
     ) -> StoreResult<Option<Fault>>;
 
-    /// Resolve a fault at `at` (its `ttl` becomes `ttl`), with an optional comment, in one
+    /// Resolve a fault as `resolution` says (when, its new `ttl`, an optional comment), in one
     /// transaction. Resolving a resolved fault changes nothing (its comment is not added).
     /// `None` when the customer has no such fault.
     async fn resolve_fault(
         &self,
         customer_id: &str,
         fault_id: &str,
-        at: i64,
-        ttl: i64,
-        comment: Option<&faultline_core::fault::Comment>,
+        resolution: Resolution<'_>,
         actor: &str,
+        idem: Option<&Idempotency<'_, Fault>>,
     ) -> StoreResult<Option<Fault>>;
 
     /// Apply a batch of ingest events in order, in one transaction: a trigger deduplicates
@@ -172,7 +178,8 @@ pub trait Store: Send + Sync + 'static {
         events: &[faultline_core::ingest::IngestEvent],
         retention_seconds: i64,
         actor: &str,
-    ) -> StoreResult<Vec<(Option<String>, faultline_core::ingest::Outcome)>>;
+        idem: Option<&Idempotency<'_, [EventResult]>>,
+    ) -> StoreResult<Vec<EventResult>>;
 
     /// Delete up to `limit` faults whose `ttl` (Unix seconds) is before `now_seconds`, with an
     /// `expired` event each, in one short transaction; returns how many went. Safe to run on
@@ -196,8 +203,26 @@ pub trait Store: Send + Sync + 'static {
     /// Keys that still verify at `now`: the active one first, then retired ones, newest first.
     async fn signing_keys(&self, now: i64) -> StoreResult<Vec<SigningKey>>;
 
-    /// Store a minted token and its short link together.
-    async fn insert_access_token(&self, token: &AccessToken, short_code: &str) -> StoreResult<()>;
+    /// Store a minted token and its short link together, with a `token_minted` event (on the
+    /// token's id and on each fault its scope names) and `idem`'s key when given.
+    async fn insert_access_token(
+        &self,
+        token: &AccessToken,
+        short_code: &str,
+        idem: Option<&Idempotency<'_, AccessToken>>,
+    ) -> StoreResult<()>;
+
+    /// The answer stored with a credential's `Idempotency-Key`, with its request's fingerprint,
+    /// unless it was claimed before `after` (or never).
+    async fn idempotency_answer(
+        &self,
+        credential_id: &str,
+        key: &str,
+        after: i64,
+    ) -> StoreResult<Option<(String, StoredResponse)>>;
+
+    /// Forget up to `limit` `Idempotency-Key`s created before `before`; returns how many.
+    async fn sweep_idempotency_keys(&self, before: i64, limit: u32) -> StoreResult<usize>;
 
     /// A token by id (`jti`), whatever its customer or state.
     async fn get_access_token(&self, token_id: &str) -> StoreResult<Option<AccessToken>>;

@@ -136,3 +136,47 @@ pub struct FaultEvent {
     /// Kind-specific details (JSON object).
     pub detail: serde_json::Value,
 }
+
+/// How long an `Idempotency-Key` is remembered: 24 hours, in microseconds.
+pub const IDEMPOTENCY_KEEP_MICROS: i64 = 24 * 3_600 * 1_000_000;
+
+/// An `Idempotency-Key` recorded in the same transaction as the write it guards. The write's
+/// first statement claims the key; if the key was already claimed by this credential, the
+/// write does nothing and fails with [`crate::StoreError::Replayed`] (same request) or
+/// [`crate::StoreError::IdempotencyKeyReused`] (another request). On success the answer,
+/// rendered from the write's result, is stored with the key before the commit.
+pub struct Idempotency<'a, T: ?Sized> {
+    /// The API key (or other credential) the key belongs to.
+    pub credential_id: &'a str,
+    pub key: &'a str,
+    /// A hash of the request (method, path, body); a replay must carry the same one.
+    pub fingerprint: &'a str,
+    /// When the request arrived (microseconds); claims older than a day are forgotten.
+    pub at: i64,
+    /// The status of the answer to store.
+    pub status: u16,
+    /// Renders the answer's body from the write's result.
+    pub render: &'a (dyn Fn(&T) -> String + Send + Sync),
+}
+
+/// What one ingest event did: the fault it opened, deduplicated onto or resolved (none for
+/// `no_open_fault`), and how.
+pub type EventResult = (Option<String>, faultline_core::ingest::Outcome);
+
+/// How a fault is resolved by hand.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolution<'a> {
+    /// When (microseconds): the fault's `resolved_at`.
+    pub at: i64,
+    /// The fault's `ttl` (Unix seconds) once resolved.
+    pub ttl: i64,
+    /// Added in the same transaction, unless the fault was resolved already.
+    pub comment: Option<&'a faultline_core::fault::Comment>,
+}
+
+/// The answer stored with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}

@@ -214,7 +214,24 @@ pub(crate) fn insert_access_token(
             Param::Int(token.expires_at),
         ],
     };
-    Ok(vec![row, link])
+    // The mint in the event log: once on the token's own id, and on the timeline of each fault
+    // the scope names (those faults were shared).
+    let detail = serde_json::json!({"token_id": token.id, "expires_at": token.expires_at}).to_string();
+    let mut statements = vec![row, link];
+    for subject in std::iter::once(&token.id).chain(&token.scope.fault_ids) {
+        statements.push(Sql {
+            text: crate::rows::INSERT_EVENT.to_owned(),
+            params: vec![
+                Param::Text(token.customer_id.clone()),
+                Param::Text(subject.clone()),
+                Param::Text("token_minted".to_owned()),
+                Param::Text(token.created_by.clone()),
+                Param::Int(token.created_at),
+                Param::Text(detail.clone()),
+            ],
+        });
+    }
+    Ok(statements)
 }
 
 /// For each id list of `scope`: how many distinct ids it names, and the statement counting how

@@ -128,11 +128,11 @@ conformance_test!(concurrent_inserts_commit_each_and_fail_alone, |store: Db| asy
         .cloned()
         .map(|f| {
             let store = store.clone();
-            tokio::spawn(async move { store.insert_faults(&[f], "test").await })
+            tokio::spawn(async move { store.insert_faults(&[f], "test", None).await })
         })
         .collect();
     let dup_store = store.clone();
-    jobs.push(tokio::spawn(async move { dup_store.insert_faults(&[duplicate], "test").await }));
+    jobs.push(tokio::spawn(async move { dup_store.insert_faults(&[duplicate], "test", None).await }));
     let mut failed = 0;
     for job in jobs {
         if job.await.unwrap().is_err() {
@@ -160,7 +160,7 @@ conformance_test!(the_sweeper_deletes_only_expired_faults_and_keeps_their_histor
     for (i, f) in faults.iter_mut().enumerate() {
         f.ttl = if i < 20 { now_seconds - 10 } else { now_seconds + 3_600 };
     }
-    store.insert_faults(&faults, "test").await.unwrap();
+    store.insert_faults(&faults, "test", None).await.unwrap();
     assert_eq!(store.sweep_expired(now_seconds, 8).await.unwrap(), 8, "one small batch at a time");
     assert_eq!(store.sweep_expired(now_seconds, 8).await.unwrap(), 8);
     assert_eq!(store.sweep_expired(now_seconds, 8).await.unwrap(), 4);
@@ -172,4 +172,57 @@ conformance_test!(the_sweeper_deletes_only_expired_faults_and_keeps_their_histor
     let history = store.fault_timeline(&customer.id, &faults[0].id).await.unwrap();
     let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["created", "expired"]);
+});
+
+conformance_test!(an_idempotency_key_guards_its_write_for_a_day, |store: Db| async move {
+    use faultline_store::{IDEMPOTENCY_KEEP_MICROS, Idempotency, StoredResponse};
+    let customer = store.create_customer("Acme").await.unwrap();
+    let now = faultline_core::time::now_micros();
+    let render = |faults: &[faultline_core::fault::Fault]| format!("{{\"id\":\"{}\"}}", faults[0].id);
+    let key = |fingerprint: &'static str, at: i64| Idempotency {
+        credential_id: "key_a",
+        key: "k1",
+        fingerprint,
+        at,
+        status: 201,
+        render: &render,
+    };
+    let a = sample_fault(&customer.id, 1);
+    let b = sample_fault(&customer.id, 2);
+    let day_ago = now - IDEMPOTENCY_KEEP_MICROS - 1;
+
+    // Claimed a day ago: the write and its answer commit together.
+    store.insert_faults(std::slice::from_ref(&a), "test", Some(&key("f1", day_ago))).await.unwrap();
+    let stored = store.idempotency_answer("key_a", "k1", day_ago).await.unwrap();
+    let first = StoredResponse { status: 201, body: format!("{{\"id\":\"{}\"}}", a.id) };
+    assert_eq!(stored, Some(("f1".to_owned(), first.clone())));
+    // Within the day, the same request replays and writes nothing; another is refused.
+    let replay = store.insert_faults(std::slice::from_ref(&b), "test", Some(&key("f1", day_ago + 1))).await;
+    assert!(matches!(replay, Err(StoreError::Replayed(ref r)) if *r == first), "{replay:?}");
+    let reused = store.insert_faults(std::slice::from_ref(&b), "test", Some(&key("f2", day_ago + 1))).await;
+    assert!(matches!(reused, Err(StoreError::IdempotencyKeyReused)), "{reused:?}");
+    assert!(store.get_fault(&customer.id, &b.id).await.unwrap().is_none());
+    // A day later the claim is forgotten: the key serves a new request.
+    assert_eq!(store.idempotency_answer("key_a", "k1", now - IDEMPOTENCY_KEEP_MICROS).await.unwrap(), None);
+    store.insert_faults(std::slice::from_ref(&b), "test", Some(&key("f2", now))).await.unwrap();
+    assert!(store.get_fault(&customer.id, &b.id).await.unwrap().is_some());
+
+    // A failed write leaves no claim behind.
+    let c = sample_fault(&customer.id, 3);
+    let mut clash = sample_fault(&customer.id, 4);
+    clash.id = a.id.clone();
+    let k2 = Idempotency { key: "k2", ..key("f3", now) };
+    let failed = store.insert_faults(&[c.clone(), clash], "test", Some(&k2)).await;
+    assert!(failed.is_err());
+    assert_eq!(store.idempotency_answer("key_a", "k2", 0).await.unwrap(), None);
+
+    // The sweeper forgets keys older than a day, in batches.
+    for n in 0..5 {
+        let f = sample_fault(&customer.id, 10 + n);
+        let old = Idempotency { key: &format!("old{n}"), ..key("f", day_ago) };
+        store.insert_faults(std::slice::from_ref(&f), "test", Some(&old)).await.unwrap();
+    }
+    assert_eq!(store.sweep_idempotency_keys(now - IDEMPOTENCY_KEEP_MICROS, 3).await.unwrap(), 3);
+    assert_eq!(store.sweep_idempotency_keys(now - IDEMPOTENCY_KEEP_MICROS, 3).await.unwrap(), 2);
+    assert!(store.idempotency_answer("key_a", "k1", 0).await.unwrap().is_some(), "the fresh key stays");
 });

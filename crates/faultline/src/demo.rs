@@ -110,7 +110,7 @@ async fn load(
     let mut progress = Progress::new(faults);
     while let Some(chunk) = incoming.recv().await {
         store
-            .insert_faults(&chunk, "demo")
+            .insert_faults(&chunk, "demo", None)
             .await
             .map_err(|e| format!("demo: inserting faults failed: {e}"))?;
         progress.add(chunk.len() as u64, started.elapsed());

@@ -179,9 +179,9 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
             scope: Default::default(),
             label: "demo".to_owned(),
         };
-        let view = faultline_server::tokens::mint(&state, &customer.id, "system", request)
+        let view = faultline_server::tokens::mint(&state, &customer.id, "system", request, None)
             .await
-            .map_err(|e| format!("cannot mint the demo share link: {}", e.message))?;
+            .map_err(|e| format!("cannot mint the demo share link: {e:?}"))?;
         eprintln!("faultline: --demo: share link (read-only, 7 days): {}", view.short_link);
     }
     faultline_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())?;

@@ -289,7 +289,7 @@ e2e_test!(a_cursor_walk_returns_each_fault_once_in_order, |app: TestApp| async m
             faultline_core::fault::Fault::create(&app.customer_id, new, now, 400 * 86_400)
         })
         .collect();
-    app.store.insert_faults(&faults, "test").await.unwrap();
+    app.store.insert_faults(&faults, "test", None).await.unwrap();
     let mut expected: Vec<(i64, String)> = faults.iter().map(|f| (f.created_at, f.id.clone())).collect();
     expected.sort();
     expected.reverse();
@@ -379,7 +379,7 @@ e2e_test!(recent_means_unresolved_or_from_the_last_day, |app: TestApp| async mov
     let new_closed = mk(5, true);
     let new_open = mk(1, false);
     app.store
-        .insert_faults(&[old_open.clone(), old_closed, new_closed.clone(), new_open.clone()], "test")
+        .insert_faults(&[old_open.clone(), old_closed, new_closed.clone(), new_open.clone()], "test", None)
         .await
         .unwrap();
     let list = app.get_json("/fault?recent=true", &app.key).await;

@@ -6,6 +6,7 @@ mod harness;
 mod events;
 mod faults;
 mod foundation;
+mod idempotency;
 mod lifecycle;
 mod matrix;
 mod tokens;

@@ -11,11 +11,12 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
-    AccessToken, ApiKey, ApiKeyWithHash, Customer, FaultEvent, NewApiKey, SigningKey, TokenUse,
+    AccessToken, ApiKey, ApiKeyWithHash, Customer, EventResult, FaultEvent, Idempotency, NewApiKey,
+    SigningKey, TokenUse,
 };
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
 use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql};
-use crate::{Backend, Store};
+use crate::{Backend, Resolution, Store};
 use faultline_core::fault::Fault;
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -24,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_tokens.sql")),
     (4, include_str!("migrations/0004_lifecycle.sql")),
     (5, include_str!("migrations/0005_ingest.sql")),
+    (6, include_str!("migrations/0006_idempotency.sql")),
 ];
 
 /// Advisory lock keys, one per cross-replica critical section.
@@ -55,6 +57,27 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock).execute(&mut *tx).await?;
         Ok(tx)
+    }
+
+    /// Run `statements` in one transaction, with `idem`'s key when given.
+    async fn write<T: ?Sized>(
+        &self,
+        statements: Vec<Sql>,
+        idem: Option<&Idempotency<'_, T>>,
+        result: &T,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(idem) = idem {
+            claim_key(&mut tx, idem).await?;
+        }
+        for statement in &statements {
+            execute(statement).execute(&mut *tx).await.map_err(|e| StoreError::on_constraint(e, "fault"))?;
+        }
+        if let Some(idem) = idem {
+            fulfil_key(&mut tx, idem, result).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 
@@ -198,13 +221,13 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn insert_faults(&self, faults: &[Fault], actor: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        for statement in sql::insert_faults(faults, actor) {
-            execute(&statement).execute(&mut *tx).await.map_err(|e| StoreError::on_constraint(e, "fault"))?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn insert_faults(
+        &self,
+        faults: &[Fault],
+        actor: &str,
+        idem: Option<&Idempotency<'_, [Fault]>>,
+    ) -> StoreResult<()> {
+        self.write(sql::insert_faults(faults, actor), idem, faults).await
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
@@ -233,13 +256,20 @@ impl Store for PostgresStore {
         fault_id: &str,
         comment: &faultline_core::fault::Comment,
         actor: &str,
+        idem: Option<&Idempotency<'_, Fault>>,
     ) -> StoreResult<Option<Fault>> {
         let mut tx = self.pool.begin().await?;
+        if let Some(idem) = idem {
+            claim_key(&mut tx, idem).await?;
+        }
         if !fault_exists(&mut tx, customer_id, fault_id).await? {
             return Ok(None);
         }
         insert_comment(&mut tx, customer_id, fault_id, comment, actor).await?;
         let fault = load_fault(&mut tx, customer_id, fault_id).await?;
+        if let (Some(idem), Some(fault)) = (idem, &fault) {
+            fulfil_key(&mut tx, idem, fault).await?;
+        }
         tx.commit().await?;
         Ok(fault)
     }
@@ -248,12 +278,15 @@ impl Store for PostgresStore {
         &self,
         customer_id: &str,
         fault_id: &str,
-        at: i64,
-        ttl: i64,
-        comment: Option<&faultline_core::fault::Comment>,
+        resolution: Resolution<'_>,
         actor: &str,
+        idem: Option<&Idempotency<'_, Fault>>,
     ) -> StoreResult<Option<Fault>> {
+        let Resolution { at, ttl, comment } = resolution;
         let mut tx = self.pool.begin().await?;
+        if let Some(idem) = idem {
+            claim_key(&mut tx, idem).await?;
+        }
         if !fault_exists(&mut tx, customer_id, fault_id).await? {
             return Ok(None);
         }
@@ -272,6 +305,9 @@ impl Store for PostgresStore {
             append_event(&mut tx, customer_id, fault_id, "resolved", actor, "{}").await?;
         }
         let fault = load_fault(&mut tx, customer_id, fault_id).await?;
+        if let (Some(idem), Some(fault)) = (idem, &fault) {
+            fulfil_key(&mut tx, idem, fault).await?;
+        }
         tx.commit().await?;
         Ok(fault)
     }
@@ -282,9 +318,13 @@ impl Store for PostgresStore {
         events: &[faultline_core::ingest::IngestEvent],
         retention_seconds: i64,
         actor: &str,
-    ) -> StoreResult<Vec<(Option<String>, faultline_core::ingest::Outcome)>> {
+        idem: Option<&Idempotency<'_, [EventResult]>>,
+    ) -> StoreResult<Vec<EventResult>> {
         use faultline_core::ingest::{IngestEvent, Outcome};
         let mut tx = self.pool.begin().await?;
+        if let Some(idem) = idem {
+            claim_key(&mut tx, idem).await?;
+        }
         let mut results = Vec::with_capacity(events.len());
         for event in events {
             let (resource_id, fault_type) = event.key();
@@ -325,6 +365,9 @@ impl Store for PostgresStore {
                 (IngestEvent::Resolve { .. }, None) => (None, Outcome::NoOpenFault),
             };
             results.push(result);
+        }
+        if let Some(idem) = idem {
+            fulfil_key(&mut tx, idem, &results).await?;
         }
         tx.commit().await?;
         Ok(results)
@@ -398,13 +441,37 @@ impl Store for PostgresStore {
         Ok(rows.into_iter().map(rows::signing_key).collect())
     }
 
-    async fn insert_access_token(&self, token: &AccessToken, short_code: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        for statement in sql::insert_access_token(token, short_code)? {
-            execute(&statement).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn insert_access_token(
+        &self,
+        token: &AccessToken,
+        short_code: &str,
+        idem: Option<&Idempotency<'_, AccessToken>>,
+    ) -> StoreResult<()> {
+        self.write(sql::insert_access_token(token, short_code)?, idem, token).await
+    }
+
+    async fn idempotency_answer(
+        &self,
+        credential_id: &str,
+        key: &str,
+        after: i64,
+    ) -> StoreResult<Option<(String, crate::StoredResponse)>> {
+        let row: Option<(String, i64, String)> = sqlx::query_as(crate::idempotency::ANSWER)
+            .bind(credential_id)
+            .bind(key)
+            .bind(after)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(crate::idempotency::stored).transpose()
+    }
+
+    async fn sweep_idempotency_keys(&self, before: i64, limit: u32) -> StoreResult<usize> {
+        let result = sqlx::query(crate::idempotency::SWEEP)
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() as usize)
     }
 
     async fn get_access_token(&self, token_id: &str) -> StoreResult<Option<AccessToken>> {
@@ -535,6 +602,8 @@ fn bind_signing_key<'q>(
 fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Postgres, i64, PgArguments> {
     sql::bind_params!(sqlx::query_scalar(&statement.text), statement)
 }
+
+crate::idempotency::idempotency_fns!(sqlx::Postgres);
 
 /// Append one event to the log, inside the caller's transaction.
 async fn append_event(

@@ -14,11 +14,12 @@ use sqlx::sqlite::{
 
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
-    AccessToken, ApiKey, ApiKeyWithHash, Customer, FaultEvent, NewApiKey, SigningKey, TokenUse,
+    AccessToken, ApiKey, ApiKeyWithHash, Customer, EventResult, FaultEvent, Idempotency, NewApiKey,
+    SigningKey, TokenUse,
 };
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
 use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql};
-use crate::{Backend, Store};
+use crate::{Backend, Resolution, Store};
 use faultline_core::fault::Fault;
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -27,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_tokens.sql")),
     (4, include_str!("migrations/0004_lifecycle.sql")),
     (5, include_str!("migrations/0005_ingest.sql")),
+    (6, include_str!("migrations/0006_idempotency.sql")),
 ];
 
 pub struct SqliteStore {
@@ -119,6 +121,24 @@ impl SqliteStore {
         let job = InsertJob { statements, done };
         self.inserts.send(job).await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
         acknowledged.await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
+    }
+
+    /// Run `statements` in their own transaction with `idem`'s key (an idempotent write does not
+    /// join a group: its claim may turn it into a replay).
+    async fn write_once<T: ?Sized>(
+        &self,
+        statements: Vec<Sql>,
+        idem: &Idempotency<'_, T>,
+        result: &T,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        claim_key(&mut tx, idem).await?;
+        for statement in &statements {
+            execute(statement).execute(&mut *tx).await.map_err(|e| StoreError::on_constraint(e, "fault"))?;
+        }
+        fulfil_key(&mut tx, idem, result).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -268,8 +288,16 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_faults(&self, faults: &[Fault], actor: &str) -> StoreResult<()> {
-        self.group_write(sql::insert_faults(faults, actor)).await
+    async fn insert_faults(
+        &self,
+        faults: &[Fault],
+        actor: &str,
+        idem: Option<&Idempotency<'_, [Fault]>>,
+    ) -> StoreResult<()> {
+        match idem {
+            None => self.group_write(sql::insert_faults(faults, actor)).await,
+            Some(idem) => self.write_once(sql::insert_faults(faults, actor), idem, faults).await,
+        }
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
@@ -298,13 +326,20 @@ impl Store for SqliteStore {
         fault_id: &str,
         comment: &faultline_core::fault::Comment,
         actor: &str,
+        idem: Option<&Idempotency<'_, Fault>>,
     ) -> StoreResult<Option<Fault>> {
         let mut tx = self.write_tx().await?;
+        if let Some(idem) = idem {
+            claim_key(&mut tx, idem).await?;
+        }
         if !fault_exists(&mut tx, customer_id, fault_id).await? {
             return Ok(None);
         }
         insert_comment(&mut tx, customer_id, fault_id, comment, actor).await?;
         let fault = load_fault(&mut tx, customer_id, fault_id).await?;
+        if let (Some(idem), Some(fault)) = (idem, &fault) {
+            fulfil_key(&mut tx, idem, fault).await?;
+        }
         tx.commit().await?;
         Ok(fault)
     }
@@ -313,12 +348,15 @@ impl Store for SqliteStore {
         &self,
         customer_id: &str,
         fault_id: &str,
-        at: i64,
-        ttl: i64,
-        comment: Option<&faultline_core::fault::Comment>,
+        resolution: Resolution<'_>,
         actor: &str,
+        idem: Option<&Idempotency<'_, Fault>>,
     ) -> StoreResult<Option<Fault>> {
+        let Resolution { at, ttl, comment } = resolution;
         let mut tx = self.write_tx().await?;
+        if let Some(idem) = idem {
+            claim_key(&mut tx, idem).await?;
+        }
         if !fault_exists(&mut tx, customer_id, fault_id).await? {
             return Ok(None);
         }
@@ -337,6 +375,9 @@ impl Store for SqliteStore {
             append_event(&mut tx, customer_id, fault_id, "resolved", actor, "{}").await?;
         }
         let fault = load_fault(&mut tx, customer_id, fault_id).await?;
+        if let (Some(idem), Some(fault)) = (idem, &fault) {
+            fulfil_key(&mut tx, idem, fault).await?;
+        }
         tx.commit().await?;
         Ok(fault)
     }
@@ -347,9 +388,13 @@ impl Store for SqliteStore {
         events: &[faultline_core::ingest::IngestEvent],
         retention_seconds: i64,
         actor: &str,
-    ) -> StoreResult<Vec<(Option<String>, faultline_core::ingest::Outcome)>> {
+        idem: Option<&Idempotency<'_, [EventResult]>>,
+    ) -> StoreResult<Vec<EventResult>> {
         use faultline_core::ingest::{IngestEvent, Outcome};
         let mut tx = self.write_tx().await?;
+        if let Some(idem) = idem {
+            claim_key(&mut tx, idem).await?;
+        }
         let mut results = Vec::with_capacity(events.len());
         for event in events {
             let (resource_id, fault_type) = event.key();
@@ -390,6 +435,9 @@ impl Store for SqliteStore {
                 (IngestEvent::Resolve { .. }, None) => (None, Outcome::NoOpenFault),
             };
             results.push(result);
+        }
+        if let Some(idem) = idem {
+            fulfil_key(&mut tx, idem, &results).await?;
         }
         tx.commit().await?;
         Ok(results)
@@ -463,9 +511,42 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(rows::signing_key).collect())
     }
 
-    async fn insert_access_token(&self, token: &AccessToken, short_code: &str) -> StoreResult<()> {
-        // Through the group committer: concurrent mints share a commit.
-        self.group_write(sql::insert_access_token(token, short_code)?).await
+    async fn insert_access_token(
+        &self,
+        token: &AccessToken,
+        short_code: &str,
+        idem: Option<&Idempotency<'_, AccessToken>>,
+    ) -> StoreResult<()> {
+        let statements = sql::insert_access_token(token, short_code)?;
+        match idem {
+            // Through the group committer: concurrent mints share a commit.
+            None => self.group_write(statements).await,
+            Some(idem) => self.write_once(statements, idem, token).await,
+        }
+    }
+
+    async fn idempotency_answer(
+        &self,
+        credential_id: &str,
+        key: &str,
+        after: i64,
+    ) -> StoreResult<Option<(String, crate::StoredResponse)>> {
+        let row: Option<(String, i64, String)> = sqlx::query_as(crate::idempotency::ANSWER)
+            .bind(credential_id)
+            .bind(key)
+            .bind(after)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(crate::idempotency::stored).transpose()
+    }
+
+    async fn sweep_idempotency_keys(&self, before: i64, limit: u32) -> StoreResult<usize> {
+        let result = sqlx::query(crate::idempotency::SWEEP)
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(&self.writer)
+            .await?;
+        Ok(result.rows_affected() as usize)
     }
 
     async fn get_access_token(&self, token_id: &str) -> StoreResult<Option<AccessToken>> {
@@ -596,6 +677,8 @@ fn bind_signing_key<'q>(
 fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Sqlite, i64, SqliteArguments<'_>> {
     sql::bind_params!(sqlx::query_scalar(&statement.text), statement)
 }
+
+crate::idempotency::idempotency_fns!(sqlx::Sqlite);
 
 /// Append one event to the log, inside the caller's transaction.
 async fn append_event(
