@@ -37,6 +37,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 4] =
+        [Outcome::Created, Outcome::Deduplicated, Outcome::Resolved, Outcome::NoOpenFault];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Outcome::Created => "created",

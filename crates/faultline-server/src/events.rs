@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use faultline_core::Permission;
-use faultline_core::ingest::parse_batch;
+use faultline_core::ingest::{Outcome, parse_batch};
 use faultline_core::time::now_micros;
 use faultline_core::validation::ValidationError;
 use serde::Serialize;
@@ -110,8 +110,25 @@ pub async fn ingest(
         .apply_events(&principal.customer_id, &events, retention, principal.credential_id(), record.as_ref())
         .await
     {
-        Ok(outcomes) => Ok(Json(IngestResults::from(outcomes.as_slice())).into_response()),
+        Ok(outcomes) => {
+            count_outcomes(&outcomes);
+            Ok(Json(IngestResults::from(outcomes.as_slice())).into_response())
+        }
         Err(err) => replay_or_error(err),
+    }
+}
+
+/// `faultline_ingest_events_total{outcome}`: ingested events by what they did.
+fn count_outcomes(outcomes: &[faultline_store::EventResult]) {
+    let mut counts = [0u64; 4];
+    for (_, outcome) in outcomes {
+        counts[*outcome as usize] += 1;
+    }
+    for outcome in Outcome::ALL {
+        if counts[outcome as usize] > 0 {
+            metrics::counter!("faultline_ingest_events_total", "outcome" => outcome.as_str())
+                .increment(counts[outcome as usize]);
+        }
     }
 }
 
