@@ -7,6 +7,7 @@
 
 mod error;
 mod idempotency;
+mod ingest;
 mod model;
 mod postgres;
 mod rows;

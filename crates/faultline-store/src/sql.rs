@@ -305,7 +305,9 @@ pub(crate) fn insert_fault_rows(faults: &[Fault], open_key: bool) -> Vec<Sql> {
                     sql.int(f.ttl),
                 ];
                 if open_key {
-                    values.push(sql.text(&self::open_key(f)));
+                    // Only an open fault holds its key.
+                    let key = (f.status == FaultStatus::Unresolved).then(|| self::open_key(f));
+                    values.push(sql.bind(Param::OptText(key)));
                 }
                 format!("({})", values.join(", "))
             })
@@ -326,6 +328,17 @@ pub(crate) fn insert_fault_rows(faults: &[Fault], open_key: bool) -> Vec<Sql> {
 
 /// `INSERT`s of what comes with new faults: ancestry elements and `created` events.
 pub(crate) fn insert_fault_extras(faults: &[Fault], actor: &str) -> Vec<Sql> {
+    let mut statements = insert_ancestors(faults);
+    let created: Vec<LogEntry<'_>> = faults
+        .iter()
+        .map(|f| LogEntry { customer_id: &f.customer_id, fault_id: &f.id, kind: "created", at: f.created_at })
+        .collect();
+    statements.extend(insert_log(actor, &created));
+    statements
+}
+
+/// `INSERT`s of the ancestry elements of new faults.
+pub(crate) fn insert_ancestors(faults: &[Fault]) -> Vec<Sql> {
     const ELEMENTS_PER_STATEMENT: usize = 100;
     let mut statements = Vec::new();
     let elements: Vec<(&Fault, String)> =
@@ -350,19 +363,31 @@ pub(crate) fn insert_fault_extras(faults: &[Fault], actor: &str) -> Vec<Sql> {
         );
         statements.push(sql);
     }
+    statements
+}
+
+/// One entry of the event log, without details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogEntry<'a> {
+    pub customer_id: &'a str,
+    pub fault_id: &'a str,
+    pub kind: &'static str,
+    pub at: Micros,
+}
+
+/// `INSERT`s appending `entries` to the event log, in order, by `actor`.
+pub(crate) fn insert_log(actor: &str, entries: &[LogEntry<'_>]) -> Vec<Sql> {
     const EVENTS_PER_STATEMENT: usize = 100;
-    for chunk in faults.chunks(EVENTS_PER_STATEMENT) {
+    let mut statements = Vec::new();
+    for chunk in entries.chunks(EVENTS_PER_STATEMENT) {
         let mut sql = Sql::default();
-        let (kind, actor, detail) = (sql.text("created"), sql.text(actor), sql.text("{}"));
+        let (actor, detail) = (sql.text(actor), sql.text("{}"));
         let rows: Vec<String> = chunk
             .iter()
-            .map(|f| {
-                format!(
-                    "({}, {}, {kind}, {actor}, {}, {detail})",
-                    sql.text(&f.customer_id),
-                    sql.text(&f.id),
-                    sql.int(f.created_at)
-                )
+            .map(|e| {
+                let customer = sql.text(e.customer_id);
+                let (id, kind, at) = (sql.text(e.fault_id), sql.text(e.kind), sql.int(e.at));
+                format!("({customer}, {id}, {kind}, {actor}, {at}, {detail})")
             })
             .collect();
         sql.text = format!(

@@ -226,3 +226,116 @@ conformance_test!(an_idempotency_key_guards_its_write_for_a_day, |store: Db| asy
     assert_eq!(store.sweep_idempotency_keys(now - IDEMPOTENCY_KEEP_MICROS, 3).await.unwrap(), 2);
     assert!(store.idempotency_answer("key_a", "k1", 0).await.unwrap().is_some(), "the fresh key stays");
 });
+
+/// Runs `write` in a transaction of its own connection to `db`, holding it open (and its locks)
+/// until `release` fires, then commits.
+async fn hold_write(
+    db: &faultline_store::testing::TestDb,
+    write: String,
+    held: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
+) {
+    use sqlx::Connection;
+    match db.backend {
+        faultline_store::Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            sqlx::query(&write).execute(&mut *tx).await.unwrap();
+            held.send(()).unwrap();
+            release.await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        faultline_store::Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query(&write).execute(&mut *tx).await.unwrap();
+            held.send(()).unwrap();
+            release.await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+}
+
+/// Apply `events` while another connection's transaction runs `write`, committing it 300 ms
+/// after the batch started: on PostgreSQL the batch reads before the commit and writes after
+/// it (the race its fallback handles); on SQLite the batch waits for the writer.
+async fn ingest_racing(
+    db: &faultline_store::testing::TestDb,
+    customer_id: &str,
+    write: String,
+    events: Vec<faultline_core::ingest::IngestEvent>,
+) -> Vec<faultline_store::EventResult> {
+    let (held_tx, held) = tokio::sync::oneshot::channel();
+    let (release, release_rx) = tokio::sync::oneshot::channel();
+    let holder = hold_write(db, write, held_tx, release_rx);
+    let store = db.store.clone();
+    let customer = customer_id.to_owned();
+    let racer = async move {
+        held.await.unwrap();
+        let batch =
+            tokio::spawn(async move { store.apply_events(&customer, &events, 86_400, "test", None).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        release.send(()).unwrap();
+        batch.await.unwrap().unwrap()
+    };
+    let ((), results) = tokio::join!(holder, racer);
+    results
+}
+
+async fn batches_racing_other_writers_stay_consistent(backend: faultline_store::Backend) {
+    use faultline_core::ingest::{IngestEvent, Outcome};
+    let name = format!("batches_racing_other_writers_{}", backend.name());
+    let Some(db) = faultline_store::testing::TestDb::new(backend, &name).await else { return };
+    let customer = db.store.create_customer("Acme").await.unwrap();
+    let trigger = |n: i64| {
+        let mut f = sample_fault(&customer.id, n);
+        f.resource_id = "tun_race".to_owned();
+        f.fault_type = "wantunnel".to_owned();
+        IngestEvent::Trigger(Box::new(f))
+    };
+    // Another writer opens the fault of (tun_race, wantunnel) while the batch runs: the batch's
+    // trigger deduplicates onto it instead of opening a second one.
+    let now = faultline_core::time::now_micros();
+    let open = format!(
+        "INSERT INTO faults (id, customer_id, resource_id, microservice_id, type, status, severity, message, \
+         cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl, open_key) VALUES \
+         ('flt_racer', '{}', 'tun_race', '', 'wantunnel', 'unresolved', 'HIGH', 'down', '', {now}, NULL, '', NULL, \
+         {}, 'tun_race' || char(31) || 'wantunnel')",
+        customer.id,
+        now / 1_000_000 + 86_400
+    )
+    .replace("char(31)", if backend == faultline_store::Backend::Sqlite { "char(31)" } else { "chr(31)" });
+    let results = ingest_racing(&db, &customer.id, open, vec![trigger(1), trigger(2)]).await;
+    assert_eq!(
+        results,
+        [
+            (Some("flt_racer".to_owned()), Outcome::Deduplicated),
+            (Some("flt_racer".to_owned()), Outcome::Deduplicated)
+        ]
+    );
+    // Another writer resolves it while a batch resolves it too: it is resolved once.
+    let resolve = || IngestEvent::Resolve {
+        resource_id: "tun_race".to_owned(),
+        fault_type: "wantunnel".to_owned(),
+        occurred_at: now + 1,
+    };
+    let close = format!(
+        "UPDATE faults SET status = 'resolved', resolved_at = {now}, open_key = NULL WHERE id = 'flt_racer'"
+    );
+    let results = ingest_racing(&db, &customer.id, close, vec![resolve(), trigger(3)]).await;
+    assert_eq!(results[0], (None, Outcome::NoOpenFault), "resolved by the other writer first");
+    assert_eq!(results[1].1, Outcome::Created, "then a trigger opens a new fault");
+    let history = db.store.fault_timeline(&customer.id, "flt_racer").await.unwrap();
+    assert!(history.iter().all(|e| e.kind != "resolved"), "the batch did not resolve it again");
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_racing_other_writers_stay_consistent_sqlite() {
+    batches_racing_other_writers_stay_consistent(faultline_store::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_racing_other_writers_stay_consistent_postgres() {
+    batches_racing_other_writers_stay_consistent(faultline_store::Backend::Postgres).await;
+}

@@ -38,7 +38,10 @@ impl TestApp {
         extra_routes: Option<Router<AppState>>,
     ) -> Option<TestApp> {
         if std::env::var_os("FAULTLINE_TEST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(std::env::var("FAULTLINE_TEST_LOG").unwrap_or_default())
+                .with_writer(std::io::stderr)
+                .try_init();
         }
         let db = TestDb::new(backend, test).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

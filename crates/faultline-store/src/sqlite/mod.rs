@@ -390,52 +390,14 @@ impl Store for SqliteStore {
         actor: &str,
         idem: Option<&Idempotency<'_, [EventResult]>>,
     ) -> StoreResult<Vec<EventResult>> {
-        use faultline_core::ingest::{IngestEvent, Outcome};
         let mut tx = self.write_tx().await?;
         if let Some(idem) = idem {
             claim_key(&mut tx, idem).await?;
         }
-        let mut results = Vec::with_capacity(events.len());
-        for event in events {
-            let (resource_id, fault_type) = event.key();
-            let open = open_fault_of(&mut tx, customer_id, resource_id, fault_type).await?;
-            let result = match (event, open) {
-                (IngestEvent::Trigger(_), Some((id, _))) => (Some(id), Outcome::Deduplicated),
-                (IngestEvent::Trigger(fault), None) => {
-                    let claimed =
-                        execute(&sql::insert_fault_rows(std::slice::from_ref(fault.as_ref()), true)[0])
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                    if claimed == 1 {
-                        for statement in sql::insert_fault_extras(std::slice::from_ref(fault.as_ref()), actor)
-                        {
-                            execute(&statement).execute(&mut *tx).await?;
-                        }
-                        (Some(fault.id.clone()), Outcome::Created)
-                    } else {
-                        // Another batch opened it first and has committed: deduplicate onto it.
-                        let open = open_fault_of(&mut tx, customer_id, resource_id, fault_type).await?;
-                        (open.map(|(id, _)| id), Outcome::Deduplicated)
-                    }
-                }
-                (IngestEvent::Resolve { occurred_at, .. }, Some((id, created_at))) => {
-                    let at = (*occurred_at).max(created_at);
-                    let ttl = faultline_core::fault::expiry(at, retention_seconds);
-                    sqlx::query(rows::RESOLVE_FAULT)
-                        .bind(&id)
-                        .bind(customer_id)
-                        .bind(at)
-                        .bind(ttl)
-                        .execute(&mut *tx)
-                        .await?;
-                    append_event(&mut tx, customer_id, &id, "resolved", actor, "{}").await?;
-                    (Some(id), Outcome::Resolved)
-                }
-                (IngestEvent::Resolve { .. }, None) => (None, Outcome::NoOpenFault),
-            };
-            results.push(result);
-        }
+        let results = match apply_batch(&mut tx, customer_id, events, retention_seconds, actor).await? {
+            Some(results) => results,
+            None => apply_one_by_one(&mut tx, customer_id, events, retention_seconds, actor).await?,
+        };
         if let Some(idem) = idem {
             fulfil_key(&mut tx, idem, &results).await?;
         }
@@ -679,6 +641,7 @@ fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Sqlite, i64, Sql
 }
 
 crate::idempotency::idempotency_fns!(sqlx::Sqlite);
+crate::ingest::ingest_fns!(sqlx::Sqlite);
 
 /// Append one event to the log, inside the caller's transaction.
 async fn append_event(

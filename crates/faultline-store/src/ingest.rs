@@ -1,0 +1,337 @@
+//! Event ingest (`Store::apply_events`), planned as a whole batch: one read finds the open
+//! faults of every (resource, type) the batch names, the events are applied in order in
+//! memory, and the changes are written with a few multi-row statements. A batch of 1,000
+//! events costs tens of statements instead of thousands.
+//!
+//! The plan is checked as it is written: every new open fault must win its `open_key` (the
+//! unique index that keeps two faults of one (resource, type) from being open at once) and
+//! every resolve must find its fault still open. On SQLite nothing can interleave (writes are
+//! serialised), but on PostgreSQL a concurrent batch, perhaps on another replica, may have
+//! opened or resolved one of the batch's faults since the read. Then the batch's statements
+//! are rolled back to a savepoint and the events are applied one by one, each claiming its key
+//! with `ON CONFLICT DO NOTHING` and deduplicating onto the winner (see [`ingest_fns!`]).
+
+use std::collections::HashMap;
+
+use faultline_core::fault::{Fault, FaultStatus, expiry};
+use faultline_core::ingest::{IngestEvent, Outcome};
+use faultline_core::time::Micros;
+
+use crate::model::EventResult;
+use crate::sql::{LogEntry, Param, Sql, insert_ancestors, insert_fault_rows, insert_log};
+
+/// The open fault of a (resource, type): its id and `created_at`.
+pub(crate) type OpenFault = (String, Micros);
+/// Open faults by (resource_id, type).
+pub(crate) type OpenFaults = HashMap<(String, String), OpenFault>;
+
+/// Statements reading the unresolved faults of the batch's resources, as rows of
+/// `(resource_id, type, id, created_at)`; served by the index of unresolved faults by resource.
+pub(crate) fn open_faults_of(customer_id: &str, events: &[IngestEvent]) -> Vec<Sql> {
+    const RESOURCES_PER_STATEMENT: usize = 100;
+    let mut resources: Vec<&str> = events.iter().map(|e| e.key().0).collect();
+    resources.sort_unstable();
+    resources.dedup();
+    resources
+        .chunks(RESOURCES_PER_STATEMENT)
+        .map(|chunk| {
+            let mut sql = Sql::default();
+            let customer = sql.text(customer_id);
+            let list: Vec<String> = chunk.iter().map(|r| sql.text(r)).collect();
+            sql.text = format!(
+                "SELECT resource_id, type, id, created_at FROM faults WHERE customer_id = {customer} \
+                 AND resource_id IN ({}) AND status = 'unresolved'",
+                list.join(", ")
+            );
+            sql
+        })
+        .collect()
+}
+
+/// Keep, per (resource, type), the newest of the unresolved faults read.
+pub(crate) fn collect_open(open: &mut OpenFaults, rows: Vec<(String, String, String, Micros)>) {
+    for (resource_id, fault_type, id, created_at) in rows {
+        let entry = open.entry((resource_id, fault_type)).or_insert_with(|| (id.clone(), created_at));
+        if (created_at, &id) > (entry.1, &entry.0) {
+            *entry = (id, created_at);
+        }
+    }
+}
+
+/// What a batch does, decided against the open faults it found.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Faults the batch opens, in their final state (some opened and resolved in the batch).
+    pub new_faults: Vec<Fault>,
+    /// Faults open before the batch that it resolves: (id, resolved_at, ttl).
+    pub resolves: Vec<(String, Micros, i64)>,
+    /// The event log entries, in event order: (fault id, kind, when; `None` for now).
+    pub log: Vec<(String, &'static str, Option<Micros>)>,
+    pub results: Vec<EventResult>,
+}
+
+/// Apply `events` in order to `open`.
+pub(crate) fn plan(events: &[IngestEvent], mut open: OpenFaults, retention_seconds: i64) -> Plan {
+    let mut plan = Plan::default();
+    // Index into `new_faults` of the faults this batch opened, by id.
+    let mut opened: HashMap<String, usize> = HashMap::new();
+    for event in events {
+        let (resource_id, fault_type) = event.key();
+        let key = (resource_id.to_owned(), fault_type.to_owned());
+        let result = match event {
+            IngestEvent::Trigger(fault) => match open.get(&key) {
+                Some((id, _)) => (Some(id.clone()), Outcome::Deduplicated),
+                None => {
+                    open.insert(key, (fault.id.clone(), fault.created_at));
+                    opened.insert(fault.id.clone(), plan.new_faults.len());
+                    plan.new_faults.push(fault.as_ref().clone());
+                    plan.log.push((fault.id.clone(), "created", Some(fault.created_at)));
+                    (Some(fault.id.clone()), Outcome::Created)
+                }
+            },
+            IngestEvent::Resolve { occurred_at, .. } => match open.remove(&key) {
+                Some((id, created_at)) => {
+                    let at = (*occurred_at).max(created_at);
+                    let ttl = expiry(at, retention_seconds);
+                    match opened.get(&id) {
+                        Some(&n) => {
+                            let fault = &mut plan.new_faults[n];
+                            fault.status = FaultStatus::Resolved;
+                            fault.resolved_at = Some(at);
+                            fault.ttl = ttl;
+                        }
+                        None => plan.resolves.push((id.clone(), at, ttl)),
+                    }
+                    plan.log.push((id.clone(), "resolved", None));
+                    (Some(id), Outcome::Resolved)
+                }
+                None => (None, Outcome::NoOpenFault),
+            },
+        };
+        plan.results.push(result);
+    }
+    plan
+}
+
+/// The statements that write a plan: the inserts of new faults (each affects one row unless
+/// another open fault holds its key), the resolves (each chunk affects as many rows as it
+/// names unless one was resolved meanwhile), then ancestry elements and the log.
+pub(crate) struct Writes {
+    pub inserts: Vec<Sql>,
+    pub resolves: Vec<Sql>,
+    pub rest: Vec<Sql>,
+}
+
+pub(crate) fn writes(customer_id: &str, plan: &Plan, actor: &str, now: Micros) -> Writes {
+    const RESOLVES_PER_STATEMENT: usize = 50;
+    let resolves = plan
+        .resolves
+        .chunks(RESOLVES_PER_STATEMENT)
+        .map(|chunk| {
+            let mut sql = Sql::default();
+            let customer = sql.text(customer_id);
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|(id, at, ttl)| {
+                    let (id, at, ttl) = (sql.text(id), sql.bind(Param::Int(*at)), sql.int(*ttl));
+                    format!("({id}, {at}, {ttl})")
+                })
+                .collect();
+            // VALUES names its columns column1.. on both SQLite and PostgreSQL.
+            sql.text = format!(
+                "UPDATE faults SET status = 'resolved', resolved_at = v.column2, ttl = v.column3, open_key = NULL \
+                 FROM (VALUES {}) AS v WHERE faults.id = v.column1 AND faults.customer_id = {customer} \
+                 AND faults.status = 'unresolved'",
+                rows.join(", ")
+            );
+            sql
+        })
+        .collect();
+    let entries: Vec<LogEntry<'_>> = plan
+        .log
+        .iter()
+        .map(|(id, kind, at)| LogEntry { customer_id, fault_id: id, kind, at: at.unwrap_or(now) })
+        .collect();
+    let mut rest = insert_ancestors(&plan.new_faults);
+    rest.extend(insert_log(actor, &entries));
+    Writes { inserts: insert_fault_rows(&plan.new_faults, true), resolves, rest }
+}
+
+/// `apply_batch` (the planned path, `None` when a concurrent writer got in the way) and
+/// `apply_one_by_one` (the fallback) for the backend whose database type is `$db`; they use
+/// the backend's `execute` and `open_fault_of` helpers.
+macro_rules! ingest_fns {
+    ($db:ty) => {
+        /// The batch as planned, in the caller's transaction; `None` (and nothing written)
+        /// when a concurrent writer opened or resolved one of its faults since the read.
+        async fn apply_batch(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            customer_id: &str,
+            events: &[faultline_core::ingest::IngestEvent],
+            retention_seconds: i64,
+            actor: &str,
+        ) -> $crate::StoreResult<Option<Vec<$crate::EventResult>>> {
+            use $crate::ingest;
+            let mut open = ingest::OpenFaults::new();
+            for statement in ingest::open_faults_of(customer_id, events) {
+                let rows = $crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                ingest::collect_open(&mut open, rows);
+            }
+            let plan = ingest::plan(events, open, retention_seconds);
+            let writes = ingest::writes(customer_id, &plan, actor, faultline_core::time::now_micros());
+            sqlx::query("SAVEPOINT ingest_batch").execute(&mut *conn).await?;
+            let mut inserted = 0;
+            for statement in &writes.inserts {
+                inserted += execute(statement).execute(&mut *conn).await?.rows_affected();
+            }
+            let mut resolved = 0;
+            for statement in &writes.resolves {
+                resolved += execute(statement).execute(&mut *conn).await?.rows_affected();
+            }
+            if inserted != plan.new_faults.len() as u64 || resolved != plan.resolves.len() as u64 {
+                sqlx::query("ROLLBACK TO SAVEPOINT ingest_batch").execute(&mut *conn).await?;
+                tracing::debug!(
+                    events = events.len(),
+                    "a concurrent writer changed this batch's open faults; applying it event by event"
+                );
+                return Ok(None);
+            }
+            for statement in &writes.rest {
+                execute(statement).execute(&mut *conn).await?;
+            }
+            sqlx::query("RELEASE SAVEPOINT ingest_batch").execute(&mut *conn).await?;
+            Ok(Some(plan.results))
+        }
+
+        /// The events one at a time, each trigger claiming its key with `ON CONFLICT DO
+        /// NOTHING` and deduplicating onto whichever fault holds it.
+        async fn apply_one_by_one(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            customer_id: &str,
+            events: &[faultline_core::ingest::IngestEvent],
+            retention_seconds: i64,
+            actor: &str,
+        ) -> $crate::StoreResult<Vec<$crate::EventResult>> {
+            use faultline_core::ingest::{IngestEvent, Outcome};
+            let mut results = Vec::with_capacity(events.len());
+            for event in events {
+                let (resource_id, fault_type) = event.key();
+                let open = open_fault_of(&mut *conn, customer_id, resource_id, fault_type).await?;
+                let result = match (event, open) {
+                    (IngestEvent::Trigger(_), Some((id, _))) => (Some(id), Outcome::Deduplicated),
+                    (IngestEvent::Trigger(fault), None) => {
+                        let one = std::slice::from_ref(fault.as_ref());
+                        let claimed = execute(&$crate::sql::insert_fault_rows(one, true)[0])
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                        if claimed == 1 {
+                            for statement in $crate::sql::insert_fault_extras(one, actor) {
+                                execute(&statement).execute(&mut *conn).await?;
+                            }
+                            (Some(fault.id.clone()), Outcome::Created)
+                        } else {
+                            // Another batch opened it first and has committed: deduplicate.
+                            let open =
+                                open_fault_of(&mut *conn, customer_id, resource_id, fault_type).await?;
+                            (open.map(|(id, _)| id), Outcome::Deduplicated)
+                        }
+                    }
+                    (IngestEvent::Resolve { occurred_at, .. }, Some((id, created_at))) => {
+                        let at = (*occurred_at).max(created_at);
+                        let ttl = faultline_core::fault::expiry(at, retention_seconds);
+                        let resolved = sqlx::query($crate::rows::RESOLVE_FAULT)
+                            .bind(&id)
+                            .bind(customer_id)
+                            .bind(at)
+                            .bind(ttl)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                        if resolved == 1 {
+                            append_event(&mut *conn, customer_id, &id, "resolved", actor, "{}").await?;
+                            (Some(id), Outcome::Resolved)
+                        } else {
+                            // Resolved meanwhile by another writer: nothing left open here.
+                            (None, Outcome::NoOpenFault)
+                        }
+                    }
+                    (IngestEvent::Resolve { .. }, None) => (None, Outcome::NoOpenFault),
+                };
+                results.push(result);
+            }
+            Ok(results)
+        }
+    };
+}
+pub(crate) use ingest_fns;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_core::fault::{NewFault, Severity};
+
+    fn trigger(resource: &str, at: Micros) -> IngestEvent {
+        let new = NewFault {
+            resource_id: resource.to_owned(),
+            fault_type: "site".to_owned(),
+            severity: Severity::High,
+            message: "down".to_owned(),
+            cause: String::new(),
+            microservice_id: String::new(),
+            resource_ancestry_path: String::new(),
+            created_at: Some(at),
+        };
+        IngestEvent::Trigger(Box::new(Fault::create("cus_1", new, at, 86_400)))
+    }
+
+    fn resolve(resource: &str, at: Micros) -> IngestEvent {
+        IngestEvent::Resolve {
+            resource_id: resource.to_owned(),
+            fault_type: "site".to_owned(),
+            occurred_at: at,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_applied_in_order_against_what_was_open() {
+        let mut open = OpenFaults::new();
+        open.insert(("r1".into(), "site".into()), ("flt_old".into(), 5));
+        let events = [
+            trigger("r1", 10), // dedups onto flt_old
+            resolve("r1", 20), // resolves flt_old
+            trigger("r1", 30), // opens a new one
+            trigger("r1", 40), // dedups onto it
+            resolve("r1", 50), // resolves it, within the batch
+            resolve("r2", 60), // nothing open
+        ];
+        let plan = plan(&events, open, 86_400);
+        let outcomes: Vec<Outcome> = plan.results.iter().map(|r| r.1).collect();
+        use Outcome::*;
+        assert_eq!(outcomes, [Deduplicated, Resolved, Created, Deduplicated, Resolved, NoOpenFault]);
+        assert_eq!(plan.results[0].0.as_deref(), Some("flt_old"));
+        assert_eq!(plan.resolves, [("flt_old".to_owned(), 20, expiry(20, 86_400))]);
+        assert_eq!(plan.new_faults.len(), 1);
+        let new = &plan.new_faults[0];
+        assert_eq!((new.status, new.resolved_at), (FaultStatus::Resolved, Some(50)));
+        assert_eq!(plan.results[2].0.as_deref(), Some(new.id.as_str()));
+        let kinds: Vec<&str> = plan.log.iter().map(|(_, k, _)| *k).collect();
+        assert_eq!(kinds, ["resolved", "created", "resolved"]);
+    }
+
+    #[test]
+    fn the_newest_open_fault_of_a_key_wins() {
+        let mut open = OpenFaults::new();
+        collect_open(
+            &mut open,
+            vec![
+                ("r".into(), "site".into(), "flt_a".into(), 5),
+                ("r".into(), "site".into(), "flt_b".into(), 9),
+                ("r".into(), "site".into(), "flt_c".into(), 7),
+            ],
+        );
+        assert_eq!(open[&("r".to_owned(), "site".to_owned())], ("flt_b".to_owned(), 9));
+    }
+}
