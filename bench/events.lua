@@ -1,9 +1,10 @@
 -- POST /fault/events load for wrk: batches of $BATCH events in a realistic mix, 70% triggers
 -- (half of them onto a resource this thread believes open, so they deduplicate; half onto a
 -- closed one, so they open a fault) and 30% resolves of open resources. Each wrk thread owns
--- its own fleet of $RESOURCES resources, so threads never race on one resource.
+-- its own fleet of $RESOURCES resources (run one connection per thread), so requests never race
+-- on one resource.
 local batch = tonumber(os.getenv("BATCH") or "1000")
-local resources = tonumber(os.getenv("RESOURCES") or "20000")
+local resources = tonumber(os.getenv("RESOURCES") or "5000")
 local key = os.getenv("KEY") or ""
 local severities = { "CRITICAL", "HIGH", "HIGH", "MEDIUM", "MEDIUM", "MEDIUM", "LOW", "LOW" }
 local threads_seen = 0

@@ -25,22 +25,26 @@ pub(crate) type OpenFault = (String, Micros);
 /// Open faults by (resource_id, type).
 pub(crate) type OpenFaults = HashMap<(String, String), OpenFault>;
 
-/// Statements reading the unresolved faults of the batch's resources, as rows of
-/// `(resource_id, type, id, created_at)`; served by the index of unresolved faults by resource.
+/// Statements reading the unresolved faults of the batch's (resource, type) keys, as rows of
+/// `(resource_id, type, id, created_at)`. The keys are joined in as a `VALUES` list so that
+/// each is one probe of the index of unresolved faults by (customer, resource, type) on both
+/// backends: with `resource_id IN (…)` SQLite scanned the customer's unresolved faults, and
+/// `CROSS JOIN` is SQLite's way of fixing the loop order (the keys outside).
 pub(crate) fn open_faults_of(customer_id: &str, events: &[IngestEvent]) -> Vec<Sql> {
-    const RESOURCES_PER_STATEMENT: usize = 100;
-    let mut resources: Vec<&str> = events.iter().map(|e| e.key().0).collect();
-    resources.sort_unstable();
-    resources.dedup();
-    resources
-        .chunks(RESOURCES_PER_STATEMENT)
+    const KEYS_PER_STATEMENT: usize = 100;
+    let mut keys: Vec<(&str, &str)> = events.iter().map(IngestEvent::key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.chunks(KEYS_PER_STATEMENT)
         .map(|chunk| {
             let mut sql = Sql::default();
             let customer = sql.text(customer_id);
-            let list: Vec<String> = chunk.iter().map(|r| sql.text(r)).collect();
+            let list: Vec<String> =
+                chunk.iter().map(|(r, t)| format!("({}, {})", sql.text(r), sql.text(t))).collect();
             sql.text = format!(
-                "SELECT resource_id, type, id, created_at FROM faults WHERE customer_id = {customer} \
-                 AND resource_id IN ({}) AND status = 'unresolved'",
+                "SELECT f.resource_id, f.type, f.id, f.created_at FROM (VALUES {}) AS k \
+                 CROSS JOIN faults f WHERE f.customer_id = {customer} AND f.resource_id = k.column1 \
+                 AND f.type = k.column2 AND f.status = 'unresolved'",
                 list.join(", ")
             );
             sql
@@ -110,15 +114,20 @@ pub(crate) fn plan(events: &[IngestEvent], mut open: OpenFaults, retention_secon
         };
         plan.results.push(result);
     }
+    // Rows in key order: concurrent batches on PostgreSQL then wait for each other's index
+    // entries and row locks in one order, which keeps deadlocks rare (they are retried).
+    plan.new_faults.sort_by(|a, b| (&a.resource_id, &a.fault_type).cmp(&(&b.resource_id, &b.fault_type)));
+    plan.resolves.sort();
     plan
 }
 
-/// The statements that write a plan: the inserts of new faults (each affects one row unless
-/// another open fault holds its key), the resolves (each chunk affects as many rows as it
-/// names unless one was resolved meanwhile), then ancestry elements and the log.
+/// The statements that write a plan, to run in this order: the resolves (each chunk affects as
+/// many rows as it names unless one was resolved meanwhile), the inserts of new faults (each
+/// affects one row unless another open fault holds its key), then ancestry elements and the
+/// log.
 pub(crate) struct Writes {
-    pub inserts: Vec<Sql>,
     pub resolves: Vec<Sql>,
+    pub inserts: Vec<Sql>,
     pub rest: Vec<Sql>,
 }
 
@@ -162,6 +171,22 @@ pub(crate) fn writes(customer_id: &str, plan: &Plan, actor: &str, now: Micros) -
 /// the backend's `execute` and `open_fault_of` helpers.
 macro_rules! ingest_fns {
     ($db:ty) => {
+        /// The open faults of every (resource, type) of a batch, 100 keys a statement.
+        async fn open_faults(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            customer_id: &str,
+            events: &[faultline_core::ingest::IngestEvent],
+        ) -> $crate::StoreResult<$crate::ingest::OpenFaults> {
+            let mut open = $crate::ingest::OpenFaults::new();
+            for statement in $crate::ingest::open_faults_of(customer_id, events) {
+                let rows = $crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                $crate::ingest::collect_open(&mut open, rows);
+            }
+            Ok(open)
+        }
+
         /// The batch as planned, in the caller's transaction; `None` (and nothing written)
         /// when a concurrent writer opened or resolved one of its faults since the read.
         async fn apply_batch(
@@ -172,28 +197,27 @@ macro_rules! ingest_fns {
             actor: &str,
         ) -> $crate::StoreResult<Option<Vec<$crate::EventResult>>> {
             use $crate::ingest;
-            let mut open = ingest::OpenFaults::new();
-            for statement in ingest::open_faults_of(customer_id, events) {
-                let rows = $crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                ingest::collect_open(&mut open, rows);
-            }
+            let open = open_faults(&mut *conn, customer_id, events).await?;
             let plan = ingest::plan(events, open, retention_seconds);
             let writes = ingest::writes(customer_id, &plan, actor, faultline_core::time::now_micros());
             sqlx::query("SAVEPOINT ingest_batch").execute(&mut *conn).await?;
-            let mut inserted = 0;
-            for statement in &writes.inserts {
-                inserted += execute(statement).execute(&mut *conn).await?.rows_affected();
-            }
+            // Resolves first: they free the keys that the batch's later triggers reopen.
             let mut resolved = 0;
             for statement in &writes.resolves {
                 resolved += execute(statement).execute(&mut *conn).await?.rows_affected();
+            }
+            let mut inserted = 0;
+            for statement in &writes.inserts {
+                inserted += execute(statement).execute(&mut *conn).await?.rows_affected();
             }
             if inserted != plan.new_faults.len() as u64 || resolved != plan.resolves.len() as u64 {
                 sqlx::query("ROLLBACK TO SAVEPOINT ingest_batch").execute(&mut *conn).await?;
                 tracing::debug!(
                     events = events.len(),
+                    inserted,
+                    planned_inserts = plan.new_faults.len(),
+                    resolved,
+                    planned_resolves = plan.resolves.len(),
                     "a concurrent writer changed this batch's open faults; applying it event by event"
                 );
                 return Ok(None);

@@ -79,6 +79,29 @@ impl PostgresStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn apply_events_once(
+        &self,
+        customer_id: &str,
+        events: &[faultline_core::ingest::IngestEvent],
+        retention_seconds: i64,
+        actor: &str,
+        idem: Option<&Idempotency<'_, [EventResult]>>,
+    ) -> StoreResult<Vec<EventResult>> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(idem) = idem {
+            claim_key(&mut tx, idem).await?;
+        }
+        let results = match apply_batch(&mut tx, customer_id, events, retention_seconds, actor).await? {
+            Some(results) => results,
+            None => apply_one_by_one(&mut tx, customer_id, events, retention_seconds, actor).await?,
+        };
+        if let Some(idem) = idem {
+            fulfil_key(&mut tx, idem, &results).await?;
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
 }
 
 #[async_trait]
@@ -320,19 +343,19 @@ impl Store for PostgresStore {
         actor: &str,
         idem: Option<&Idempotency<'_, [EventResult]>>,
     ) -> StoreResult<Vec<EventResult>> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(idem) = idem {
-            claim_key(&mut tx, idem).await?;
+        // Concurrent batches that touch the same faults can deadlock on PostgreSQL; the
+        // victim's transaction rolled back whole, so it is simply run again.
+        const ATTEMPTS: u32 = 5;
+        let mut attempt = 1;
+        loop {
+            match self.apply_events_once(customer_id, events, retention_seconds, actor, idem).await {
+                Err(StoreError::Database(err)) if attempt < ATTEMPTS && is_deadlock(&err) => {
+                    tracing::debug!(attempt, "ingest batch deadlocked with another; retrying");
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
-        let results = match apply_batch(&mut tx, customer_id, events, retention_seconds, actor).await? {
-            Some(results) => results,
-            None => apply_one_by_one(&mut tx, customer_id, events, retention_seconds, actor).await?,
-        };
-        if let Some(idem) = idem {
-            fulfil_key(&mut tx, idem, &results).await?;
-        }
-        tx.commit().await?;
-        Ok(results)
     }
 
     async fn sweep_expired(&self, now_seconds: i64, limit: u32) -> StoreResult<usize> {
@@ -567,6 +590,11 @@ fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Postgres, i64, P
 
 crate::idempotency::idempotency_fns!(sqlx::Postgres);
 crate::ingest::ingest_fns!(sqlx::Postgres);
+
+/// Did the transaction lose a deadlock or a serialisation conflict (and roll back whole)?
+fn is_deadlock(err: &sqlx::Error) -> bool {
+    err.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "40P01" || code == "40001")
+}
 
 /// Append one event to the log, inside the caller's transaction.
 async fn append_event(
