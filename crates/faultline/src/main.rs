@@ -63,6 +63,12 @@ enum ConfigCommand {
     Show,
 }
 
+/// mimalloc instead of the system allocator: the request path allocates many small, short-lived
+/// objects (JSON values, SQL parameters, rows), and glibc's malloc took about 17% of event
+/// ingest's CPU time in a profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
