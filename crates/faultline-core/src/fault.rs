@@ -231,7 +231,7 @@ fn required_text(
     }
 }
 
-fn optional_text(
+pub(crate) fn optional_text(
     obj: &Map<String, Value>,
     name: &'static str,
     max: usize,

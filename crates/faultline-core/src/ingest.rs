@@ -152,6 +152,26 @@ fn parse_event(
             let resource_id = text("resource_id")?;
             let fault_type = text("type")?;
             crate::fault::validate_slug("type", &fault_type)?;
+            // A trigger's fields mean nothing to a resolve, but when sent they must still be
+            // valid: the event has one schema, whatever its action.
+            use crate::fault::{
+                MAX_ANCESTRY_PATH, MAX_CAUSE, MAX_MESSAGE, MAX_MICROSERVICE_ID, optional_text,
+            };
+            for (name, max) in [
+                ("message", MAX_MESSAGE),
+                ("cause", MAX_CAUSE),
+                ("microservice_id", MAX_MICROSERVICE_ID),
+                ("resource_ancestry_path", MAX_ANCESTRY_PATH),
+            ] {
+                optional_text(obj, name, max)?;
+            }
+            if let Some(severity) = obj.get("severity").filter(|v| !v.is_null()) {
+                let text = severity
+                    .as_str()
+                    .ok_or_else(|| ValidationError::invalid("severity", "must be a string"))?;
+                text.parse::<crate::fault::Severity>()
+                    .map_err(|e| ValidationError::invalid("severity", e))?;
+            }
             Ok(IngestEvent::Resolve { resource_id, fault_type, occurred_at })
         }
         None if obj.get("action").is_none() => Err(ValidationError::Missing("action")),
@@ -216,6 +236,17 @@ mod tests {
             let err = parse_batch("cus_1", &body, NOW, 86_400 * 400).unwrap_err();
             assert_eq!(err.param(), param, "{body}");
         }
+        let long_cause = json!({"events": [{"action": "resolve", "resource_id": "r", "type": "t", "cause": "x".repeat(2001)}]});
+        let err = parse_batch("cus_1", &long_cause, 1_000, 86_400).unwrap_err();
+        assert_eq!(err.param(), "events[0].cause", "a resolve's trigger fields are validated too");
+        let bad_severity =
+            json!({"events": [{"action": "resolve", "resource_id": "r", "type": "t", "severity": "LOUD"}]});
+        assert!(parse_batch("cus_1", &bad_severity, 1_000, 86_400).is_err());
+        let valid_extras = json!({"events": [{"action": "resolve", "resource_id": "r", "type": "t", "severity": "HIGH", "cause": "ok"}]});
+        assert!(
+            parse_batch("cus_1", &valid_extras, 1_000, 86_400).is_ok(),
+            "valid extras are accepted and ignored"
+        );
         let too_many = json!({"events": vec![json!({"action": "resolve", "resource_id": "r", "type": "t"}); MAX_EVENTS + 1]});
         assert_eq!(parse_batch("cus_1", &too_many, NOW, 1).unwrap_err().param(), "events");
     }
