@@ -1,4 +1,5 @@
-//! Human durations in configuration: `30s`, `500ms`, `10m`, `2h`, `30d`.
+//! Human durations: in configuration (`30s`, `500ms`, `10m`, `2h`, `30d`), and the elapsed time
+//! of a fault written for people (`2 hours, 15 minutes`).
 
 use std::time::Duration;
 
@@ -35,9 +36,56 @@ pub fn format_duration(d: Duration) -> String {
     format!("{ms}ms")
 }
 
+/// Elapsed time as people say it, for the legacy views' `duration`: the largest non-zero unit
+/// among days, hours and minutes, then the next smaller unit when it is not zero, each a whole
+/// number rounded down (`3 days, 4 hours`, `2 hours, 15 minutes`, `58 minutes`, `1 day`).
+/// Under a minute, and any negative span (clock skew), is `less than a minute`. So the text is
+/// never above the true span, and below it by less than one of the unit after the largest (less
+/// than an hour when it counts days).
+pub fn describe_elapsed(micros: i64) -> String {
+    const MINUTE: i64 = 60 * 1_000_000;
+    let minutes = micros.max(0) / MINUTE;
+    let (days, hours, minutes) = (minutes / 1_440, minutes / 60 % 24, minutes % 60);
+    let units = [(days, "day"), (hours, "hour"), (minutes, "minute")];
+    let Some(first) = units.iter().position(|(n, _)| *n > 0) else {
+        return "less than a minute".to_owned();
+    };
+    let counted = |(n, unit): (i64, &str)| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match units.get(first + 1) {
+        Some(&next) if next.0 > 0 => format!("{}, {}", counted(units[first]), counted(next)),
+        _ => counted(units[first]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elapsed_time_reads_as_two_units_rounded_down() {
+        const S: i64 = 1_000_000;
+        let (m, h, d) = (60 * S, 3_600 * S, 86_400 * S);
+        for (micros, text) in [
+            (-5 * S, "less than a minute"),
+            (0, "less than a minute"),
+            (59 * S + 999_999, "less than a minute"),
+            (m, "1 minute"),
+            (2 * m - 1, "1 minute"),
+            (58 * m + 59 * S, "58 minutes"),
+            (h, "1 hour"),
+            (h + m, "1 hour, 1 minute"),
+            (2 * h + 15 * m + 30 * S, "2 hours, 15 minutes"),
+            (23 * h + 59 * m + 59 * S, "23 hours, 59 minutes"),
+            (d, "1 day"),
+            (d + 59 * m, "1 day"),
+            (d + h, "1 day, 1 hour"),
+            (3 * d + 4 * h + 59 * m, "3 days, 4 hours"),
+            (400 * d + 23 * h, "400 days, 23 hours"),
+            (i64::MAX, "106751991 days, 4 hours"),
+        ] {
+            assert_eq!(describe_elapsed(micros), text, "{micros} µs");
+        }
+    }
 
     #[test]
     fn parses_each_unit() {

@@ -129,24 +129,32 @@ impl ListRequest {
         let mut cursor = None;
         for (key, value) in pairs {
             match key.as_str() {
-                "limit" => {
-                    limit = Some(value.as_str())
-                        .filter(|v| !v.is_empty() && v.len() <= 3 && v.bytes().all(|b| b.is_ascii_digit()))
-                        .and_then(|v| v.parse::<u32>().ok())
-                        .filter(|n| (1..=MAX_LIMIT).contains(n))
-                        .ok_or_else(|| {
-                            ValidationError::invalid(
-                                "limit",
-                                format!("must be an integer from 1 to {MAX_LIMIT}"),
-                            )
-                        })?;
-                }
+                "limit" => limit = bounded_integer("limit", value, 1..=MAX_LIMIT)?,
                 "cursor" if !value.is_empty() => cursor = Some(value.clone()),
                 _ => {}
             }
         }
         Ok(ListRequest { filter, limit, cursor })
     }
+}
+
+/// An integer parameter within `range`, written as plain decimal digits (no sign, no spaces, no
+/// leading `+`); anything else is refused naming `name`.
+pub fn bounded_integer(
+    name: &'static str,
+    value: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ValidationError> {
+    Some(value)
+        .filter(|v| !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            ValidationError::invalid(
+                name,
+                format!("must be an integer from {} to {}", range.start(), range.end()),
+            )
+        })
 }
 
 fn timestamp(name: &'static str, value: &str) -> Result<Micros, ValidationError> {

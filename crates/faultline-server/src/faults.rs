@@ -213,7 +213,9 @@ pub struct FaultList {
 #[utoipa::path(get, path = "/fault", tag = "Faults", operation_id = "listFaults", security(("bearer" = [])),
     params(ListParams),
     responses(
-        (status = 200, body = FaultList, headers(("ETag" = String))),
+        (status = 200, description = "A page of faults; with Accept: text/csv (columns: id, created_at, resolved_at, status, severity, type, resource_id, site_id, microservice_id, message, cause, resource_ancestry_path, ttl, comment_count) or application/x-ndjson (one Fault a line), every matching fault, streamed, limit and cursor ignored",
+            content((FaultList = "application/json"), (String = "text/csv"), (String = "application/x-ndjson")),
+            headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
@@ -226,6 +228,15 @@ pub async fn list_faults(
     let principal = auth.require(Permission::FaultsRead)?;
     let mut request = ListRequest::from_pairs(&pairs)?;
     request.filter.scope = principal.scope.clone();
+    let format = crate::export::Format::negotiate(&headers);
+    if format != crate::export::Format::Json {
+        return Ok(crate::export::stream(
+            state.store.clone(),
+            principal.customer_id.clone(),
+            request.filter,
+            format,
+        ));
+    }
     let canonical = request.filter.canonical();
     let after = match &request.cursor {
         None => None,

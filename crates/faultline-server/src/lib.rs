@@ -2,6 +2,7 @@
 //! the middleware every request passes through.
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod auth;
 pub mod comments;
 pub mod dashboard;
@@ -9,6 +10,7 @@ pub mod docs;
 pub mod error;
 pub mod etag;
 pub mod events;
+pub mod export;
 pub mod extract;
 pub mod faults;
 pub mod health;
@@ -18,6 +20,8 @@ pub mod lifecycle;
 pub mod observability;
 pub mod openapi;
 pub mod rate_limit;
+pub mod recent;
+pub mod sla;
 pub mod state;
 pub mod tokens;
 pub mod ttl_cache;
@@ -59,6 +63,9 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(comments::router())
         .merge(events::router())
         .merge(lifecycle::router())
+        .merge(recent::router())
+        .merge(analytics::router())
+        .merge(sla::router())
         .merge(tokens::router());
     (public, authenticated)
 }

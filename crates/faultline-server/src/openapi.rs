@@ -25,6 +25,7 @@ use crate::state::AppState;
     tags(
         (name = "Faults", description = "Manage and retrieve fault records."),
         (name = "Comments", description = "Add comments to existing faults."),
+        (name = "Analytics", description = "Views over many faults: the recent view and the most faulty resources."),
         (name = "Access Tokens", description = "Generate temporary access tokens and share fault views."),
         (name = "Service", description = "Health, metrics and documentation of the service itself."),
     )

@@ -5,6 +5,7 @@
 //! conformance suite in `tests/` runs the same tests against both.
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 mod error;
 mod idempotency;
 mod ingest;
@@ -23,7 +24,7 @@ use faultline_core::fault::Fault;
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 pub use postgres::PostgresStore;
-pub use sql::FaultQuery;
+pub use sql::{FaultQuery, TopQuery};
 pub use sqlite::SqliteStore;
 /// The database driver's error, for callers that classify failures (e.g. unavailable vs. bug).
 pub use sqlx::Error as SqlxError;
@@ -190,8 +191,64 @@ pub trait Store: Send + Sync + 'static {
     /// Every event of one of the customer's faults, oldest first (also after deletion).
     async fn fault_timeline(&self, customer_id: &str, fault_id: &str) -> StoreResult<Vec<FaultEvent>>;
 
+    // ---- analytics ----
+
+    /// `(group, count)` of the customer's faults matching `filter` (all of it, `recent`
+    /// measured against `now`), largest first, at most `limit`.
+    async fn top_groups(
+        &self,
+        customer_id: &str,
+        filter: &faultline_core::filter::FaultFilter,
+        group: analytics::GroupBy,
+        limit: u32,
+        now: i64,
+    ) -> StoreResult<Vec<(String, i64)>>;
+
+    /// `(slot, group, count)` of the customer's faults matching `filter`, by `slots` and, with
+    /// `group`, by group (those outside the listed groups counted under the given name).
+    async fn counts_by_slot(
+        &self,
+        customer_id: &str,
+        filter: &faultline_core::filter::FaultFilter,
+        slots: analytics::Slots,
+        group: Option<(analytics::GroupBy, &[String], &str)>,
+        now: i64,
+    ) -> StoreResult<Vec<(i64, String, i64)>>;
+
+    /// Repair times (`resolved_at - created_at`, microseconds) of the matching resolved faults.
+    async fn repair_times(
+        &self,
+        customer_id: &str,
+        filter: &faultline_core::filter::FaultFilter,
+        now: i64,
+    ) -> StoreResult<Vec<i64>>;
+
+    /// `(site, start, end)` of the customer's `site`-type faults matching `filter` (sites and
+    /// scope; not its window) that overlap `[from, to)`; `end` is `None` while open.
+    async fn site_outages(
+        &self,
+        customer_id: &str,
+        filter: &faultline_core::filter::FaultFilter,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<(String, i64, Option<i64>)>>;
+
+    /// How many of the matching faults are unresolved.
+    async fn count_open(
+        &self,
+        customer_id: &str,
+        filter: &faultline_core::filter::FaultFilter,
+        now: i64,
+    ) -> StoreResult<i64>;
+
     /// A page of the customer's faults matching the query, newest first.
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>>;
+
+    /// The resources with the most faults created since `query.since` (within its scope), at
+    /// most `query.limit`, most faults first, ties by resource id in byte order; each with its
+    /// `query.sample` newest faults in the window. Counts and samples are read from one snapshot,
+    /// so they agree. The count reads one index range of the window, never the whole history.
+    async fn top_resources(&self, customer_id: &str, query: &TopQuery<'_>) -> StoreResult<Vec<TopResource>>;
 
     // ---- access tokens ----
 

@@ -180,3 +180,13 @@ pub struct StoredResponse {
     pub status: u16,
     pub body: String,
 }
+
+/// A resource as [`crate::Store::top_resources`] ranks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopResource {
+    pub resource_id: String,
+    /// Its faults in the window and scope.
+    pub count: i64,
+    /// Its newest faults in the window and scope, newest first, without comments.
+    pub faults: Vec<faultline_core::fault::Fault>,
+}

@@ -156,6 +156,26 @@ pub(crate) fn faults(rows: Vec<FaultRow>) -> Result<Vec<Fault>, StoreError> {
     rows.into_iter().map(fault).collect()
 }
 
+/// The ranked resources with their sampled faults (in any order), each sample newest first.
+pub(crate) fn top_resources(
+    counts: Vec<(String, i64)>,
+    sampled: Vec<Fault>,
+) -> Vec<crate::model::TopResource> {
+    let mut ranked: Vec<crate::model::TopResource> = counts
+        .into_iter()
+        .map(|(resource_id, count)| crate::model::TopResource { resource_id, count, faults: Vec::new() })
+        .collect();
+    for fault in sampled {
+        if let Some(resource) = ranked.iter_mut().find(|r| r.resource_id == fault.resource_id) {
+            resource.faults.push(fault);
+        }
+    }
+    for resource in &mut ranked {
+        resource.faults.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    }
+    ranked
+}
+
 pub(crate) const SIGNING_KEY_COLUMNS: &str =
     "kid, secret_key, public_key, created_at, retired_at, verify_until";
 pub(crate) type SigningKeyRow = (String, Vec<u8>, Vec<u8>, i64, Option<i64>, Option<i64>);

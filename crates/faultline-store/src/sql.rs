@@ -8,6 +8,8 @@ use faultline_core::filter::{FaultFilter, RECENT_WINDOW_MICROS};
 use faultline_core::scope::TokenScope;
 use faultline_core::time::Micros;
 
+use crate::Backend;
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Param {
     Text(String),
@@ -193,6 +195,116 @@ pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
     };
     sql
 }
+
+/// What [`crate::Store::top_resources`] ranks: the faults created in a window, within a scope.
+#[derive(Debug, Clone)]
+pub struct TopQuery<'a> {
+    /// Faults created at or after this time count.
+    pub since: Micros,
+    /// An access token's scope: only the faults it may read count.
+    pub scope: Option<&'a TokenScope>,
+    /// How many resources, at most.
+    pub limit: u32,
+    /// How many of each resource's newest faults (in the window and scope) come with it.
+    pub sample: u32,
+}
+
+/// The conditions selecting the faults `query` counts, on alias `f`.
+fn top_window(sql: &mut Sql, customer_id: &str, query: &TopQuery<'_>) -> Vec<String> {
+    let customer = sql.text(customer_id);
+    let filter =
+        FaultFilter { from: Some(query.since), scope: query.scope.cloned(), ..FaultFilter::default() };
+    let mut conditions = vec![format!("f.customer_id = {customer}")];
+    conditions.extend(filter_conditions(sql, &filter, &customer));
+    conditions
+}
+
+/// `(resource_id, count)` of the resources with the most faults in the window, most first,
+/// ties by resource id in byte order (each backend names its binary collation).
+///
+/// The window is one range of `faults_by_customer (customer_id, created_at DESC, id DESC)`,
+/// grouped in a temporary table: the work grows with the faults in the window, never with the
+/// customer's whole history. `EXPLAIN` on 300,000 demo faults (one customer, 16,375 in the
+/// last 14 days):
+///
+/// - SQLite: `SEARCH f USING INDEX faults_by_customer (customer_id=? AND created_at>?)`, `USE
+///   TEMP B-TREE FOR GROUP BY`, `USE TEMP B-TREE FOR ORDER BY`. Left to itself SQLite prefers
+///   `SEARCH f USING COVERING INDEX faults_by_resource (customer_id=?)`, which saves the GROUP
+///   BY sort but reads every fault the customer ever had (300,000 index entries instead of
+///   16,375), so the statement names its index (`INDEXED BY`, which also fails loudly, rather
+///   than scanning, should the index ever go).
+/// - PostgreSQL: `Index Scan using faults_by_customer` (`customer_id = $1 AND created_at >=
+///   $2`) → `HashAggregate` → top-N `Sort`. PostgreSQL chooses by its statistics: when the
+///   window holds most of a customer's faults (a 90-day window on a young database) a
+///   sequential scan is cheaper, and it takes one.
+pub(crate) fn top_resource_counts(customer_id: &str, query: &TopQuery<'_>, backend: Backend) -> Sql {
+    let (index, byte_order) = match backend {
+        Backend::Sqlite => ("INDEXED BY faults_by_customer", "BINARY"),
+        Backend::Postgres => ("", "\"C\""),
+    };
+    let mut sql = Sql::default();
+    let conditions = top_window(&mut sql, customer_id, query);
+    let limit = sql.int(i64::from(query.limit));
+    sql.text = format!(
+        "SELECT f.resource_id, COUNT(*) AS fault_count FROM faults f {index} WHERE {} \
+         GROUP BY f.resource_id ORDER BY fault_count DESC, f.resource_id COLLATE {byte_order} LIMIT {limit}",
+        conditions.join(" AND ")
+    );
+    sql
+}
+
+/// The newest `query.sample` faults in the window and scope of each of `resource_ids`: one
+/// range of `faults_by_resource (customer_id, resource_id, created_at DESC, id DESC)` each, in
+/// one statement. Rows come in no particular order.
+pub(crate) fn latest_faults_of(customer_id: &str, query: &TopQuery<'_>, resource_ids: &[String]) -> Sql {
+    let mut sql = Sql::default();
+    let conditions = top_window(&mut sql, customer_id, query).join(" AND ");
+    let sample = sql.int(i64::from(query.sample));
+    let branches: Vec<String> = resource_ids
+        .iter()
+        .enumerate()
+        .map(|(n, resource_id)| {
+            let resource = sql.text(resource_id);
+            format!(
+                "SELECT * FROM (SELECT {FAULT_COLUMNS} FROM faults f WHERE {conditions} AND f.resource_id = {resource} \
+                 ORDER BY f.created_at DESC, f.id DESC LIMIT {sample}) AS b{n}"
+            )
+        })
+        .collect();
+    sql.text = if branches.is_empty() {
+        format!("SELECT {FAULT_COLUMNS} FROM faults f WHERE 1 = 0")
+    } else {
+        branches.join(" UNION ALL ")
+    };
+    sql
+}
+
+/// Expands `read_top_resources`: the two statements of [`crate::Store::top_resources`] on one
+/// connection (the caller's read transaction), for the backend whose database type is `$db`.
+macro_rules! top_resources_fn {
+    ($db:ty, $backend:expr) => {
+        async fn read_top_resources(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            customer_id: &str,
+            query: &$crate::sql::TopQuery<'_>,
+        ) -> $crate::StoreResult<Vec<$crate::TopResource>> {
+            let counting = $crate::sql::top_resource_counts(customer_id, query, $backend);
+            let counts: Vec<(String, i64)> =
+                $crate::sql::bind_params!(sqlx::query_as(&counting.text), counting)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            if query.sample == 0 || counts.is_empty() {
+                return Ok($crate::rows::top_resources(counts, Vec::new()));
+            }
+            let ranked: Vec<String> = counts.iter().map(|(resource_id, _)| resource_id.clone()).collect();
+            let latest = $crate::sql::latest_faults_of(customer_id, query, &ranked);
+            let sampled: Vec<$crate::rows::FaultRow> =
+                $crate::sql::bind_params!(sqlx::query_as(&latest.text), latest).fetch_all(&mut *conn).await?;
+            Ok($crate::rows::top_resources(counts, $crate::rows::faults(sampled)?))
+        }
+    };
+}
+pub(crate) use top_resources_fn;
 
 /// The rows of a minted token and its short link.
 pub(crate) fn insert_access_token(
@@ -433,5 +545,29 @@ mod tests {
         let highest = (1..=sql.params.len()).rev().find(|n| sql.text.contains(&format!("${n}"))).unwrap();
         assert_eq!(highest, sql.params.len(), "{}", sql.text);
         assert!(sql.text.contains("UNION ALL") && sql.text.contains("fault_ancestors a"));
+    }
+
+    #[test]
+    fn top_statements_bind_every_placeholder() {
+        let scope = TokenScope {
+            site_ids: vec!["site_1".into()],
+            types: vec!["wantunnel".into()],
+            ..TokenScope::default()
+        };
+        let query = TopQuery { since: 5, scope: Some(&scope), limit: 10, sample: 5 };
+        let resources = ["tun_1".to_owned(), "tun_2".to_owned()];
+        for sql in [
+            top_resource_counts("cus_1", &query, Backend::Sqlite),
+            top_resource_counts("cus_1", &query, Backend::Postgres),
+            latest_faults_of("cus_1", &query, &resources),
+        ] {
+            let highest = (1..=sql.params.len()).rev().find(|n| sql.text.contains(&format!("${n}"))).unwrap();
+            assert_eq!(highest, sql.params.len(), "{}", sql.text);
+        }
+        let sqlite = top_resource_counts("cus_1", &query, Backend::Sqlite).text;
+        assert!(sqlite.contains("INDEXED BY faults_by_customer"), "{sqlite}");
+        let postgres = top_resource_counts("cus_1", &query, Backend::Postgres).text;
+        assert!(!postgres.contains("INDEXED BY") && postgres.contains("COLLATE \"C\""), "{postgres}");
+        assert_eq!(latest_faults_of("cus_1", &query, &resources).text.matches("UNION ALL").count(), 1);
     }
 }

@@ -339,3 +339,163 @@ async fn batches_racing_other_writers_stay_consistent_sqlite() {
 async fn batches_racing_other_writers_stay_consistent_postgres() {
     batches_racing_other_writers_stay_consistent(faultline_store::Backend::Postgres).await;
 }
+
+const HOUR: i64 = 3_600_000_000;
+
+/// A fault of `resource_id` (in `site`) created `hours` ago.
+fn fault_of(customer_id: &str, resource_id: &str, site: &str, hours: i64) -> faultline_core::fault::Fault {
+    let now = faultline_core::time::now_micros();
+    let new = faultline_core::fault::NewFault {
+        resource_id: resource_id.to_owned(),
+        fault_type: if resource_id.starts_with("tun") { "wantunnel" } else { "reboot" }.to_owned(),
+        severity: faultline_core::fault::Severity::High,
+        message: format!("{resource_id} {hours} hours ago"),
+        cause: String::new(),
+        microservice_id: "test".into(),
+        resource_ancestry_path: format!("{site}|{resource_id}"),
+        created_at: Some(now - hours * HOUR),
+    };
+    faultline_core::fault::Fault::create(customer_id, new, now, 400 * 86_400)
+}
+
+conformance_test!(top_resources_rank_a_window_of_faults_within_the_scope, |store: Db| async move {
+    use faultline_store::TopQuery;
+    let a = store.create_customer("Acme").await.unwrap().id;
+    let b = store.create_customer("Globex").await.unwrap().id;
+    let mut faults = Vec::new();
+    for hours in [1, 2, 3, 4, 5] {
+        faults.push(fault_of(&a, "dev_1", "site_1", hours));
+    }
+    // Three-way tie at 3, broken in byte order: upper case sorts before lower case.
+    for resource in ["tun_b", "tun_a", "tun_B"] {
+        for hours in [10, 20, 30] {
+            faults.push(fault_of(&a, resource, "site_2", hours));
+        }
+    }
+    faults.push(fault_of(&a, "tun_b", "site_2", 20 * 24)); // outside a 14-day window
+    faults.push(fault_of(&a, "dev_2", "site_1", 6));
+    // Another customer's faults on the same resource ids count for nobody else.
+    for hours in 1..=10 {
+        faults.push(fault_of(&b, "tun_a", "site_2", hours));
+    }
+    store.insert_faults(&faults, "test", None).await.unwrap();
+
+    let now = faultline_core::time::now_micros();
+    let fortnight = now - 14 * 24 * HOUR;
+    let query = |scope, limit, sample| TopQuery { since: fortnight, scope, limit, sample };
+    let ranked = |top: &[faultline_store::TopResource]| -> Vec<(String, i64)> {
+        top.iter().map(|r| (r.resource_id.clone(), r.count)).collect()
+    };
+    let owned = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
+        pairs.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect()
+    };
+
+    let top = store.top_resources(&a, &query(None, 10, 2)).await.unwrap();
+    assert_eq!(ranked(&top), owned(&[("dev_1", 5), ("tun_B", 3), ("tun_a", 3), ("tun_b", 3), ("dev_2", 1)]));
+    for resource in &top {
+        let ages: Vec<&str> = resource.faults.iter().map(|f| f.message.as_str()).collect();
+        let expected: Vec<String> = match resource.resource_id.as_str() {
+            "dev_1" => vec!["dev_1 1 hours ago".into(), "dev_1 2 hours ago".into()],
+            "dev_2" => vec!["dev_2 6 hours ago".into()],
+            tunnel => vec![format!("{tunnel} 10 hours ago"), format!("{tunnel} 20 hours ago")],
+        };
+        assert_eq!(ages, expected, "the newest faults of {}, newest first", resource.resource_id);
+        assert!(resource.faults.iter().all(|f| f.customer_id == a && f.resource_id == resource.resource_id));
+    }
+
+    let first_two = store.top_resources(&a, &query(None, 2, 5)).await.unwrap();
+    assert_eq!(ranked(&first_two), owned(&[("dev_1", 5), ("tun_B", 3)]));
+    assert_eq!(first_two[0].faults.len(), 5);
+    let month = TopQuery { since: now - 30 * 24 * HOUR, ..query(None, 1, 0) };
+    let top_month = store.top_resources(&a, &month).await.unwrap();
+    assert_eq!(ranked(&top_month), owned(&[("dev_1", 5)]));
+    assert!(top_month[0].faults.is_empty(), "sample 0 reads no faults");
+    let month_tunnels = TopQuery { since: now - 30 * 24 * HOUR, ..query(None, 2, 0) };
+    let scoped = faultline_core::scope::TokenScope { site_ids: vec!["site_2".into()], ..Default::default() };
+    let tunnels = TopQuery { scope: Some(&scoped), ..month_tunnels };
+    assert_eq!(
+        ranked(&store.top_resources(&a, &tunnels).await.unwrap()),
+        owned(&[("tun_b", 4), ("tun_B", 3)])
+    );
+
+    // Every kind of scope restriction narrows what counts and what is sampled.
+    let scopes = [
+        faultline_core::scope::TokenScope { site_ids: vec!["site_1".into()], ..Default::default() },
+        faultline_core::scope::TokenScope { resource_ids: vec!["tun_a".into()], ..Default::default() },
+        faultline_core::scope::TokenScope { types: vec!["wantunnel".into()], ..Default::default() },
+        faultline_core::scope::TokenScope {
+            fault_ids: vec![faults[0].id.clone(), faults[1].id.clone(), faults[5].id.clone()],
+            ..Default::default()
+        },
+        faultline_core::scope::TokenScope {
+            severity: vec![faultline_core::fault::Severity::Low],
+            ..Default::default()
+        },
+    ];
+    let expected = [
+        owned(&[("dev_1", 5), ("dev_2", 1)]),
+        owned(&[("tun_a", 3)]),
+        owned(&[("tun_B", 3), ("tun_a", 3), ("tun_b", 3)]),
+        owned(&[("dev_1", 2), ("tun_b", 1)]),
+        owned(&[]),
+    ];
+    for (scope, expected) in scopes.iter().zip(expected) {
+        let top = store.top_resources(&a, &query(Some(scope), 10, 10)).await.unwrap();
+        assert_eq!(ranked(&top), expected, "{scope:?}");
+        for resource in &top {
+            assert_eq!(resource.faults.len() as i64, resource.count, "{scope:?}");
+            assert!(resource.faults.iter().all(|f| scope.matches(f)), "{scope:?}");
+        }
+    }
+
+    let other = store.top_resources(&b, &query(None, 10, 1)).await.unwrap();
+    assert_eq!(ranked(&other), owned(&[("tun_a", 10)]));
+    let empty = store.create_customer("Initech").await.unwrap().id;
+    assert!(store.top_resources(&empty, &query(None, 10, 5)).await.unwrap().is_empty());
+});
+
+conformance_test!(the_recent_view_is_unresolved_or_from_the_last_day, |store: Db| async move {
+    use faultline_core::fault::FaultStatus;
+    let a = store.create_customer("Acme").await.unwrap().id;
+    let resolved = |mut f: faultline_core::fault::Fault| {
+        f.status = FaultStatus::Resolved;
+        f.resolved_at = Some(f.created_at + HOUR / 2);
+        f
+    };
+    let old_open = fault_of(&a, "tun_1", "site_1", 24 * 30);
+    let old_closed = resolved(fault_of(&a, "tun_2", "site_1", 25));
+    let new_closed = resolved(fault_of(&a, "dev_3", "site_2", 23));
+    let new_open = fault_of(&a, "tun_4", "site_2", 1);
+    let faults = [old_open.clone(), old_closed, new_closed.clone(), new_open.clone()];
+    store.insert_faults(&faults, "test", None).await.unwrap();
+    let b = store.create_customer("Globex").await.unwrap().id;
+    store.insert_faults(&[fault_of(&b, "tun_4", "site_2", 1)], "test", None).await.unwrap();
+
+    let recent = |sites: &[&str], types: &[&str], limit: u32| {
+        let filter = faultline_core::filter::FaultFilter {
+            recent: true,
+            sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+            types: types.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        };
+        let store = store.clone();
+        let a = a.clone();
+        async move {
+            let query = faultline_store::FaultQuery {
+                filter: &filter,
+                after: None,
+                limit,
+                now: faultline_core::time::now_micros(),
+            };
+            let listed = store.list_faults(&a, &query).await.unwrap();
+            listed.into_iter().map(|f| f.id).collect::<Vec<_>>()
+        }
+    };
+    let ids =
+        |faults: &[&faultline_core::fault::Fault]| faults.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+    assert_eq!(recent(&[], &[], 1_000).await, ids(&[&new_open, &new_closed, &old_open]));
+    assert_eq!(recent(&[], &[], 2).await, ids(&[&new_open, &new_closed]), "the union is cut to the limit");
+    assert_eq!(recent(&["site_1"], &[], 1_000).await, ids(&[&old_open]));
+    assert_eq!(recent(&["site_1", "site_2"], &["reboot"], 1_000).await, ids(&[&new_closed]));
+    assert_eq!(recent(&["site_2"], &["wantunnel"], 1_000).await, ids(&[&new_open]));
+});

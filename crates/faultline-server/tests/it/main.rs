@@ -3,10 +3,14 @@
 
 mod harness;
 
+mod analytics;
 mod events;
+mod export;
 mod faults;
 mod foundation;
 mod idempotency;
 mod lifecycle;
 mod matrix;
+mod recent;
+mod sla;
 mod tokens;

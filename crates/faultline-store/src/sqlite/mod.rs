@@ -15,10 +15,10 @@ use sqlx::sqlite::{
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
     AccessToken, ApiKey, ApiKeyWithHash, Customer, EventResult, FaultEvent, Idempotency, NewApiKey,
-    SigningKey, TokenUse,
+    SigningKey, TokenUse, TopResource,
 };
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
-use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql};
+use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql, TopQuery};
 use crate::{Backend, Resolution, Store};
 use faultline_core::fault::Fault;
 
@@ -457,12 +457,84 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(rows::fault_event).collect())
     }
 
+    async fn top_groups(
+        &self,
+        customer_id: &str,
+        filter: &faultline_core::filter::FaultFilter,
+        group: crate::analytics::GroupBy,
+        limit: u32,
+        now: i64,
+    ) -> crate::StoreResult<Vec<(String, i64)>> {
+        let statement = crate::analytics::top_groups(customer_id, filter, group, limit, now);
+        Ok(crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn counts_by_slot(
+        &self,
+        customer_id: &str,
+        filter: &faultline_core::filter::FaultFilter,
+        slots: crate::analytics::Slots,
+        group: Option<(crate::analytics::GroupBy, &[String], &str)>,
+        now: i64,
+    ) -> crate::StoreResult<Vec<(i64, String, i64)>> {
+        let statement = crate::analytics::counts_by_slot(customer_id, filter, slots, group, now);
+        Ok(crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn repair_times(
+        &self,
+        customer_id: &str,
+        filter: &faultline_core::filter::FaultFilter,
+        now: i64,
+    ) -> crate::StoreResult<Vec<i64>> {
+        let statement = crate::analytics::repair_times(customer_id, filter, now);
+        Ok(crate::sql::bind_params!(sqlx::query_scalar(&statement.text), statement)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn site_outages(
+        &self,
+        customer_id: &str,
+        filter: &faultline_core::filter::FaultFilter,
+        from: i64,
+        to: i64,
+    ) -> crate::StoreResult<Vec<(String, i64, Option<i64>)>> {
+        let statement = crate::analytics::site_outages(customer_id, filter, from, to);
+        Ok(crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn count_open(
+        &self,
+        customer_id: &str,
+        filter: &faultline_core::filter::FaultFilter,
+        now: i64,
+    ) -> crate::StoreResult<i64> {
+        let statement = crate::analytics::count_open(customer_id, filter, now);
+        Ok(crate::sql::bind_params!(sqlx::query_scalar(&statement.text), statement)
+            .fetch_one(&self.reader)
+            .await?)
+    }
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
         let statement = sql::list_faults(customer_id, query);
         let mut conn = self.reader.acquire().await?;
         let mut faults = rows::faults(fetch(&statement).fetch_all(&mut *conn).await?)?;
         with_comments(&mut conn, &mut faults).await?;
         Ok(faults)
+    }
+
+    async fn top_resources(&self, customer_id: &str, query: &TopQuery<'_>) -> StoreResult<Vec<TopResource>> {
+        // One read transaction sees one snapshot of the database: counts and samples agree.
+        let mut tx = self.reader.begin().await?;
+        let top = read_top_resources(&mut tx, customer_id, query).await?;
+        tx.commit().await?;
+        Ok(top)
     }
 
     async fn ensure_signing_key(&self, candidate: &SigningKey) -> StoreResult<()> {
@@ -669,6 +741,7 @@ fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Sqlite, i64, Sql
 
 crate::idempotency::idempotency_fns!(sqlx::Sqlite);
 crate::ingest::ingest_fns!(sqlx::Sqlite);
+crate::sql::top_resources_fn!(sqlx::Sqlite, Backend::Sqlite);
 
 /// Append one event to the log, inside the caller's transaction.
 async fn append_event(

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Analytics benchmark: on $FAULTS demo faults (default 1,000,000, about a year of history), the
+# median latency of each analytics answer over a one-year window (11 sequential requests each,
+# the first one discarded as warm-up), and the CSV export's rows per second with the server's
+# peak resident memory during an export of a tenth of the faults and of all of them. Appends a
+# section to BENCHMARKS.md.
+#
+#   bench/analytics.sh [sqlite|postgres|both]        (default: sqlite)
+#
+# Environment (all optional): FAULTS=1000000, RUNS=11, PG_ADMIN_URL, OUTPUT=BENCHMARKS.md,
+# REUSE=1 to keep the database of the previous run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BACKENDS="${1:-sqlite}"
+FAULTS="${FAULTS:-1000000}"
+RUNS="${RUNS:-11}"
+PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
+OUTPUT="${OUTPUT:-BENCHMARKS.md}"
+RESULTS=bench/results
+BIN=target/release/faultline
+case "$BACKENDS" in
+    sqlite | postgres) ;;
+    both) BACKENDS="sqlite postgres" ;;
+    *) echo "usage: $0 [sqlite|postgres|both]" >&2; exit 2 ;;
+esac
+log() { printf '== %s\n' "$*" >&2; }
+log "cargo build --release"
+cargo build --release -p faultline
+mkdir -p "$RESULTS"
+SERVER_PID=""
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# median_ms PATH [ACCEPT]: the median time_total of $RUNS requests, in ms, after one warm-up.
+median_ms() {
+    local path="$1" accept="${2:-application/json}"
+    curl -fsS -o /dev/null -H "Authorization: Bearer $KEY" -H "Accept: $accept" "$BASE$path"
+    for _ in $(seq 1 "$RUNS"); do
+        curl -fsS -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $KEY" -H "Accept: $accept" "$BASE$path"
+    done | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] * 1000 }'
+}
+
+# export_run PATH: "rows rows/s peak_rss_mib" of one CSV export, sampling the server's RSS.
+export_run() {
+    local path="$1" sampler peak_file="$RESULTS/rss.peak"
+    echo 0 >"$peak_file"
+    ( peak=0; while kill -0 "$SERVER_PID" 2>/dev/null; do
+        rss=$(awk '/VmRSS/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+        [ "${rss:-0}" -gt "$peak" ] && { peak=$rss; echo "$peak" >"$peak_file"; }
+        sleep 0.05
+    done ) &
+    sampler=$!
+    local out="$RESULTS/export.csv"
+    local seconds
+    seconds=$(curl -fsS -o "$out" -w '%{time_total}' -H "Authorization: Bearer $KEY" -H "Accept: text/csv" "$BASE$path")
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    local rows=$(( $(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))))' "$out") - 1 ))
+    awk -v r="$rows" -v s="$seconds" -v p="$(cat "$peak_file")" 'BEGIN { printf "%d\t%.0f\t%.1f", r, r / s, p / 1024 }'
+    rm -f "$out"
+}
+
+for BACKEND in $BACKENDS; do
+    case "$BACKEND" in
+        sqlite) DB="$RESULTS/analytics-bench.db"; URL="sqlite://$PWD/$DB"
+            fresh_db() { rm -f "$DB" "$DB-wal" "$DB-shm"; } ;;
+        postgres) URL="$PG_ADMIN_URL/faultline_bench"
+            fresh_db() { PGOPTIONS='-c client_min_messages=warning' psql "$PG_ADMIN_URL/postgres" -qX -v ON_ERROR_STOP=1 \
+                -c 'DROP DATABASE IF EXISTS faultline_bench WITH (FORCE)' -c 'CREATE DATABASE faultline_bench' >/dev/null; } ;;
+    esac
+    KEY_FILE="$RESULTS/$BACKEND-analytics.demo"
+    if [ "${REUSE:-0}" = 1 ] && [ -s "$KEY_FILE" ]; then
+        log "$BACKEND: REUSE=1: keeping the previous database"
+    else
+        log "$BACKEND: $FAULTS demo faults"
+        fresh_db
+        FAULTLINE_LOG=error "$BIN" demo --faults "$FAULTS" --database-url "$URL" >"$KEY_FILE"
+    fi
+    KEY=$(awk 'NR == 1 { print $2 }' "$KEY_FILE")
+    PORT=$(free_port)
+    BASE="http://127.0.0.1:$PORT"
+    FAULTLINE_RATE_LIMIT=100000000 FAULTLINE_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$URL" \
+        >"$RESULTS/$BACKEND-analytics-serve.out" 2>"$RESULTS/$BACKEND-analytics-serve.log" &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+    YEAR="from=$(date -u -d '-365 days' +%Y-%m-%dT%H:%M:%SZ)"
+    SITE=$(curl -fsS -H "Authorization: Bearer $KEY" "$BASE/fault?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["site_id"])')
+    TSV="$RESULTS/$BACKEND-analytics.tsv"
+    : >"$TSV"
+    for op in \
+        "/fault/analytics?$YEAR&interval=day" \
+        "/fault/analytics?$YEAR&interval=week&group_by=severity&tz=Europe/Berlin" \
+        "/fault/analytics?$YEAR&interval=day&group_by=site" \
+        "/fault/analytics?$YEAR&interval=day&site=$SITE" \
+        "/fault/sla?$YEAR" \
+        "/fault/sla?$YEAR&hours=mon-fri%2008:00-17:00&tz=Europe/Berlin" \
+        "/fault/top_faults?days=90" \
+        "/fault/recent"; do
+        log "$BACKEND: $op"
+        printf '%s\t%s\n' "$op" "$(median_ms "$op")" >>"$TSV"
+    done
+    log "$BACKEND: exports"
+    SMALL=$(export_run "/fault?site=$SITE")
+    ALL=$(export_run "/fault")
+    stop_server
+    printf '%s\n%s\n' "$SMALL" "$ALL" >"$RESULTS/$BACKEND-export.tsv"
+done
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
+{
+    printf '\n## Analytics and exports: %s\n\n' "$(date -u +%Y-%m-%dT%H:%MZ)"
+    printf -- '- Command: `bench/analytics.sh %s` (FAULTS=%s, median of %s sequential requests after a warm-up)\n' "${1:-sqlite}" "$FAULTS" "$RUNS"
+    printf -- '- Machine: %s cores; load average at the end %s\n' "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    printf -- '- Commit: %s\n' "$commit"
+    printf -- '- Budgets: every analytics answer over a one-year window within 250 ms median on SQLite; the export at >= 200,000 rows/s with memory that does not grow with the row count\n'
+    for BACKEND in $BACKENDS; do
+        printf '\n### %s\n\n| operation (one-year window) | median ms |\n| --- | ---: |\n' "$BACKEND"
+        awk -F'\t' '{ printf "| `%s` | %s |\n", $1, $2 }' "$RESULTS/$BACKEND-analytics.tsv" | sed -E 's/from=[0-9TZ:-]+/from=<1 year ago>/'
+        printf '\n| CSV export | rows | rows/s | peak server RSS MiB |\n| --- | ---: | ---: | ---: |\n'
+        awk -F'\t' 'NR == 1 { n = "one site" } NR == 2 { n = "everything" } { printf "| %s | %s | %s | %s |\n", n, $1, $2, $3 }' "$RESULTS/$BACKEND-export.tsv"
+    done
+} | tee -a "$OUTPUT"
