@@ -132,8 +132,11 @@ fn escape_like(text: &str) -> String {
 /// `SELECT` of one page of faults, newest first, for `customer_id`.
 ///
 /// One site drives the query from the `fault_ancestors` index; `recent` is the union of the
-/// unresolved faults and the last day's resolved ones, each read from its own index range.
-pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
+/// unresolved faults and the last day's resolved ones, each read from its own range of
+/// `faults_by_status`. SQLite is told so (`INDEXED BY`): left alone, with a `type` filter it
+/// read the type's whole history through `faults_by_type` (160-190 ms on 300,000 faults,
+/// against 12-15 ms).
+pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>, backend: Backend) -> Sql {
     let mut sql = Sql::default();
     let customer = sql.text(customer_id);
     let limit = sql.int(i64::from(query.limit));
@@ -164,9 +167,13 @@ pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
         common.push(format!("({order_created}, {order_id}) < ({c}, {i})"));
     }
     let order = format!("ORDER BY {order_created} DESC, {order_id} DESC");
-    let branch = |extra: &[String]| {
+    let branch = |from: &str, extra: &[String]| {
         let conditions: Vec<&str> = common.iter().chain(extra).map(String::as_str).collect();
         format!("SELECT {FAULT_COLUMNS} FROM {from} WHERE {} {order} LIMIT {limit}", conditions.join(" AND "))
+    };
+    let by_status = match (backend, from) {
+        (Backend::Sqlite, "faults f") => "faults f INDEXED BY faults_by_status",
+        _ => from,
     };
 
     sql.text = if filter.recent {
@@ -174,10 +181,13 @@ pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
         let since = sql.int(query.now - RECENT_WINDOW_MICROS);
         let mut branches = Vec::new();
         if wants(FaultStatus::Unresolved) {
-            branches.push(branch(&["f.status = 'unresolved'".to_owned()]));
+            branches.push(branch(by_status, &["f.status = 'unresolved'".to_owned()]));
         }
         if wants(FaultStatus::Resolved) {
-            branches.push(branch(&["f.status = 'resolved'".to_owned(), format!("f.created_at >= {since}")]));
+            branches.push(branch(
+                by_status,
+                &["f.status = 'resolved'".to_owned(), format!("f.created_at >= {since}")],
+            ));
         }
         if branches.is_empty() {
             // Asked for recent faults of no status: nothing.
@@ -191,7 +201,7 @@ pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
             )
         }
     } else {
-        branch(&[])
+        branch(from, &[])
     };
     sql
 }
@@ -541,10 +551,23 @@ mod tests {
         };
         let after = Position { created_at: 5, id: "flt_x".into() };
         let q = FaultQuery { filter: &filter, after: Some(&after), limit: 51, now: 1_000 };
-        let sql = list_faults("cus_1", &q);
+        let sql = list_faults("cus_1", &q, Backend::Sqlite);
         let highest = (1..=sql.params.len()).rev().find(|n| sql.text.contains(&format!("${n}"))).unwrap();
         assert_eq!(highest, sql.params.len(), "{}", sql.text);
         assert!(sql.text.contains("UNION ALL") && sql.text.contains("fault_ancestors a"));
+        assert!(!sql.text.contains("INDEXED BY"), "one site drives the query from its ancestors");
+    }
+
+    #[test]
+    fn recent_lists_read_the_status_index_on_sqlite() {
+        let filter = FaultFilter { types: vec!["wantunnel".into()], recent: true, ..FaultFilter::default() };
+        let q = FaultQuery { filter: &filter, after: None, limit: 51, now: 1_000 };
+        let sqlite = list_faults("cus_1", &q, Backend::Sqlite).text;
+        assert_eq!(sqlite.matches("INDEXED BY faults_by_status").count(), 2, "{sqlite}");
+        assert!(!list_faults("cus_1", &q, Backend::Postgres).text.contains("INDEXED BY"));
+        let plain = FaultFilter { recent: false, ..filter.clone() };
+        let q = FaultQuery { filter: &plain, after: None, limit: 51, now: 1_000 };
+        assert!(!list_faults("cus_1", &q, Backend::Sqlite).text.contains("INDEXED BY"));
     }
 
     #[test]

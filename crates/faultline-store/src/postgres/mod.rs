@@ -442,7 +442,7 @@ impl Store for PostgresStore {
             .await?)
     }
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
-        let statement = sql::list_faults(customer_id, query);
+        let statement = sql::list_faults(customer_id, query, Backend::Postgres);
         let mut conn = self.pool.acquire().await?;
         let mut faults = rows::faults(fetch(&statement).fetch_all(&mut *conn).await?)?;
         with_comments(&mut conn, &mut faults).await?;
