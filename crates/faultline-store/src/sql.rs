@@ -23,9 +23,47 @@ pub(crate) enum Param {
 pub(crate) struct Sql {
     pub text: String,
     pub params: Vec<Param>,
+    /// [`Sql::positional`], made once.
+    positional: std::sync::OnceLock<(String, Vec<usize>)>,
 }
 
 impl Sql {
+    pub fn new(text: impl Into<String>, params: Vec<Param>) -> Sql {
+        Sql { text: text.into(), params, positional: std::sync::OnceLock::new() }
+    }
+
+    /// The statement with anonymous `?` placeholders, in the order they appear, and for each
+    /// the index of its parameter (a `$N` used twice appears twice). SQLite binds these in
+    /// constant time, where it finds each `$N` by a linear scan of the statement's names: a
+    /// statement of P parameters took O(P²), 9% of the SQLite writer's time under ingest.
+    pub fn positional(&self) -> &(String, Vec<usize>) {
+        self.positional.get_or_init(|| {
+            let (text, bytes) = (&self.text, self.text.as_bytes());
+            let mut out = String::with_capacity(text.len());
+            let mut order = Vec::with_capacity(self.params.len());
+            let (mut copied, mut i, mut quoted) = (0, 0, false);
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\'' => quoted = !quoted,
+                    b'$' if !quoted && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                        let digits = bytes[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+                        let n: usize = text[i + 1..i + 1 + digits].parse().unwrap_or(0);
+                        out.push_str(&text[copied..i]);
+                        out.push('?');
+                        order.push(n.saturating_sub(1));
+                        i += 1 + digits;
+                        copied = i;
+                        continue;
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            out.push_str(&text[copied..]);
+            (out, order)
+        })
+    }
+
     /// Add a parameter; returns its placeholder.
     pub fn bind(&mut self, param: Param) -> String {
         self.params.push(param);
@@ -59,6 +97,21 @@ macro_rules! bind_params {
     };
 }
 pub(crate) use bind_params;
+
+/// As [`bind_params!`], for SQLite: the statement's [`Sql::positional`] form, its parameters
+/// bound in order of appearance.
+macro_rules! bind_positional {
+    ($ctor:path, $statement:expr) => {{
+        let (text, order) = $statement.positional();
+        order.iter().fold($ctor(text.as_str()), |q, &i| match &$statement.params[i] {
+            $crate::sql::Param::Text(v) => q.bind(v.as_str()),
+            $crate::sql::Param::Int(v) => q.bind(*v),
+            $crate::sql::Param::OptInt(v) => q.bind(*v),
+            $crate::sql::Param::OptText(v) => q.bind(v.as_deref()),
+        })
+    }};
+}
+pub(crate) use bind_positional;
 
 /// The columns of a fault, in the order [`crate::rows::fault`] reads them.
 pub(crate) const FAULT_COLUMNS: &str = "f.id, f.customer_id, f.resource_id, f.microservice_id, f.type, f.status, \
@@ -323,27 +376,23 @@ pub(crate) fn insert_access_token(
 ) -> Result<Vec<Sql>, crate::error::StoreError> {
     let scope =
         serde_json::to_string(&token.scope).map_err(|e| crate::error::StoreError::Corrupt(e.to_string()))?;
-    let mut row = Sql { text: crate::rows::INSERT_ACCESS_TOKEN.to_owned(), params: Vec::new() };
+    let mut row = Sql::new(crate::rows::INSERT_ACCESS_TOKEN, Vec::new());
     for value in [&token.id, &token.customer_id, &token.kid, &token.label, &scope, &token.created_by] {
         row.params.push(Param::Text(value.clone()));
     }
     row.params.extend([Param::Int(token.created_at), Param::Int(token.expires_at)]);
-    let link = Sql {
-        text: "INSERT INTO short_links (code, token_id, expires_at) VALUES ($1, $2, $3)".to_owned(),
-        params: vec![
-            Param::Text(short_code.to_owned()),
-            Param::Text(token.id.clone()),
-            Param::Int(token.expires_at),
-        ],
-    };
+    let link = Sql::new(
+        "INSERT INTO short_links (code, token_id, expires_at) VALUES ($1, $2, $3)",
+        vec![Param::Text(short_code.to_owned()), Param::Text(token.id.clone()), Param::Int(token.expires_at)],
+    );
     // The mint in the event log: once on the token's own id, and on the timeline of each fault
     // the scope names (those faults were shared).
     let detail = serde_json::json!({"token_id": token.id, "expires_at": token.expires_at}).to_string();
     let mut statements = vec![row, link];
     for subject in std::iter::once(&token.id).chain(&token.scope.fault_ids) {
-        statements.push(Sql {
-            text: crate::rows::INSERT_EVENT.to_owned(),
-            params: vec![
+        statements.push(Sql::new(
+            crate::rows::INSERT_EVENT,
+            vec![
                 Param::Text(token.customer_id.clone()),
                 Param::Text(subject.clone()),
                 Param::Text("token_minted".to_owned()),
@@ -351,7 +400,7 @@ pub(crate) fn insert_access_token(
                 Param::Int(token.created_at),
                 Param::Text(detail.clone()),
             ],
-        });
+        ));
     }
     Ok(statements)
 }
@@ -556,6 +605,17 @@ mod tests {
         assert_eq!(highest, sql.params.len(), "{}", sql.text);
         assert!(sql.text.contains("UNION ALL") && sql.text.contains("fault_ancestors a"));
         assert!(!sql.text.contains("INDEXED BY"), "one site drives the query from its ancestors");
+    }
+
+    #[test]
+    fn positional_form_repeats_reused_parameters_in_order() {
+        let mut sql = Sql::default();
+        let (a, b) = (sql.text("a"), sql.int(7));
+        sql.text =
+            format!("SELECT '$1 stays', {b}, {a} WHERE x = {b} AND y LIKE '%$' ESCAPE '\\' AND z = {a}");
+        let (text, order) = sql.positional();
+        assert_eq!(text, "SELECT '$1 stays', ?, ? WHERE x = ? AND y LIKE '%$' ESCAPE '\\' AND z = ?");
+        assert_eq!(order, &[1, 0, 1, 0]);
     }
 
     #[test]

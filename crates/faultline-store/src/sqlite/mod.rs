@@ -466,9 +466,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> crate::StoreResult<Vec<(String, i64)>> {
         let statement = crate::analytics::top_groups(customer_id, filter, group, limit, now);
-        Ok(crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(crate::sql::bind_positional!(sqlx::query_as, statement).fetch_all(&self.reader).await?)
     }
 
     async fn counts_by_slot(
@@ -480,9 +478,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> crate::StoreResult<Vec<(i64, String, i64)>> {
         let statement = crate::analytics::counts_by_slot(customer_id, filter, slots, group, now);
-        Ok(crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(crate::sql::bind_positional!(sqlx::query_as, statement).fetch_all(&self.reader).await?)
     }
 
     async fn repair_times(
@@ -492,9 +488,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> crate::StoreResult<Vec<i64>> {
         let statement = crate::analytics::repair_times(customer_id, filter, now);
-        Ok(crate::sql::bind_params!(sqlx::query_scalar(&statement.text), statement)
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(crate::sql::bind_positional!(sqlx::query_scalar, statement).fetch_all(&self.reader).await?)
     }
 
     async fn site_outages(
@@ -505,9 +499,7 @@ impl Store for SqliteStore {
         to: i64,
     ) -> crate::StoreResult<Vec<(String, i64, Option<i64>)>> {
         let statement = crate::analytics::site_outages(customer_id, filter, from, to);
-        Ok(crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(crate::sql::bind_positional!(sqlx::query_as, statement).fetch_all(&self.reader).await?)
     }
 
     async fn count_open(
@@ -517,9 +509,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> crate::StoreResult<i64> {
         let statement = crate::analytics::count_open(customer_id, filter, now);
-        Ok(crate::sql::bind_params!(sqlx::query_scalar(&statement.text), statement)
-            .fetch_one(&self.reader)
-            .await?)
+        Ok(crate::sql::bind_positional!(sqlx::query_scalar, statement).fetch_one(&self.reader).await?)
     }
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
         let statement = sql::list_faults(customer_id, query, Backend::Sqlite);
@@ -719,12 +709,12 @@ async fn insert_api_key(
 
 /// A statement with its parameters bound.
 fn execute(statement: &Sql) -> sqlx::query::Query<'_, sqlx::Sqlite, SqliteArguments<'_>> {
-    sql::bind_params!(sqlx::query(&statement.text), statement)
+    sql::bind_positional!(sqlx::query, statement)
 }
 
 /// A fault-returning statement with its parameters bound.
 fn fetch(statement: &Sql) -> sqlx::query::QueryAs<'_, sqlx::Sqlite, rows::FaultRow, SqliteArguments<'_>> {
-    sql::bind_params!(sqlx::query_as(&statement.text), statement)
+    sql::bind_positional!(sqlx::query_as, statement)
 }
 
 fn bind_signing_key<'q>(
@@ -736,7 +726,7 @@ fn bind_signing_key<'q>(
 
 /// A `SELECT COUNT(…)` statement with its parameters bound.
 fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Sqlite, i64, SqliteArguments<'_>> {
-    sql::bind_params!(sqlx::query_scalar(&statement.text), statement)
+    sql::bind_positional!(sqlx::query_scalar, statement)
 }
 
 crate::idempotency::idempotency_fns!(sqlx::Sqlite);
@@ -829,7 +819,7 @@ async fn with_comments(
     let ids: Vec<&str> = faults.iter().map(|f| f.id.as_str()).collect();
     let statement = sql::comments_of(&ids);
     let rows: Vec<rows::CommentRow> =
-        sql::bind_params!(sqlx::query_as(&statement.text), statement).fetch_all(&mut *conn).await?;
+        sql::bind_positional!(sqlx::query_as, statement).fetch_all(&mut *conn).await?;
     rows::attach_comments(faults, rows);
     Ok(())
 }
