@@ -187,6 +187,30 @@ macro_rules! ingest_fns {
             Ok(open)
         }
 
+        /// A whole `apply_events` in the caller's transaction: `idem`'s claim, the batch (as
+        /// planned, or one by one when a concurrent writer got in the way), `idem`'s answer.
+        async fn apply_events_in(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            customer_id: &str,
+            events: &[faultline_core::ingest::IngestEvent],
+            retention_seconds: i64,
+            actor: &str,
+            idem: Option<&$crate::Idempotency<'_, [$crate::EventResult]>>,
+        ) -> $crate::StoreResult<Vec<$crate::EventResult>> {
+            if let Some(idem) = idem {
+                claim_key(&mut *conn, idem).await?;
+            }
+            let results = match apply_batch(&mut *conn, customer_id, events, retention_seconds, actor).await?
+            {
+                Some(results) => results,
+                None => apply_one_by_one(&mut *conn, customer_id, events, retention_seconds, actor).await?,
+            };
+            if let Some(idem) = idem {
+                fulfil_key(&mut *conn, idem, &results).await?;
+            }
+            Ok(results)
+        }
+
         /// The batch as planned, in the caller's transaction; `None` (and nothing written)
         /// when a concurrent writer opened or resolved one of its faults since the read.
         async fn apply_batch(

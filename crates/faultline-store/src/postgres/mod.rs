@@ -89,16 +89,7 @@ impl PostgresStore {
         idem: Option<&Idempotency<'_, [EventResult]>>,
     ) -> StoreResult<Vec<EventResult>> {
         let mut tx = self.pool.begin().await?;
-        if let Some(idem) = idem {
-            claim_key(&mut tx, idem).await?;
-        }
-        let results = match apply_batch(&mut tx, customer_id, events, retention_seconds, actor).await? {
-            Some(results) => results,
-            None => apply_one_by_one(&mut tx, customer_id, events, retention_seconds, actor).await?,
-        };
-        if let Some(idem) = idem {
-            fulfil_key(&mut tx, idem, &results).await?;
-        }
+        let results = apply_events_in(&mut tx, customer_id, events, retention_seconds, actor, idem).await?;
         tx.commit().await?;
         Ok(results)
     }

@@ -418,16 +418,7 @@ impl Store for SqliteStore {
         idem: Option<&Idempotency<'_, [EventResult]>>,
     ) -> StoreResult<Vec<EventResult>> {
         let mut tx = self.write_tx().await?;
-        if let Some(idem) = idem {
-            claim_key(&mut tx, idem).await?;
-        }
-        let results = match apply_batch(&mut tx, customer_id, events, retention_seconds, actor).await? {
-            Some(results) => results,
-            None => apply_one_by_one(&mut tx, customer_id, events, retention_seconds, actor).await?,
-        };
-        if let Some(idem) = idem {
-            fulfil_key(&mut tx, idem, &results).await?;
-        }
+        let results = apply_events_in(&mut tx, customer_id, events, retention_seconds, actor, idem).await?;
         tx.commit().await?;
         Ok(results)
     }
