@@ -53,15 +53,17 @@ impl Outcome {
 /// A validation failure inside the batch: the event's index and the failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventError {
+    /// The list the item belongs to: `events`, `heartbeats`.
+    pub list: &'static str,
     pub index: Option<usize>,
     pub error: ValidationError,
 }
 
 impl EventError {
-    /// The offending parameter, e.g. `events[3].severity`.
+    /// The offending parameter, e.g. `events[3].severity` or `heartbeats[0].site_id`.
     pub fn param(&self) -> String {
         match self.index {
-            Some(i) => format!("events[{i}].{}", self.error.param()),
+            Some(i) => format!("{}[{i}].{}", self.list, self.error.param()),
             None => self.error.param().to_owned(),
         }
     }
@@ -74,7 +76,7 @@ pub fn parse_batch(
     now: Micros,
     retention_seconds: i64,
 ) -> Result<Vec<IngestEvent>, EventError> {
-    let top = |error| EventError { index: None, error };
+    let top = |error| EventError { list: "events", index: None, error };
     let obj =
         body.as_object().ok_or_else(|| top(ValidationError::invalid("body", "must be a JSON object")))?;
     let events = match obj.get("events") {
@@ -92,8 +94,11 @@ pub fn parse_batch(
         .iter()
         .enumerate()
         .map(|(index, event)| {
-            parse_event(customer_id, event, now, oldest, retention_seconds)
-                .map_err(|error| EventError { index: Some(index), error })
+            parse_event(customer_id, event, now, oldest, retention_seconds).map_err(|error| EventError {
+                list: "events",
+                index: Some(index),
+                error,
+            })
         })
         .collect()
 }

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod duration;
 pub mod fault;
 pub mod filter;
+pub mod heartbeat;
 pub mod ids;
 pub mod ingest;
 pub mod scope;

@@ -36,13 +36,30 @@ impl TokenScope {
 
     /// Does this scope let its token read `fault`?
     pub fn matches(&self, fault: &Fault) -> bool {
+        self.matches_parts(
+            &fault.id,
+            &fault.resource_id,
+            &fault.fault_type,
+            fault.severity,
+            &fault.ancestry_elements(),
+        )
+    }
+
+    /// As [`TokenScope::matches`], from the fields a scope looks at (e.g. of a deleted fault).
+    pub fn matches_parts(
+        &self,
+        fault_id: &str,
+        resource_id: &str,
+        fault_type: &str,
+        severity: Severity,
+        ancestry_elements: &[String],
+    ) -> bool {
         let any = |list: &[String], value: &str| list.is_empty() || list.iter().any(|v| v == value);
-        any(&self.resource_ids, &fault.resource_id)
-            && any(&self.fault_ids, &fault.id)
-            && any(&self.types, &fault.fault_type)
-            && (self.severity.is_empty() || self.severity.contains(&fault.severity))
-            && (self.site_ids.is_empty()
-                || fault.ancestry_elements().iter().any(|e| self.site_ids.contains(e)))
+        any(&self.resource_ids, resource_id)
+            && any(&self.fault_ids, fault_id)
+            && any(&self.types, fault_type)
+            && (self.severity.is_empty() || self.severity.contains(&severity))
+            && (self.site_ids.is_empty() || ancestry_elements.iter().any(|e| self.site_ids.contains(e)))
     }
 }
 

@@ -285,6 +285,20 @@ impl From<ValidationError> for ApiError {
     }
 }
 
+/// An item of a list failed validation: 400 naming it, e.g. `events[3].severity`.
+impl From<faultline_core::ingest::EventError> for ApiError {
+    fn from(err: faultline_core::ingest::EventError) -> Self {
+        let param = err.param();
+        match err.error {
+            ValidationError::Missing(_) => ApiError::missing(&param),
+            ValidationError::Invalid { reason, .. } => ApiError::new(
+                ErrorCode::ParameterInvalid,
+                format!("The '{param}' parameter is invalid: {reason}."),
+            ),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {

@@ -8,14 +8,13 @@ use axum::response::{IntoResponse, Response};
 use faultline_core::Permission;
 use faultline_core::ingest::{Outcome, parse_batch};
 use faultline_core::time::now_micros;
-use faultline_core::validation::ValidationError;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
 use crate::state::AppState;
@@ -93,16 +92,7 @@ pub async fn ingest(
         Begun::Replay(answer) => return Ok(answer),
     };
     let retention = state.config.retention_seconds();
-    let events = parse_batch(&principal.customer_id, &body, now_micros(), retention).map_err(|e| {
-        let param = e.param();
-        match e.error {
-            ValidationError::Missing(_) => ApiError::missing(&param),
-            ValidationError::Invalid { reason, .. } => ApiError::new(
-                ErrorCode::ParameterInvalid,
-                format!("The '{param}' parameter is invalid: {reason}."),
-            ),
-        }
-    })?;
+    let events = parse_batch(&principal.customer_id, &body, now_micros(), retention)?;
     let render = |outcomes: &[faultline_store::EventResult]| render_json(&IngestResults::from(outcomes));
     let record = keyed.as_ref().map(|k| k.record(StatusCode::OK, &render));
     match state

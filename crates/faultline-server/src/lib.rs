@@ -14,7 +14,9 @@ pub mod export;
 pub mod extract;
 pub mod faults;
 pub mod health;
+pub mod heartbeats;
 pub mod idempotency;
+pub mod jobs;
 pub mod jwt;
 pub mod lifecycle;
 pub mod observability;
@@ -23,6 +25,7 @@ pub mod rate_limit;
 pub mod recent;
 pub mod sla;
 pub mod state;
+pub mod stream;
 pub mod tokens;
 pub mod ttl_cache;
 pub mod whoami;
@@ -66,6 +69,8 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(recent::router())
         .merge(analytics::router())
         .merge(sla::router())
+        .merge(stream::router())
+        .merge(heartbeats::router())
         .merge(tokens::router());
     (public, authenticated)
 }
@@ -96,7 +101,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let config = state.config.clone();
     routes
         .fallback(|| async { ApiError::not_found() })
-        .layer(axum::middleware::from_fn(writes_run_to_completion))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), writes_run_to_completion))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(RequestBodyLimitLayer::new(config.body_limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout))
@@ -116,13 +121,20 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
 /// transaction: the write finishes (or fails) on its own and only its answer is lost. Dropping a
 /// database transaction mid-statement is not safe with every driver (sqlx's SQLite driver then
 /// returns the connection still inside the transaction), and a retry with the same
-/// `Idempotency-Key` must find the first attempt either done or never started.
-async fn writes_run_to_completion(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// `Idempotency-Key` must find the first attempt either done or never started. Afterwards the
+/// live stream is nudged to read what the write logged.
+async fn writes_run_to_completion(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     use axum::http::Method;
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(request).await;
     }
-    match tokio::spawn(next.run(request)).await {
+    let written = tokio::spawn(next.run(request)).await;
+    state.stream.nudge();
+    match written {
         Ok(response) => response,
         // Re-raised here, for the panic layer to answer 500 as for any other handler.
         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
@@ -143,24 +155,20 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub const SWEEP_BATCH: u32 = 500;
 
-/// The retention sweeper: expired faults, then `Idempotency-Key`s older than a day, each in
+/// One retention sweep: expired faults, then `Idempotency-Key`s older than a day, each in
 /// small batches with a pause between them, so writers never wait long behind it.
-async fn sweep_expired_faults(store: std::sync::Arc<dyn faultline_store::Store>) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    loop {
-        tick.tick().await;
-        let faults = sweep_in_batches("expired faults", || {
-            store.sweep_expired(faultline_core::time::now_micros() / 1_000_000, SWEEP_BATCH)
-        })
-        .await;
-        let keys = sweep_in_batches("idempotency keys", || {
-            let before = faultline_core::time::now_micros() - faultline_store::IDEMPOTENCY_KEEP_MICROS;
-            store.sweep_idempotency_keys(before, SWEEP_BATCH)
-        })
-        .await;
-        if faults + keys > 0 {
-            tracing::info!(faults, idempotency_keys = keys, "retention sweep deleted expired records");
-        }
+async fn sweep_expired_faults(store: &std::sync::Arc<dyn faultline_store::Store>) {
+    let faults = sweep_in_batches("expired faults", || {
+        store.sweep_expired(faultline_core::time::now_micros() / 1_000_000, SWEEP_BATCH)
+    })
+    .await;
+    let keys = sweep_in_batches("idempotency keys", || {
+        let before = faultline_core::time::now_micros() - faultline_store::IDEMPOTENCY_KEEP_MICROS;
+        store.sweep_idempotency_keys(before, SWEEP_BATCH)
+    })
+    .await;
+    if faults + keys > 0 {
+        tracing::info!(faults, idempotency_keys = keys, "retention sweep deleted expired records");
     }
 }
 
@@ -212,13 +220,43 @@ pub async fn serve(
             usage.flush(&*store).await;
         }
     });
-    let retention_sweeper = tokio::spawn(sweep_expired_faults(state.store.clone()));
+    let stream_tailer = state.stream.start(state.store.clone()).await.map_err(std::io::Error::other)?;
+    let retention_sweeper = {
+        let (store, hub) = (state.store.clone(), state.stream.clone());
+        tokio::spawn(jobs::run_singleton(state.store.clone(), "retention", SWEEP_EVERY, move || {
+            let (store, hub) = (store.clone(), hub.clone());
+            async move {
+                sweep_expired_faults(&store).await;
+                hub.nudge();
+            }
+        }))
+    };
+    let detector = {
+        let (store, hub) = (state.store.clone(), state.stream.clone());
+        let (policy, retention) = (state.config.offline_policy(), state.config.retention_seconds());
+        let period = heartbeats::detector_period(state.config.heartbeat_interval);
+        tokio::spawn(jobs::run_singleton(state.store.clone(), "detector", period, move || {
+            let (store, hub) = (store.clone(), hub.clone());
+            async move {
+                let now = faultline_core::time::now_micros();
+                match heartbeats::detect(&*store, &policy, now, retention).await {
+                    Ok(0) => {}
+                    Ok(_) => hub.nudge(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "offline detection failed; retrying at the next sweep")
+                    }
+                }
+            }
+        }))
+    };
+    let hub = state.stream.clone();
     let (final_usage, final_store) = (state.token_usage.clone(), state.store.clone());
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down: draining in-flight requests");
+            hub.close();
             let _ = stopping_tx.send(());
         });
     let deadline = async move {
@@ -238,6 +276,8 @@ pub async fn serve(
     upkeep.abort();
     usage_flusher.abort();
     retention_sweeper.abort();
+    detector.abort();
+    stream_tailer.abort();
     final_usage.flush(&*final_store).await;
     result
 }

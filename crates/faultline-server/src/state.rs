@@ -33,6 +33,12 @@ pub struct ServerConfig {
     pub retention: Duration,
     /// Requests per minute for each access token.
     pub token_rate_limit: u32,
+    /// How often sites send heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Heartbeats a site may miss in a row before the detector finds it offline.
+    pub heartbeat_misses: u32,
+    /// Events a stream subscriber may fall behind by before it is cut off with `resync`.
+    pub stream_buffer: usize,
 }
 
 impl ServerConfig {
@@ -47,12 +53,23 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             retention: Duration::from_secs(faultline_core::fault::DEFAULT_RETENTION_SECONDS as u64),
             token_rate_limit: 300,
+            heartbeat_interval: Duration::from_secs(30),
+            heartbeat_misses: 10,
+            stream_buffer: crate::stream::BUFFER,
         }
     }
 
     /// Where short links point: the configured base, or `<public_url>/s`.
     pub fn short_link_base(&self) -> String {
         self.short_link_base.clone().unwrap_or_else(|| format!("{}/s", self.public_url))
+    }
+
+    /// When a site counts as offline.
+    pub fn offline_policy(&self) -> faultline_core::heartbeat::OfflinePolicy {
+        faultline_core::heartbeat::OfflinePolicy {
+            interval: i64::try_from(self.heartbeat_interval.as_micros()).unwrap_or(i64::MAX / 2_000),
+            misses: self.heartbeat_misses,
+        }
     }
 
     pub fn retention_seconds(&self) -> i64 {
@@ -73,6 +90,8 @@ pub struct AppState {
     pub token_usage: Arc<TokenUsage>,
     /// API keys by lookup part, read at most a second ago (`None`: no such key).
     pub api_keys: Arc<TtlCache<Option<faultline_store::ApiKeyWithHash>>>,
+    /// The live event stream's tailer and subscribers.
+    pub stream: Arc<crate::stream::Hub>,
 }
 
 impl AppState {
@@ -80,6 +99,7 @@ impl AppState {
     pub async fn load(store: Arc<dyn Store>, config: ServerConfig) -> StoreResult<Self> {
         let cursor_key = store.shared_secret("cursor").await?;
         let keys = KeyRing::load(store.clone(), config.public_url.clone()).await?;
+        let stream = Arc::new(crate::stream::Hub::new(config.stream_buffer));
         Ok(AppState {
             store,
             config: Arc::new(config),
@@ -89,6 +109,7 @@ impl AppState {
             keys: Arc::new(keys),
             token_usage: Arc::new(TokenUsage::default()),
             api_keys: Arc::new(TtlCache::new(CREDENTIAL_CACHE_TTL)),
+            stream,
         })
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod analytics;
 mod error;
+mod heartbeat;
 mod idempotency;
 mod ingest;
 mod model;
@@ -310,4 +311,62 @@ pub trait Store: Send + Sync + 'static {
 
     /// A 32-byte random secret shared by every replica, created on first use.
     async fn shared_secret(&self, name: &str) -> StoreResult<Vec<u8>>;
+
+    // ---- heartbeats and offline detection ----
+
+    /// Record that the customer's sites in `beats` (sorted by site id, each once) were alive
+    /// at `at`; sites are created on their first heartbeat. The heartbeat of a site the
+    /// detector found offline resolves its outage at `at`, in the same transaction (as does
+    /// `idem`'s key). Returns the outages resolved.
+    async fn record_heartbeats(
+        &self,
+        customer_id: &str,
+        beats: &[faultline_core::heartbeat::Heartbeat],
+        at: i64,
+        retention_seconds: i64,
+        actor: &str,
+        idem: Option<&Idempotency<'_, [String]>>,
+    ) -> StoreResult<Vec<String>>;
+
+    /// One detector pass over up to `limit` sites (any customer's) that are offline under
+    /// `policy` at `now` and have no outage yet: each gets its outage (a `site` trigger, which
+    /// deduplicates onto a `site` fault already open for it) and is marked offline, in one
+    /// transaction. Returns how many sites it handled; fewer than `limit` means it is done.
+    /// Safe on several replicas at once: a site is handled once.
+    async fn detect_offline(
+        &self,
+        policy: &faultline_core::heartbeat::OfflinePolicy,
+        now: i64,
+        retention_seconds: i64,
+        limit: u32,
+    ) -> StoreResult<usize>;
+
+    // ---- the live stream ----
+
+    /// Up to `limit` log entries after sequence number `after`, any customer's, in order.
+    async fn read_log(&self, after: i64, limit: u32) -> StoreResult<LogRead>;
+
+    /// The highest sequence number in the log (0 when empty), with the horizon it was read at.
+    async fn log_head(&self) -> StoreResult<(i64, Option<Horizon>)>;
+
+    /// Up to `limit` of the customer's log entries with `after < seq <= upto`, in order.
+    async fn customer_log(
+        &self,
+        customer_id: &str,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<LoggedEvent>>;
+
+    /// Wake-ups sent when any replica commits to the event log (PostgreSQL `LISTEN`); `None`
+    /// where only this process writes (SQLite). Notifications can be lost when the connection
+    /// drops, so readers also poll.
+    async fn log_notifications(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<()>>>;
+
+    // ---- singleton jobs ----
+
+    /// Try to become the one replica that runs `job`: `None` when another holds it. On
+    /// PostgreSQL the lease is a session advisory lock on a connection of its own, so it ends
+    /// when that connection (or its process) dies; on SQLite there is only one process.
+    async fn lease(&self, job: &str) -> StoreResult<Option<Box<dyn Lease>>>;
 }

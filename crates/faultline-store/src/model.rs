@@ -190,3 +190,52 @@ pub struct TopResource {
     /// Its newest faults in the window and scope, newest first, without comments.
     pub faults: Vec<faultline_core::fault::Fault>,
 }
+
+/// One entry of the event log as the live stream reads it: any customer's, any kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    pub seq: i64,
+    pub customer_id: String,
+    pub fault_id: String,
+    /// As in [`FaultEvent::kind`], plus `expired` for faults the retention sweeper deleted.
+    pub kind: String,
+    pub at: i64,
+    /// Kind-specific details (a JSON object). For `deleted` and `expired`: the fault's
+    /// `resource_id`, `type`, `severity` and `resource_ancestry_path`, so that a reader can
+    /// still tell which access-token scopes could see it.
+    pub detail: String,
+}
+
+/// The log after a position, and whether gaps in it may still fill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRead {
+    /// In sequence order.
+    pub entries: Vec<LoggedEvent>,
+    /// `None` when the log only ever grows in sequence order as seen by readers (SQLite: one
+    /// writer). On PostgreSQL a sequence number is taken before its transaction commits, so a
+    /// reader may see 11 before 10: the transactions running when the page was read.
+    pub horizon: Option<Horizon>,
+}
+
+/// PostgreSQL's snapshot bounds when a page of the log was read: every transaction id below
+/// `xmin` had ended; `xmax` is one past the newest that had begun.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Horizon {
+    pub xmin: i64,
+    pub xmax: i64,
+}
+
+impl Horizon {
+    /// Has every transaction that was running at `earlier` ended by `self`?
+    pub fn settles(&self, earlier: &Horizon) -> bool {
+        self.xmin >= earlier.xmax
+    }
+}
+
+/// A singleton job's lease: while it is held, no other replica runs the job.
+#[async_trait::async_trait]
+pub trait Lease: Send {
+    /// Is the lease still held? False once the connection that holds it is gone; the caller
+    /// must then stop the job and ask again.
+    async fn still_held(&mut self) -> bool;
+}

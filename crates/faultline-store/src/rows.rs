@@ -264,6 +264,37 @@ pub(crate) fn fault_event(row: EventRow) -> crate::model::FaultEvent {
     }
 }
 
-/// Delete a batch of expired faults, returning who they belonged to.
+/// Delete a batch of expired faults, returning what the log keeps of each ([`RemovedRow`]).
 pub(crate) const SWEEP_EXPIRED: &str = "DELETE FROM faults WHERE id IN \
-    (SELECT id FROM faults WHERE ttl < $1 ORDER BY ttl LIMIT $2) RETURNING id, customer_id";
+    (SELECT id FROM faults WHERE ttl < $1 ORDER BY ttl LIMIT $2) \
+    RETURNING id, customer_id, resource_id, type, severity, resource_ancestry_path";
+/// Delete one of a customer's faults, returning what the log keeps of it ([`RemovedRow`]).
+pub(crate) const DELETE_FAULT: &str = "DELETE FROM faults WHERE id = $1 AND customer_id = $2 \
+    RETURNING id, customer_id, resource_id, type, severity, resource_ancestry_path";
+/// A deleted fault: id, customer, resource, type, severity, ancestry path.
+pub(crate) type RemovedRow = (String, String, String, String, String, String);
+
+/// The log detail of a deleted or expired fault: what tells which access-token scopes could
+/// see it, once the fault itself is gone.
+pub(crate) fn removed_detail(row: &RemovedRow) -> String {
+    let (_, _, resource_id, fault_type, severity, path) = row;
+    serde_json::json!({"resource_id": resource_id, "type": fault_type, "severity": severity,
+        "resource_ancestry_path": path})
+    .to_string()
+}
+
+/// The columns of a [`crate::LoggedEvent`], in order.
+pub(crate) const LOG_COLUMNS: &str = "seq, customer_id, fault_id, kind, at, detail";
+pub(crate) type LogRow = (i64, String, String, String, i64, String);
+
+/// A customer's log entries in `($2, $3]`, at most `$4`.
+pub(crate) fn customer_log_sql() -> String {
+    format!(
+        "SELECT {LOG_COLUMNS} FROM fault_events WHERE customer_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+    )
+}
+
+pub(crate) fn logged_event(row: LogRow) -> crate::model::LoggedEvent {
+    let (seq, customer_id, fault_id, kind, at, detail) = row;
+    crate::model::LoggedEvent { seq, customer_id, fault_id, kind, at, detail }
+}

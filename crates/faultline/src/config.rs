@@ -28,6 +28,8 @@ pub struct Settings {
     pub request_timeout: String,
     pub shutdown_grace: String,
     pub retention: String,
+    pub heartbeat_interval: String,
+    pub heartbeat_misses: u32,
     pub log_format: String,
 }
 
@@ -74,6 +76,14 @@ pub struct Overrides {
     #[arg(long, env = "FAULTLINE_RETENTION", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<String>,
+    /// How often sites send heartbeats (e.g. 30s).
+    #[arg(long, env = "FAULTLINE_HEARTBEAT_INTERVAL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval: Option<String>,
+    /// Heartbeats a site may miss in a row before it is offline.
+    #[arg(long, env = "FAULTLINE_HEARTBEAT_MISSES", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_misses: Option<u32>,
     /// text or json.
     #[arg(long, env = "FAULTLINE_LOG_FORMAT", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +103,8 @@ pub struct Validated {
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
     pub retention: Duration,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_misses: u32,
     pub json_logs: bool,
 }
 
@@ -156,6 +168,19 @@ fn validate(s: Settings) -> Result<Validated, String> {
             d if d < Duration::from_secs(86_400) => return Err("retention must be at least 1d".into()),
             d => d,
         },
+        heartbeat_interval: match duration("heartbeat_interval", &s.heartbeat_interval)? {
+            d if d < Duration::from_millis(100) => {
+                return Err("heartbeat_interval must be at least 100ms".into());
+            }
+            d if d > Duration::from_secs(86_400) => {
+                return Err("heartbeat_interval must be at most 1d".into());
+            }
+            d => d,
+        },
+        heartbeat_misses: match s.heartbeat_misses {
+            n @ 1..=1_000 => n,
+            n => return Err(format!("heartbeat_misses = {n} must be from 1 to 1000")),
+        },
         json_logs,
     })
 }
@@ -172,6 +197,8 @@ mod tests {
         assert_eq!(v.rate_limit, 60);
         assert_eq!(v.body_limit, 1024 * 1024);
         assert_eq!(v.request_timeout, Duration::from_secs(30));
+        assert_eq!(v.heartbeat_interval, Duration::from_secs(30));
+        assert_eq!(v.heartbeat_misses, 10);
     }
 
     #[test]
@@ -194,6 +221,13 @@ mod tests {
         assert!(
             bad(Overrides { database_url: Some("mysql://x".into()), ..Default::default() })
                 .contains("sqlite://")
+        );
+        assert!(
+            bad(Overrides { heartbeat_interval: Some("10ms".into()), ..Default::default() })
+                .contains("heartbeat_interval")
+        );
+        assert!(
+            bad(Overrides { heartbeat_misses: Some(0), ..Default::default() }).contains("heartbeat_misses")
         );
         assert!(
             bad(Overrides { public_url: Some("faults.example.com".into()), ..Default::default() })

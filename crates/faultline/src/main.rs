@@ -173,6 +173,8 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
         shutdown_grace: settings.shutdown_grace,
         short_link_base: settings.short_link_base.clone(),
         retention: settings.retention,
+        heartbeat_interval: settings.heartbeat_interval,
+        heartbeat_misses: settings.heartbeat_misses,
         ..ServerConfig::new(public_url.clone())
     };
     tracing::info!(listen = %local, public_url, database = store.backend().name(), "faultline serving");

@@ -11,8 +11,8 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
-    AccessToken, ApiKey, ApiKeyWithHash, Customer, EventResult, FaultEvent, Idempotency, NewApiKey,
-    SigningKey, TokenUse, TopResource,
+    AccessToken, ApiKey, ApiKeyWithHash, Customer, EventResult, FaultEvent, Horizon, Idempotency, Lease,
+    LogRead, LoggedEvent, NewApiKey, SigningKey, TokenUse, TopResource,
 };
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
 use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql, TopQuery};
@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_lifecycle.sql")),
     (5, include_str!("migrations/0005_ingest.sql")),
     (6, include_str!("migrations/0006_idempotency.sql")),
+    (7, include_str!("migrations/0007_heartbeats_and_stream.sql")),
 ];
 
 /// Advisory lock keys, one per cross-replica critical section.
@@ -251,15 +252,16 @@ impl Store for PostgresStore {
 
     async fn delete_fault(&self, customer_id: &str, fault_id: &str, actor: &str) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let result = sqlx::query("DELETE FROM faults WHERE id = $1 AND customer_id = $2")
+        let removed: Option<rows::RemovedRow> = sqlx::query_as(rows::DELETE_FAULT)
             .bind(fault_id)
             .bind(customer_id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-        if result.rows_affected() == 0 {
+        let Some(removed) = removed else {
             return Ok(false);
-        }
-        append_event(&mut tx, customer_id, fault_id, "deleted", actor, "{}").await?;
+        };
+        append_event(&mut tx, customer_id, fault_id, "deleted", actor, &rows::removed_detail(&removed))
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -334,30 +336,23 @@ impl Store for PostgresStore {
         actor: &str,
         idem: Option<&Idempotency<'_, [EventResult]>>,
     ) -> StoreResult<Vec<EventResult>> {
-        // Concurrent batches that touch the same faults can deadlock on PostgreSQL; the
-        // victim's transaction rolled back whole, so it is simply run again.
-        const ATTEMPTS: u32 = 5;
-        let mut attempt = 1;
-        loop {
-            match self.apply_events_once(customer_id, events, retention_seconds, actor, idem).await {
-                Err(StoreError::Database(err)) if attempt < ATTEMPTS && is_deadlock(&err) => {
-                    tracing::debug!(attempt, "ingest batch deadlocked with another; retrying");
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        retry_deadlocks("ingest batch", || {
+            self.apply_events_once(customer_id, events, retention_seconds, actor, idem)
+        })
+        .await
     }
 
     async fn sweep_expired(&self, now_seconds: i64, limit: u32) -> StoreResult<usize> {
         let mut tx = self.pool.begin().await?;
-        let gone: Vec<(String, String)> = sqlx::query_as(rows::SWEEP_EXPIRED)
+        let gone: Vec<rows::RemovedRow> = sqlx::query_as(rows::SWEEP_EXPIRED)
             .bind(now_seconds)
             .bind(i64::from(limit))
             .fetch_all(&mut *tx)
             .await?;
-        for (fault_id, customer_id) in &gone {
-            append_event(&mut tx, customer_id, fault_id, "expired", "system", "{}").await?;
+        for removed in &gone {
+            let (fault_id, customer_id) = (&removed.0, &removed.1);
+            append_event(&mut tx, customer_id, fault_id, "expired", "system", &rows::removed_detail(removed))
+                .await?;
         }
         tx.commit().await?;
         Ok(gone.len())
@@ -601,6 +596,121 @@ impl Store for PostgresStore {
             .fetch_one(&self.pool)
             .await?)
     }
+
+    async fn record_heartbeats(
+        &self,
+        customer_id: &str,
+        beats: &[faultline_core::heartbeat::Heartbeat],
+        at: i64,
+        retention_seconds: i64,
+        actor: &str,
+        idem: Option<&Idempotency<'_, [String]>>,
+    ) -> StoreResult<Vec<String>> {
+        retry_deadlocks("heartbeats", || async {
+            let mut tx = self.pool.begin().await?;
+            let resolved =
+                record_heartbeats_in(&mut tx, customer_id, beats, at, retention_seconds, actor, idem).await?;
+            tx.commit().await?;
+            Ok(resolved)
+        })
+        .await
+    }
+
+    async fn detect_offline(
+        &self,
+        policy: &faultline_core::heartbeat::OfflinePolicy,
+        now: i64,
+        retention_seconds: i64,
+        limit: u32,
+    ) -> StoreResult<usize> {
+        retry_deadlocks("offline detection", || async {
+            let mut tx = self.pool.begin().await?;
+            let handled = detect_offline_in(&mut tx, policy, now, retention_seconds, limit).await?;
+            tx.commit().await?;
+            Ok(handled)
+        })
+        .await
+    }
+
+    async fn read_log(&self, after: i64, limit: u32) -> StoreResult<LogRead> {
+        // The page and the snapshot bounds come from one statement, so from one snapshot.
+        type Row = (
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            i64,
+            i64,
+        );
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT e.seq, e.customer_id, e.fault_id, e.kind, e.at, e.detail, \
+             pg_snapshot_xmin(s.snap)::text::bigint, pg_snapshot_xmax(s.snap)::text::bigint \
+             FROM (SELECT pg_current_snapshot() AS snap) s LEFT JOIN LATERAL \
+             (SELECT {} FROM fault_events WHERE seq > $1 ORDER BY seq LIMIT $2) e ON true",
+            rows::LOG_COLUMNS
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let horizon = rows.first().map(|r| Horizon { xmin: r.6, xmax: r.7 });
+        let entries = rows
+            .into_iter()
+            .filter_map(|(seq, customer_id, fault_id, kind, at, detail, _, _)| {
+                Some(rows::logged_event((seq?, customer_id?, fault_id?, kind?, at?, detail?)))
+            })
+            .collect();
+        Ok(LogRead { entries, horizon })
+    }
+
+    async fn log_head(&self) -> StoreResult<(i64, Option<Horizon>)> {
+        let (head, xmin, xmax): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(MAX(seq), 0), pg_snapshot_xmin(pg_current_snapshot())::text::bigint, \
+             pg_snapshot_xmax(pg_current_snapshot())::text::bigint FROM fault_events",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((head, Some(Horizon { xmin, xmax })))
+    }
+
+    async fn customer_log(
+        &self,
+        customer_id: &str,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        let rows: Vec<rows::LogRow> = sqlx::query_as(&rows::customer_log_sql())
+            .bind(customer_id)
+            .bind(after)
+            .bind(upto)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(rows::logged_event).collect())
+    }
+
+    async fn log_notifications(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<()>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(LOG_CHANNEL).await?;
+        let (wake, wakeups) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(forward_notifications(listener, wake));
+        Ok(Some(wakeups))
+    }
+
+    async fn lease(&self, job: &str) -> StoreResult<Option<Box<dyn Lease>>> {
+        // Keyed by schema too, so deployments (and tests) sharing one database do not collide.
+        let mut conn = self.pool.acquire().await?;
+        let held: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_lock(hashtextextended(COALESCE(current_schema(), '') || '/' || $1, 0))",
+        )
+        .bind(job)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(held.then(|| Box::new(SessionLock { conn: conn.detach() }) as Box<dyn Lease>))
+    }
 }
 
 async fn insert_api_key(
@@ -648,6 +758,71 @@ fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Postgres, i64, P
 crate::idempotency::idempotency_fns!(sqlx::Postgres);
 crate::ingest::ingest_fns!(sqlx::Postgres);
 crate::sql::top_resources_fn!(sqlx::Postgres, Backend::Postgres);
+
+/// Run a write transaction again when it lost a deadlock: concurrent batches that touch the
+/// same rows can deadlock on PostgreSQL, and the victim's transaction rolled back whole.
+async fn retry_deadlocks<T, F, Fut>(what: &str, mut write: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(StoreError::Database(err)) if attempt < ATTEMPTS && is_deadlock(&err) => {
+                tracing::debug!(attempt, what, "write deadlocked with another; retrying");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A statement returning rows of type `O`, with its parameters bound.
+fn query_rows<O>(statement: &Sql) -> sqlx::query::QueryAs<'_, sqlx::Postgres, O, PgArguments>
+where
+    O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    sql::bind_params!(sqlx::query_as(&statement.text), statement)
+}
+
+crate::heartbeat::heartbeat_fns!(sqlx::Postgres, Backend::Postgres);
+
+/// The channel on which commits to the event log are announced (by a trigger; migration 7).
+const LOG_CHANNEL: &str = "faultline_events";
+
+/// Forward `LISTEN` notifications on [`LOG_CHANNEL`] as wake-ups, coalesced, until the
+/// receiver is dropped. A lost connection is re-established by the listener; the wake-up sent
+/// then makes the reader poll for whatever it missed meanwhile.
+async fn forward_notifications(
+    mut listener: sqlx::postgres::PgListener,
+    wake: tokio::sync::mpsc::Sender<()>,
+) {
+    loop {
+        let received = listener.recv().await;
+        if let Err(err) = &received {
+            tracing::warn!(error = %err, "event log LISTEN connection lost; reconnecting");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = wake.try_send(()) {
+            return;
+        }
+    }
+}
+
+/// A singleton job's lease: a session advisory lock, held by a connection taken out of the
+/// pool. Dropping it closes the connection, and PostgreSQL releases the lock with it.
+struct SessionLock {
+    conn: sqlx::PgConnection,
+}
+
+#[async_trait]
+impl Lease for SessionLock {
+    async fn still_held(&mut self) -> bool {
+        sqlx::query("SELECT 1").execute(&mut self.conn).await.is_ok()
+    }
+}
 
 /// Did the transaction lose a deadlock or a serialisation conflict (and roll back whole)?
 fn is_deadlock(err: &sqlx::Error) -> bool {

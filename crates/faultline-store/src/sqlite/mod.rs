@@ -14,8 +14,8 @@ use sqlx::sqlite::{
 
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
-    AccessToken, ApiKey, ApiKeyWithHash, Customer, EventResult, FaultEvent, Idempotency, NewApiKey,
-    SigningKey, TokenUse, TopResource,
+    AccessToken, ApiKey, ApiKeyWithHash, Customer, EventResult, FaultEvent, Horizon, Idempotency, Lease,
+    LogRead, LoggedEvent, NewApiKey, SigningKey, TokenUse, TopResource,
 };
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
 use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql, TopQuery};
@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_lifecycle.sql")),
     (5, include_str!("migrations/0005_ingest.sql")),
     (6, include_str!("migrations/0006_idempotency.sql")),
+    (7, include_str!("migrations/0007_heartbeats_and_stream.sql")),
 ];
 
 pub struct SqliteStore {
@@ -334,15 +335,16 @@ impl Store for SqliteStore {
 
     async fn delete_fault(&self, customer_id: &str, fault_id: &str, actor: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let result = sqlx::query("DELETE FROM faults WHERE id = $1 AND customer_id = $2")
+        let removed: Option<rows::RemovedRow> = sqlx::query_as(rows::DELETE_FAULT)
             .bind(fault_id)
             .bind(customer_id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-        if result.rows_affected() == 0 {
+        let Some(removed) = removed else {
             return Ok(false);
-        }
-        append_event(&mut tx, customer_id, fault_id, "deleted", actor, "{}").await?;
+        };
+        append_event(&mut tx, customer_id, fault_id, "deleted", actor, &rows::removed_detail(&removed))
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -425,13 +427,15 @@ impl Store for SqliteStore {
 
     async fn sweep_expired(&self, now_seconds: i64, limit: u32) -> StoreResult<usize> {
         let mut tx = self.write_tx().await?;
-        let gone: Vec<(String, String)> = sqlx::query_as(rows::SWEEP_EXPIRED)
+        let gone: Vec<rows::RemovedRow> = sqlx::query_as(rows::SWEEP_EXPIRED)
             .bind(now_seconds)
             .bind(i64::from(limit))
             .fetch_all(&mut *tx)
             .await?;
-        for (fault_id, customer_id) in &gone {
-            append_event(&mut tx, customer_id, fault_id, "expired", "system", "{}").await?;
+        for removed in &gone {
+            let (fault_id, customer_id) = (&removed.0, &removed.1);
+            append_event(&mut tx, customer_id, fault_id, "expired", "system", &rows::removed_detail(removed))
+                .await?;
         }
         tx.commit().await?;
         Ok(gone.len())
@@ -676,6 +680,88 @@ impl Store for SqliteStore {
             .fetch_one(&self.writer)
             .await?)
     }
+
+    async fn record_heartbeats(
+        &self,
+        customer_id: &str,
+        beats: &[faultline_core::heartbeat::Heartbeat],
+        at: i64,
+        retention_seconds: i64,
+        actor: &str,
+        idem: Option<&Idempotency<'_, [String]>>,
+    ) -> StoreResult<Vec<String>> {
+        let mut tx = self.write_tx().await?;
+        let resolved =
+            record_heartbeats_in(&mut tx, customer_id, beats, at, retention_seconds, actor, idem).await?;
+        tx.commit().await?;
+        Ok(resolved)
+    }
+
+    async fn detect_offline(
+        &self,
+        policy: &faultline_core::heartbeat::OfflinePolicy,
+        now: i64,
+        retention_seconds: i64,
+        limit: u32,
+    ) -> StoreResult<usize> {
+        let mut tx = self.write_tx().await?;
+        let handled = detect_offline_in(&mut tx, policy, now, retention_seconds, limit).await?;
+        tx.commit().await?;
+        Ok(handled)
+    }
+
+    async fn read_log(&self, after: i64, limit: u32) -> StoreResult<LogRead> {
+        let rows: Vec<rows::LogRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM fault_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+            rows::LOG_COLUMNS
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(LogRead { entries: rows.into_iter().map(rows::logged_event).collect(), horizon: None })
+    }
+
+    async fn log_head(&self) -> StoreResult<(i64, Option<Horizon>)> {
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(seq) FROM fault_events").fetch_one(&self.reader).await?;
+        Ok((head.unwrap_or(0), None))
+    }
+
+    async fn customer_log(
+        &self,
+        customer_id: &str,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        let rows: Vec<rows::LogRow> = sqlx::query_as(&rows::customer_log_sql())
+            .bind(customer_id)
+            .bind(after)
+            .bind(upto)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.into_iter().map(rows::logged_event).collect())
+    }
+
+    async fn log_notifications(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<()>>> {
+        Ok(None)
+    }
+
+    async fn lease(&self, _job: &str) -> StoreResult<Option<Box<dyn Lease>>> {
+        Ok(Some(Box::new(OnlyProcess)))
+    }
+}
+
+/// SQLite's lease: one process owns the file, so it runs every singleton job.
+struct OnlyProcess;
+
+#[async_trait]
+impl Lease for OnlyProcess {
+    async fn still_held(&mut self) -> bool {
+        true
+    }
 }
 
 async fn insert_api_key(
@@ -720,8 +806,17 @@ fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Sqlite, i64, Sql
     sql::bind_positional!(sqlx::query_scalar, statement)
 }
 
+/// A statement returning rows of type `O`, with its parameters bound.
+fn query_rows<O>(statement: &Sql) -> sqlx::query::QueryAs<'_, sqlx::Sqlite, O, SqliteArguments<'_>>
+where
+    O: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+{
+    sql::bind_positional!(sqlx::query_as, statement)
+}
+
 crate::idempotency::idempotency_fns!(sqlx::Sqlite);
 crate::ingest::ingest_fns!(sqlx::Sqlite);
+crate::heartbeat::heartbeat_fns!(sqlx::Sqlite, Backend::Sqlite);
 crate::sql::top_resources_fn!(sqlx::Sqlite, Backend::Sqlite);
 
 /// Append one event to the log, inside the caller's transaction.

@@ -1,0 +1,46 @@
+//! Singleton jobs: background work that exactly one replica runs at a time (the offline
+//! detector, the retention sweeper). Each replica asks the store for the job's lease every
+//! [`TAKEOVER_POLL`]; the holder runs the job every `period` and checks the lease before each
+//! run. On PostgreSQL the lease is an advisory lock held by a connection, so when its replica
+//! dies, the lock goes with the connection and another replica takes over within about
+//! [`TAKEOVER_POLL`]. On SQLite the one process always holds it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline_store::Store;
+
+/// How often a replica without a job's lease asks for it.
+pub const TAKEOVER_POLL: Duration = Duration::from_secs(1);
+
+/// Run `work` every `period` for as long as this replica holds `job`'s lease, asking for the
+/// lease again whenever it is lost. Never returns; abort the task to stop it.
+pub async fn run_singleton<F, Fut>(store: Arc<dyn Store>, job: &'static str, period: Duration, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    loop {
+        match store.lease(job).await {
+            Ok(Some(mut lease)) => {
+                tracing::info!(job, "this replica now runs the job");
+                metrics::gauge!("faultline_singleton_leader", "job" => job).set(1.0);
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if !lease.still_held().await {
+                        tracing::warn!(job, "lost the job's lease; asking for it again");
+                        break;
+                    }
+                    work().await;
+                }
+                metrics::gauge!("faultline_singleton_leader", "job" => job).set(0.0);
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(job, error = %err, "cannot ask for the job's lease; retrying"),
+        }
+        tokio::time::sleep(TAKEOVER_POLL).await;
+    }
+}

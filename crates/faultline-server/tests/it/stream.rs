@@ -1,0 +1,204 @@
+//! The live event stream: changes arrive in order with the log's sequence numbers as ids, a
+//! resumed stream misses nothing and repeats nothing, scopes and tenancy hold, and a slow
+//! subscriber is told to resync instead of being buffered without bound.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::e2e_test;
+use crate::harness::TestApp;
+
+/// One event as received: id (empty for none), event name, data.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub event: String,
+    pub data: Value,
+}
+
+/// A Server-Sent Events client over a streaming response.
+pub struct SseClient {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<Vec<u8>>>,
+    buffer: String,
+}
+
+impl SseClient {
+    pub async fn open(app: &TestApp, credential: &str, last_event_id: Option<&str>) -> SseClient {
+        let mut request = app.client.get(app.url("/fault/stream")).bearer_auth(credential);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        SseClient {
+            body: response.bytes_stream().map(|r| r.map(|b| b.to_vec())).boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event within `within`; `None` when the stream ended or nothing came.
+    pub async fn next(&mut self, within: Duration) -> Option<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (String::new(), String::from("message"), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some(Received { id, event, data: serde_json::from_str(&data).unwrap() });
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk.ok()?));
+        }
+    }
+
+    /// The next event, which must come within 10 s.
+    pub async fn expect(&mut self) -> Received {
+        self.next(Duration::from_secs(10)).await.expect("an event within 10 s")
+    }
+}
+
+fn fault_at(site: &str, resource: &str) -> Value {
+    let mut body = TestApp::fault_body(resource, "wantunnel", "HIGH");
+    body["resource_ancestry_path"] = json!(format!("{site}|{resource}"));
+    body
+}
+
+e2e_test!(changes_arrive_in_order_and_a_resumed_stream_misses_nothing, |app: TestApp| async move {
+    let mut stream = SseClient::open(&app, &app.key, None).await;
+    let fault = app.create_fault(fault_at("site_1", "tun_1")).await;
+    let id = fault["id"].as_str().unwrap();
+    let created = stream.expect().await;
+    assert_eq!(created.event, "fault.created");
+    assert_eq!(created.data["fault_id"], id);
+    assert_eq!(created.data["fault"]["id"], id);
+    assert_eq!(created.data["fault"]["status"], "unresolved");
+    let r = app
+        .request(Method::POST, &format!("/fault/{id}/comment"))
+        .json(&json!({"comment": "on it"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = app.request(Method::POST, &format!("/fault/{id}/resolve")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let commented = stream.expect().await;
+    let resolved = stream.expect().await;
+    assert_eq!((commented.event.as_str(), resolved.event.as_str()), ("fault.commented", "fault.resolved"));
+    assert_eq!(resolved.data["fault"]["status"], "resolved");
+    let ids: Vec<i64> = [&created, &commented, &resolved].iter().map(|e| e.id.parse().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    drop(stream);
+
+    // While nobody listens: a new fault, and the first one deleted.
+    let second = app.create_fault(fault_at("site_1", "tun_2")).await;
+    let r = app.request(Method::DELETE, &format!("/fault/{id}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let mut resumed = SseClient::open(&app, &app.key, Some(&resolved.id)).await;
+    let missed = resumed.expect().await;
+    assert_eq!((missed.event.as_str(), &missed.data["fault_id"]), ("fault.created", &second["id"]));
+    let deleted = resumed.expect().await;
+    assert_eq!((deleted.event.as_str(), deleted.data["fault_id"].as_str()), ("fault.deleted", Some(id)));
+    assert!(deleted.data.get("fault").is_none(), "{:?}", deleted.data);
+    // Then live again, with nothing repeated.
+    let third = app.create_fault(fault_at("site_1", "tun_3")).await;
+    let live = resumed.expect().await;
+    assert_eq!(live.data["fault_id"], third["id"]);
+    assert!(live.id.parse::<i64>().unwrap() > deleted.id.parse::<i64>().unwrap());
+    assert!(resumed.next(Duration::from_millis(300)).await.is_none(), "nothing repeated");
+
+    // A malformed Last-Event-ID is refused.
+    let r = app.get("/fault/stream").header("last-event-id", "yesterday").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    app.finish().await;
+});
+
+e2e_test!(a_token_sees_only_its_scope_and_a_customer_only_its_own, |app: TestApp| async move {
+    app.create_fault(fault_at("site_1", "tun_0")).await;
+    let minted = crate::tokens::mint(&app, json!({"expire_after_minutes": 30, "site_ids": ["site_1"]})).await;
+    let token = minted["token"].as_str().unwrap().to_owned();
+    let (_, other) = app.other_customer().await;
+    let mut scoped = SseClient::open(&app, &token, None).await;
+    let mut stranger = SseClient::open(&app, &other, None).await;
+
+    app.create_fault(fault_at("site_2", "tun_9")).await;
+    let mine = app.create_fault(fault_at("site_1", "tun_1")).await;
+    let seen = scoped.expect().await;
+    assert_eq!(seen.data["fault_id"], mine["id"], "the site_2 fault is outside the token's scope");
+
+    let r = app
+        .client
+        .post(app.url("/fault"))
+        .bearer_auth(&other)
+        .json(&fault_at("site_1", "tun_x"))
+        .send()
+        .await
+        .unwrap();
+    let theirs: Value = r.json().await.unwrap();
+    assert_eq!(stranger.expect().await.data["fault_id"], theirs["id"], "another customer sees only its own");
+
+    // Revoking the token ends its stream.
+    let r = app
+        .request(Method::DELETE, &format!("/fault/token/{}", minted["id"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(scoped.next(Duration::from_secs(8)).await.is_none(), "the revoked token's stream ends");
+    let r = app.client.get(app.url("/fault/stream")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    app.finish().await;
+});
+
+/// A subscriber allowed to fall 4 events behind, sent 300 at once.
+async fn slow_subscriber(backend: faultline_store::Backend, test: &str) {
+    let Some(app) = TestApp::spawn_with(backend, test, |c| c.stream_buffer = 4, None).await else {
+        return;
+    };
+    let mut stream = SseClient::open(&app, &app.key, None).await;
+    let events: Vec<Value> = (0..300)
+        .map(|i| {
+            json!({"action": "trigger", "resource_id": format!("tun_{i}"), "type": "wantunnel",
+            "severity": "LOW", "message": "m"})
+        })
+        .collect();
+    let r = app.request(Method::POST, "/fault/events").json(&json!({"events": events})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut received = 0;
+    let resync = loop {
+        let event = stream.expect().await;
+        if event.event == "resync" {
+            break event;
+        }
+        received += 1;
+        assert!(received < 300, "a subscriber 4 events behind is cut off, not buffered");
+    };
+    assert_eq!(resync.data["reason"], "slow_consumer");
+    assert!(resync.data["last_event_id"].as_str().is_some(), "{:?}", resync.data);
+    assert!(stream.next(Duration::from_secs(2)).await.is_none(), "and the stream ends");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_is_told_to_resync_sqlite() {
+    slow_subscriber(faultline_store::Backend::Sqlite, "slow_subscriber_sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_is_told_to_resync_postgres() {
+    slow_subscriber(faultline_store::Backend::Postgres, "slow_subscriber_postgres").await;
+}
