@@ -1,14 +1,14 @@
 //! The `faultline` binary as an operator uses it: first start, keys, config, shutdown.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use faultline_store::Backend;
 use faultline_store::testing::TestDb;
 
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+mod common;
+use common::{BIN, Server};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir =
@@ -17,83 +17,8 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn faultline(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN).args(args).current_dir(dir).env_remove("FAULTLINE_DATABASE_URL").output().unwrap()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    /// Everything the server writes to stderr, read as it comes: a full pipe would block it.
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl Server {
-    /// Start `faultline serve` in `dir`; returns the server and the first line of stdout, if any.
-    fn start(dir: &Path, database_url: &str) -> (Server, Option<String>) {
-        Server::start_with(dir, database_url, &[])
-    }
-
-    /// [`Server::start`] with more flags for `serve`.
-    fn start_with(dir: &Path, database_url: &str, flags: &[&str]) -> (Server, Option<String>) {
-        let port = free_port();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
-            .args(flags)
-            .current_dir(dir)
-            .env("FAULTLINE_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        });
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            assert!(child.try_wait().unwrap().is_none(), "server exited early");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let stdout = child.stdout.take().unwrap();
-        // The key, if any, was printed before the listener opened.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let first_line = rx
-            .recv_timeout(Duration::from_millis(500))
-            .ok()
-            .map(|l| l.trim().to_owned())
-            .filter(|l| !l.is_empty());
-        (Server { child, base, stderr }, first_line)
-    }
-
-    /// SIGTERM, then wait for a clean exit; returns everything written to stderr.
-    fn stop(mut self) -> String {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                break exit;
-            }
-            assert!(Instant::now() < deadline, "server did not stop within its shutdown deadline");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
-        self.stderr.join().unwrap()
-    }
 }
 
 async fn status(base: &str, path: &str, key: &str) -> u16 {
@@ -110,7 +35,7 @@ async fn status(base: &str, path: &str, key: &str) -> u16 {
 #[tokio::test]
 async fn first_start_creates_the_database_and_prints_an_admin_key_once() {
     let dir = temp_dir("first-start");
-    let (server, key) = Server::start(&dir, "sqlite://faultline.db");
+    let (server, key) = Server::start_in(&dir, "sqlite://faultline.db", &[]);
     assert!(dir.join("faultline.db").exists(), "the database file is created in the working directory");
     let key = key.expect("the admin key on stdout");
     assert!(key.starts_with("flk_") && !key.contains(' '), "the key alone: {key}");
@@ -123,7 +48,7 @@ async fn first_start_creates_the_database_and_prints_an_admin_key_once() {
     assert!(stderr.contains("route=/whoami"), "requests are logged by route template: {stderr}");
 
     // A second start on the same database creates nothing and prints no key.
-    let (server, second) = Server::start(&dir, "sqlite://faultline.db");
+    let (server, second) = Server::start_in(&dir, "sqlite://faultline.db", &[]);
     assert_eq!(second, None);
     assert_eq!(status(&server.base, "/whoami", &key).await, 200);
     server.stop();
@@ -132,7 +57,7 @@ async fn first_start_creates_the_database_and_prints_an_admin_key_once() {
 #[tokio::test]
 async fn keys_are_created_listed_and_revoked_from_the_command_line() {
     let dir = temp_dir("keys");
-    let (server, admin) = Server::start(&dir, "sqlite://keys.db");
+    let (server, admin) = Server::start_in(&dir, "sqlite://keys.db", &[]);
     admin.expect("admin key");
     let url = "sqlite://keys.db";
     let customer = faultline(&dir, &["customers", "create", "--name", "Globex", "--database-url", url]);
@@ -287,7 +212,7 @@ async fn demo_creates_customers_with_keys_and_a_fleet_history_the_api_serves() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("inserted 3000 faults"), "{stderr}");
 
-    let (server, bootstrap_key) = Server::start(&dir, url);
+    let (server, bootstrap_key) = Server::start_in(&dir, url, &[]);
     assert_eq!(bootstrap_key, None, "the demo customers make the database not new");
     let mut total = 0;
     for (customer_id, key) in &lines {
@@ -313,7 +238,7 @@ async fn demo_creates_customers_with_keys_and_a_fleet_history_the_api_serves() {
 async fn serve_demo_fills_a_new_database_only() {
     let dir = temp_dir("serve-demo");
     let url = "sqlite://serve-demo.db";
-    let (server, key) = Server::start_with(&dir, url, &["--demo"]);
+    let (server, key) = Server::start_in(&dir, url, &["--demo"]);
     let key = key.expect("the admin key of the new database");
     let open = list_all(&server.base, &key, "&status=unresolved").await;
     assert!(!open.is_empty(), "some demo faults are still open");
@@ -327,7 +252,7 @@ async fn serve_demo_fills_a_new_database_only() {
         .expect("a share link on stderr")
         .to_owned();
 
-    let (server, second) = Server::start_with(&dir, url, &["--demo"]);
+    let (server, second) = Server::start_in(&dir, url, &["--demo"]);
     assert_eq!(second, None);
     // The link was minted for the first server's address; its code opens the page here too.
     let code = link.rsplit('/').next().unwrap();

@@ -4,8 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -14,7 +12,9 @@ use faultline_store::Backend;
 use faultline_store::testing::TestDb;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+mod common;
+use common::{Server, assert_log_clean};
+
 /// Concurrent clients, each posting one batch at a time, so several are in flight at the kill.
 const CLIENTS: usize = 4;
 const TRIGGERS_PER_BATCH: usize = 50;
@@ -25,74 +25,6 @@ const RESOLVES_PER_BATCH: usize = 10;
 const MAX_BATCHES_PER_CLIENT: usize = 400;
 /// Each round: ingest, SIGKILL mid-ingest, restart on the same database, check everything.
 const ROUNDS: usize = 3;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    /// Everything the server writes to stderr, read as it comes: a full pipe would block it.
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl Server {
-    /// Start `faultline serve` on `database_url`; returns the server and the first line of
-    /// stdout, which is the admin key on a new database and nothing otherwise.
-    fn start(database_url: &str) -> (Server, Option<String>) {
-        let port = free_port();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
-            // The default of 60 requests a minute would throttle the ingest to a trickle.
-            .args(["--rate-limit", "1000000"])
-            .current_dir(std::env::temp_dir())
-            .env("FAULTLINE_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            assert!(child.try_wait().unwrap().is_none(), "server exited early");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let stdout = child.stdout.take().unwrap();
-        // The key, if any, was printed before the listener opened.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let first_line = rx
-            .recv_timeout(Duration::from_millis(500))
-            .ok()
-            .map(|l| l.trim().to_owned())
-            .filter(|l| !l.is_empty());
-        (Server { child, base: format!("http://127.0.0.1:{port}"), stderr }, first_line)
-    }
-
-    /// SIGKILL: no drain, no flush, no pool close. Returns everything written to stderr.
-    fn kill(mut self) -> String {
-        assert!(self.child.try_wait().unwrap().is_none(), "the server died before the kill");
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.stderr.join().unwrap()
-    }
-}
-
-fn assert_log_clean(stderr: &str, which: &str) {
-    let bad: Vec<&str> = stderr.lines().filter(|l| l.contains(" ERROR ") || l.contains("panicked")).collect();
-    assert!(bad.is_empty(), "{which} logged errors: {bad:#?}");
-}
 
 /// One `POST /fault/events` request.
 struct Batch {
@@ -273,7 +205,7 @@ async fn kill_9_during_ingest(backend: Backend, test: &str) {
     db.store.close().await;
     let started = Instant::now();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    let (mut server, printed) = Server::start(&db.url);
+    let (mut server, printed) = Server::start(&db.url, &[]);
     let key = printed.expect("the admin key printed at first start");
     let mut batches: Vec<Batch> = Vec::new();
     let mut in_flight_at_kill = 0;
@@ -315,7 +247,7 @@ async fn kill_9_during_ingest(backend: Backend, test: &str) {
         if backend == Backend::Sqlite {
             assert_sqlite_intact(&db.url).await;
         }
-        let (restarted, printed) = Server::start(&db.url);
+        let (restarted, printed) = Server::start(&db.url, &[]);
         assert_eq!(printed, None, "a restart creates no customer and prints no key");
         server = restarted;
         let applied = assert_whole_batches(&http, &server.base, &key, &batches).await;

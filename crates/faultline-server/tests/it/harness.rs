@@ -118,6 +118,11 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// A URL that opens the test's database (for PostgreSQL, with its schema).
+    pub fn database_url(&self) -> &str {
+        &self.db.as_ref().expect("the database lives until finish").url
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

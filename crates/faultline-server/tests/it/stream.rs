@@ -202,3 +202,60 @@ async fn a_slow_subscriber_is_told_to_resync_sqlite() {
 async fn a_slow_subscriber_is_told_to_resync_postgres() {
     slow_subscriber(faultline_store::Backend::Postgres, "slow_subscriber_postgres").await;
 }
+
+/// On PostgreSQL a sequence number is taken before its transaction commits. A later event that
+/// commits first must wait for the earlier one (or for its rollback), or a client resuming
+/// after the later one would never see the earlier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_commits_first_waits_for_the_one_numbered_before_it_postgres() {
+    use sqlx::Connection;
+    let Some(app) = TestApp::spawn(faultline_store::Backend::Postgres, "stream_gap_postgres").await else {
+        return;
+    };
+    let fault = app.create_fault(fault_at("site_1", "tun_1")).await;
+    let mut stream = SseClient::open(&app, &app.key, None).await;
+    let mut held = sqlx::PgConnection::connect(app.database_url()).await.unwrap();
+
+    let (customer, fault_id) = (app.customer_id.as_str(), fault["id"].as_str().unwrap());
+    // Rolled back: the later event goes once the gap is known to stay empty.
+    hold_a_sequence_number(&mut held, customer, fault_id).await;
+    let later = app.create_fault(fault_at("site_1", "tun_2")).await;
+    assert!(
+        stream.next(Duration::from_millis(1500)).await.is_none(),
+        "held back behind the open transaction"
+    );
+    sqlx::query("ROLLBACK").execute(&mut held).await.unwrap();
+    let event = stream.expect().await;
+    assert_eq!((event.event.as_str(), &event.data["fault_id"]), ("fault.created", &later["id"]));
+
+    // Committed: both go, in sequence order.
+    hold_a_sequence_number(&mut held, customer, fault_id).await;
+    let last = app.create_fault(fault_at("site_1", "tun_3")).await;
+    assert!(
+        stream.next(Duration::from_millis(1500)).await.is_none(),
+        "held back behind the open transaction"
+    );
+    sqlx::query("COMMIT").execute(&mut held).await.unwrap();
+    let first = stream.expect().await;
+    let second = stream.expect().await;
+    assert_eq!((first.event.as_str(), &first.data["fault_id"]), ("fault.commented", &fault["id"]));
+    assert_eq!((second.event.as_str(), &second.data["fault_id"]), ("fault.created", &last["id"]));
+    assert!(first.id.parse::<i64>().unwrap() < second.id.parse::<i64>().unwrap());
+    held.close().await.unwrap();
+    app.finish().await;
+}
+
+/// Open a transaction on `conn` that logs a comment on the fault, taking the log's next
+/// sequence number, and leave it open.
+async fn hold_a_sequence_number(conn: &mut sqlx::PgConnection, customer_id: &str, fault_id: &str) {
+    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+    sqlx::query(
+        "INSERT INTO fault_events (customer_id, fault_id, kind, actor, at, detail) \
+         VALUES ($1, $2, 'commented', 'test', 0, '{}')",
+    )
+    .bind(customer_id)
+    .bind(fault_id)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+}
