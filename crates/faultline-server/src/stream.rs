@@ -488,7 +488,9 @@ pub async fn stream(State(state): State<AppState>, auth: Auth, headers: HeaderMa
     // Subscribe before reading the position: whatever is published after it arrives live.
     let live = hub.sender.subscribe();
     let position = hub.position();
-    let last = resume_after.unwrap_or(position).min(position);
+    // An id beyond this replica's position (the client came from a replica ahead of this
+    // one) needs no catch-up; live events up to it are skipped as already seen.
+    let last = resume_after.unwrap_or(position);
     let token_id = match &principal.credential {
         faultline_core::auth::CredentialKind::AccessToken { token_id } => Some(token_id.clone()),
         faultline_core::auth::CredentialKind::ApiKey { .. } => None,
