@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub retention: Duration,
     /// Requests per minute for each access token.
     pub token_rate_limit: u32,
+    /// Origins allowed to frame the shared dashboard (CSP `frame-ancestors`); empty: none.
+    pub frame_ancestors: Vec<String>,
 }
 
 impl ServerConfig {
@@ -47,6 +49,7 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             retention: Duration::from_secs(faultline_core::fault::DEFAULT_RETENTION_SECONDS as u64),
             token_rate_limit: 300,
+            frame_ancestors: Vec::new(),
         }
     }
 

@@ -29,6 +29,7 @@ pub struct Settings {
     pub shutdown_grace: String,
     pub retention: String,
     pub log_format: String,
+    pub frame_ancestors: String,
 }
 
 /// Settings given on the command line or in the environment; `None` leaves the file's value.
@@ -78,6 +79,10 @@ pub struct Overrides {
     #[arg(long, env = "FAULTLINE_LOG_FORMAT", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    /// Origins that may show the shared dashboard in an iframe, e.g. "https://noc.example.com 'self'".
+    #[arg(long, env = "FAULTLINE_FRAME_ANCESTORS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_ancestors: Option<String>,
 }
 
 /// Settings checked and converted to the types the program uses.
@@ -94,6 +99,7 @@ pub struct Validated {
     pub shutdown_grace: Duration,
     pub retention: Duration,
     pub json_logs: bool,
+    pub frame_ancestors: Vec<String>,
 }
 
 /// Load settings from the defaults, `file` (if given) and `overrides`, and validate them.
@@ -157,6 +163,7 @@ fn validate(s: Settings) -> Result<Validated, String> {
             d => d,
         },
         json_logs,
+        frame_ancestors: faultline_server::dashboard::parse_frame_ancestors(&s.frame_ancestors)?,
     })
 }
 
@@ -172,6 +179,7 @@ mod tests {
         assert_eq!(v.rate_limit, 60);
         assert_eq!(v.body_limit, 1024 * 1024);
         assert_eq!(v.request_timeout, Duration::from_secs(30));
+        assert!(v.frame_ancestors.is_empty(), "no site may frame the dashboard unless allowed");
     }
 
     #[test]
@@ -204,6 +212,10 @@ mod tests {
                 .contains("request_timeout")
         );
         assert!(bad(Overrides { rate_limit: Some(0), ..Default::default() }).contains("rate_limit"));
+        assert!(
+            bad(Overrides { frame_ancestors: Some("noc.example.com".into()), ..Default::default() })
+                .contains("frame_ancestors: 'noc.example.com'")
+        );
     }
 
     #[test]

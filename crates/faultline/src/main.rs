@@ -173,6 +173,7 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
         shutdown_grace: settings.shutdown_grace,
         short_link_base: settings.short_link_base.clone(),
         retention: settings.retention,
+        frame_ancestors: settings.frame_ancestors.clone(),
         ..ServerConfig::new(public_url.clone())
     };
     tracing::info!(listen = %local, public_url, database = store.backend().name(), "faultline serving");
