@@ -123,11 +123,16 @@ pub async fn short_link(
     } else {
         None
     };
-    let Some(token) = token.filter(|t| t.revoked_at.is_none() && t.expires_at > now_micros()) else {
+    let token = token.filter(|t| t.revoked_at.is_none() && t.expires_at > now_micros());
+    // A token whose signing key has left (`faultline signing-keys rotate`, 30 days on) is dead too.
+    let jwt = match &token {
+        Some(token) => state.keys.token_jwt(token).await?,
+        None => None,
+    };
+    let (Some(token), Some(jwt)) = (token, jwt) else {
         return Ok(page_response(&state, StatusCode::GONE, gone_page()));
     };
     state.token_usage.record(&token.id);
-    let jwt = state.keys.token_jwt(&token).await?;
     let mut request = ListRequest::from_pairs(&[]).map_err(ApiError::from)?;
     request.filter.recent = true;
     request.filter.scope = Some(token.scope.clone());
@@ -225,8 +230,9 @@ fn fault_row(f: &Fault) -> String {
     format!(
         "<tr data-id=\"{id}\" data-severity=\"{severity}\">\
          <td data-label=\"Severity\"><span class=\"sev sev-{lower}\">{severity}</span></td>\
-         <td data-label=\"Type\">{t}</td><td data-label=\"Site\">{site}</td><td data-label=\"Resource\">{res}</td>\
-         <td data-label=\"Message\" class=\"msg\">{msg}</td><td data-label=\"Cause\">{cause}</td>\
+         <td data-label=\"Type\">{t}</td>\
+         <td data-label=\"Site, resource\" class=\"ids\"><span class=\"site\">{site}</span> <span class=\"res\">{res}</span></td>\
+         <td data-label=\"Message, cause\" class=\"what\"><strong class=\"msg\">{msg}</strong> <span class=\"cause\">{cause}</span></td>\
          <td data-label=\"Started\"><time datetime=\"{start}\">{start}</time></td>\
          <td data-label=\"Duration\" class=\"dur\" data-start=\"{start}\"{ended}></td></tr>",
         id = escape(&f.id),
@@ -246,7 +252,7 @@ fn fault_table(id: &str, heading: &str, faults: &[&Fault]) -> String {
         "<section class=\"list\" id=\"{id}\" aria-labelledby=\"{id}-h\"><h2 id=\"{id}-h\">{heading} \
          <span class=\"count\">({count})</span></h2>\
          <table aria-labelledby=\"{id}-h\"><thead><tr><th scope=\"col\">Severity</th><th scope=\"col\">Type</th>\
-         <th scope=\"col\">Site</th><th scope=\"col\">Resource</th><th scope=\"col\">Message</th><th scope=\"col\">Cause</th>\
+         <th scope=\"col\">Site, resource</th><th scope=\"col\">Message, cause</th>\
          <th scope=\"col\">Started</th><th scope=\"col\">Duration</th></tr></thead><tbody>{rows}</tbody></table>\
          <p class=\"empty\"{hidden}>None.</p></section>",
         count = faults.len(),

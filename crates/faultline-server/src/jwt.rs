@@ -171,13 +171,11 @@ impl KeyRing {
 
     /// The JWT of a stored token: its claims, from the row, signed with the row's key. Ed25519
     /// signatures are deterministic, so this is the very JWT handed out when it was minted,
-    /// and the shared page can carry it without the JWT ever being stored.
-    pub async fn token_jwt(&self, token: &AccessToken) -> Result<String, StoreError> {
+    /// and the shared page can carry it without the JWT ever being stored. `None` once the
+    /// row's key no longer verifies (its tokens stopped working with it).
+    pub async fn token_jwt(&self, token: &AccessToken) -> Result<Option<String>, StoreError> {
         let keys = self.keys().await?;
-        let key = keys
-            .signers
-            .get(&token.kid)
-            .ok_or_else(|| StoreError::Corrupt(format!("signing key {} no longer verifies", token.kid)))?;
+        let Some(key) = keys.signers.get(&token.kid) else { return Ok(None) };
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: token.customer_id.clone(),
@@ -190,7 +188,7 @@ impl KeyRing {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(token.kid.clone());
-        jsonwebtoken::encode(&header, &claims, key).map_err(|e| StoreError::Corrupt(e.to_string()))
+        jsonwebtoken::encode(&header, &claims, key).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// The JWKS document: every public key that still verifies.

@@ -214,7 +214,11 @@ pub async fn mint(
         last_used_at: None,
         use_count: 0,
     };
-    let jwt = state.keys.token_jwt(&token).await?;
+    let jwt = state
+        .keys
+        .token_jwt(&token)
+        .await?
+        .ok_or_else(|| ApiError::internal("the active signing key is unknown"))?;
     let code = random_base62(crate::dashboard::SHORT_CODE_LEN);
     let view = AccessTokenView {
         token: jwt,

@@ -104,8 +104,8 @@
     document.querySelectorAll('td.dur').forEach(function (td) {
       var start = Date.parse(td.getAttribute('data-start'));
       var end = td.hasAttribute('data-resolved') ? Date.parse(td.getAttribute('data-resolved')) : now;
-      var text = formatDuration((end - start) / 1000);
-      td.textContent = td.hasAttribute('data-resolved') ? text + ' (resolved ' + formatStart(end) + ')' : text;
+      td.textContent = formatDuration((end - start) / 1000);
+      if (td.hasAttribute('data-resolved')) td.appendChild(el('span', { 'class': 'ended' }, 'resolved ' + formatStart(end)));
     });
   }
   function localiseTimes(root) {
@@ -159,10 +159,21 @@
     sev.appendChild(el('span', { 'class': 'sev sev-' + f.severity.toLowerCase() }, f.severity));
     tr.appendChild(sev);
     tr.appendChild(cell('Type', f.type));
-    tr.appendChild(cell('Site', f.site_id || '–'));
-    tr.appendChild(cell('Resource', f.resource_id));
-    tr.appendChild(cell('Message', f.message, 'msg'));
-    tr.appendChild(cell('Cause', f.cause || '–'));
+    var ids = cell('Site, resource', null, 'ids');
+    ids.appendChild(el('span', { 'class': 'site' }, f.site_id || '–'));
+    ids.appendChild(document.createTextNode(' '));
+    ids.appendChild(el('span', { 'class': 'res' }, f.resource_id));
+    tr.appendChild(ids);
+    var what = cell('Message, cause', null, 'what');
+    what.appendChild(el('strong', { 'class': 'msg' }, f.message));
+    what.appendChild(document.createTextNode(' '));
+    what.appendChild(el('span', { 'class': 'cause' }, f.cause || '–'));
+    if (f.comments && f.comments.length) {
+      var last = f.comments[f.comments.length - 1];
+      what.appendChild(el('span', { 'class': 'comment' }, 'Comment' + (f.comments.length > 1 ? ' (' +
+        f.comments.length + ')' : '') + ': ' + last.comment));
+    }
+    tr.appendChild(what);
     var started = cell('Started');
     started.appendChild(el('time', { datetime: f.created_at }));
     tr.appendChild(started);
@@ -170,11 +181,6 @@
     dur.setAttribute('data-start', f.created_at);
     if (f.resolved_at) dur.setAttribute('data-resolved', f.resolved_at);
     tr.appendChild(dur);
-    if (f.comments && f.comments.length) {
-      var last = f.comments[f.comments.length - 1];
-      tr.querySelector('td.msg').appendChild(el('div', { 'class': 'what' },
-        '💬 ' + f.comments.length + ': ' + last.comment));
-    }
     return tr;
   }
   function fillTable(section, list, fresh) {
@@ -283,6 +289,12 @@
     if (interval === 'hour') return timeFmt.format(d);
     return new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' }).format(d);
   }
+  // The smallest of 1, 2, 5 × 10^n that is at least `raw`.
+  function niceStep(raw) {
+    var power = Math.pow(10, Math.floor(Math.log10(Math.max(raw, 1))));
+    var nice = [1, 2, 5, 10].filter(function (m) { return m * power >= raw; })[0];
+    return Math.max(1, nice * power);
+  }
   function drawChart() {
     var a = chartData;
     var box = $('#chart');
@@ -294,16 +306,19 @@
     var n = a.buckets.length;
     var max = 1;
     a.buckets.forEach(function (b) { max = Math.max(max, b.count); });
-    var step = Math.max(1, Math.ceil(max / 4));
+    var step = niceStep(max / 4);
     var yMax = step * 4;
     var plotW = width - left - right, plotH = height - top - bottom;
     var slot = plotW / Math.max(n, 1);
     var barW = Math.max(1, slot * 0.8);
     var peak = a.buckets.reduce(function (p, b) { return b.count > p.count ? b : p; }, { count: -1 });
-    var summary = a.totals.count + ' faults from ' + dateTimeFmt.format(new Date(Date.parse(a.totals.from))) +
-      ' to ' + dateTimeFmt.format(new Date(Date.parse(a.totals.to))) + ' (' + a.interval + 'ly)' +
-      (peak.count > 0 ? '; the most, ' + peak.count + ', in the ' + a.interval + ' from ' +
-        dateTimeFmt.format(new Date(Date.parse(peak.start))) : '') + '.';
+    var peakAt = peak.count > 0 ? Date.parse(peak.start) : 0;
+    var peakText = a.interval === 'hour' ? 'in the hour from ' + dateTimeFmt.format(new Date(peakAt))
+      : (a.interval === 'week' ? 'in the week of ' : 'on ') + bucketLabel(peakAt, 'day');
+    var summary = a.totals.count + ' fault' + (a.totals.count === 1 ? '' : 's') + ' from ' +
+      dateTimeFmt.format(new Date(Date.parse(a.totals.from))) + ' to ' +
+      dateTimeFmt.format(new Date(Date.parse(a.totals.to))) +
+      (peak.count > 0 ? '; most (' + peak.count + ') ' + peakText : '') + '.';
     var root = svg('svg', { viewBox: '0 0 ' + width + ' ' + height, width: width, height: height, role: 'img',
       'aria-label': 'Faults over time: ' + summary });
     for (var i = 0; i <= 4; i++) {
@@ -339,7 +354,10 @@
       g.appendChild(svg('rect', { x: left + index * slot, y: top, width: slot, height: plotH, fill: 'transparent' }));
       root.appendChild(g);
       if (index % labelEvery === 0) {
-        var t = svg('text', { x: left + index * slot + slot / 2, y: height - 6, 'text-anchor': 'middle', 'class': 'axis' });
+        var at = left + index * slot + slot / 2;
+        var nearEdge = at > width - right - 24;
+        var t = svg('text', { x: nearEdge ? width - right : at, y: height - 6, 'text-anchor': nearEdge ? 'end' : 'middle',
+          'class': 'axis' });
         t.textContent = bucketLabel(Date.parse(b.start), a.interval);
         root.appendChild(t);
       }
@@ -353,7 +371,7 @@
       legend.appendChild(li);
     });
     box.appendChild(legend);
-    box.appendChild(el('p', { 'class': 'what', id: 'chart-summary' }, summary + ' Open now: ' + a.open_now + '.'));
+    box.appendChild(el('p', { 'class': 'note', id: 'chart-summary' }, summary + ' Open now: ' + a.open_now + '.'));
   }
   function loadTop() {
     return api('/fault/top_faults?limit=10').then(function (r) { return r.json(); }).then(function (items) {
@@ -366,7 +384,7 @@
         name.appendChild(el('span', { 'class': 'res' }, it.resource_id));
         name.appendChild(el('span', null, it.count + ' fault' + (it.count === 1 ? '' : 's')));
         li.appendChild(name);
-        li.appendChild(el('div', { 'class': 'what' }, (it.site_id ? it.site_id + ' · ' : '') + it.tunnel_name));
+        li.appendChild(el('div', { 'class': 'note' }, (it.site_id ? it.site_id + ' · ' : '') + it.tunnel_name));
         var bar = el('div', { 'class': 'bar', 'aria-hidden': 'true' });
         bar.style.width = Math.max(2, Math.round(100 * it.count / max)) + '%';
         li.appendChild(bar);

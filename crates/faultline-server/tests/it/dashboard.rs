@@ -116,8 +116,8 @@ e2e_test!(a_viewer_sees_filters_and_follows_the_faults_live, |app: TestApp| asyn
     assert_eq!(browser.run(ROW_IDS, json!(["resolved"])).await, json!([id(&fixed)]));
     let first_row = browser
         .run(
-            "var tr = document.querySelector('#open tbody tr'); return Array.from(tr.cells).map(function (c) \
-             { return c.textContent; });",
+            "var tr = document.querySelector('#open tbody tr'); return ['.sev', 'td:nth-child(2)', '.site', '.res', \
+             '.msg', '.cause', 'time', '.dur'].map(function (s) { return tr.querySelector(s).textContent; });",
             json!([]),
         )
         .await;

@@ -427,6 +427,16 @@ e2e_test!(rotation_keeps_issued_tokens_working, |app: TestApp| async move {
         "retired key verifies"
     );
     assert_eq!(bearer_status(&app, after["token"].as_str().unwrap()).await.0, StatusCode::OK);
+    for minted in [&before, &after] {
+        let page = app.client.get(minted["short_link"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let meta =
+            format!("<meta name=\"faultline-token\" content=\"{}\">", minted["token"].as_str().unwrap());
+        assert!(
+            page.text().await.unwrap().contains(&meta),
+            "the page carries the JWT as minted, by either key"
+        );
+    }
     let jwks: Value =
         app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let kids: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect();
@@ -445,6 +455,8 @@ e2e_test!(rotation_keeps_issued_tokens_working, |app: TestApp| async move {
         "expired window"
     );
     assert_eq!(bearer_status(&app, fresh["token"].as_str().unwrap()).await.0, StatusCode::OK);
+    let dead_link = app.client.get(after["short_link"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(dead_link.status(), StatusCode::GONE, "a link whose key has left is gone, like its token");
     let jwks: Value =
         app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let kids: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect();
