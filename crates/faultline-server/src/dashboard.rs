@@ -32,8 +32,11 @@ use crate::state::AppState;
 pub const SHORT_CODE_LEN: usize = 22;
 /// Short-link resolutions allowed per client address and minute.
 pub const SHORT_LINK_RATE_PER_MINUTE: u32 = 60;
-/// Faults rendered into the page on the server (the script loads the whole recent view).
+/// Faults read for the page's first view (the script loads the whole recent view).
 const FIRST_VIEW_LIMIT: u32 = 100;
+/// Bytes of table rows at most in the first view, so that the page with its script and
+/// stylesheet stays well under 100 KB however long the messages are.
+const FIRST_VIEW_ROW_BYTES: usize = 40_000;
 
 /// The page (documented in OpenAPI) and its assets (not API: public, undocumented there).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -246,8 +249,9 @@ fn fault_row(f: &Fault) -> String {
     )
 }
 
-fn fault_table(id: &str, heading: &str, faults: &[&Fault]) -> String {
-    let rows: String = faults.iter().map(|f| fault_row(f)).collect();
+fn fault_table(id: &str, heading: &str, rows: &[String]) -> String {
+    let count = rows.len();
+    let rows = rows.concat();
     format!(
         "<section class=\"list\" id=\"{id}\" aria-labelledby=\"{id}-h\"><h2 id=\"{id}-h\">{heading} \
          <span class=\"count\">({count})</span></h2>\
@@ -255,15 +259,29 @@ fn fault_table(id: &str, heading: &str, faults: &[&Fault]) -> String {
          <th scope=\"col\">Site, resource</th><th scope=\"col\">Message, cause</th>\
          <th scope=\"col\">Started</th><th scope=\"col\">Duration</th></tr></thead><tbody>{rows}</tbody></table>\
          <p class=\"empty\"{hidden}>None.</p></section>",
-        count = faults.len(),
-        hidden = if faults.is_empty() { "" } else { " hidden" },
+        hidden = if count == 0 { "" } else { " hidden" },
     )
 }
 
 /// The shared dashboard for `token` (whose JWT is `jwt`), first rendered with `faults`.
 pub fn page(token: &AccessToken, jwt: &str, faults: &[Fault]) -> String {
-    let open: Vec<&Fault> = faults.iter().filter(|f| f.status == FaultStatus::Unresolved).collect();
-    let resolved: Vec<&Fault> = faults.iter().filter(|f| f.status == FaultStatus::Resolved).collect();
+    // Open faults first, then resolved ones, as long as the byte budget lasts.
+    let (mut open, mut resolved, mut budget, mut left_out) =
+        (Vec::new(), Vec::new(), FIRST_VIEW_ROW_BYTES, 0);
+    let open_first = faults.iter().filter(|f| f.status == FaultStatus::Unresolved);
+    for fault in open_first.chain(faults.iter().filter(|f| f.status == FaultStatus::Resolved)) {
+        let row = fault_row(fault);
+        if row.len() > budget {
+            left_out += 1;
+            continue;
+        }
+        budget -= row.len();
+        if fault.status == FaultStatus::Unresolved { open.push(row) } else { resolved.push(row) }
+    }
+    let left_out = match left_out {
+        0 => String::new(),
+        n => format!("<p class=\"note\" id=\"left-out\">{n} more faults load with the live view.</p>"),
+    };
     let title = if token.label.is_empty() { "Shared fault view".to_owned() } else { escape(&token.label) };
     let expires = format_micros(token.expires_at);
     let stream = if *HAS_STREAM { "<meta name=\"faultline-stream\" content=\"/fault/stream\">" } else { "" };
@@ -290,7 +308,7 @@ pub fn page(token: &AccessToken, jwt: &str, faults: &[Fault]) -> String {
          <label>Site <select name=\"site\"><option value=\"\">All sites</option></select></label>\
          <label class=\"grow\">Search <input type=\"search\" name=\"q\" maxlength=\"200\" placeholder=\"message, cause, resource\"></label>\
          <label class=\"check\"><input type=\"checkbox\" name=\"resolved\" checked> Show resolved</label></form>\
-         <div class=\"columns\"><div class=\"faults\">{open}{resolved}</div>\
+         <div class=\"columns\"><div class=\"faults\">{left_out}{open}{resolved}</div>\
          <div class=\"side\"><section class=\"panel\" aria-labelledby=\"chart-h\"><div class=\"panel-head\">\
          <h2 id=\"chart-h\">Faults over time</h2><label>Range <select id=\"range\">\
          <option value=\"hour\">48 hours, hourly</option><option value=\"day\" selected>30 days, daily</option>\

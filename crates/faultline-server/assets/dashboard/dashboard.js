@@ -263,6 +263,8 @@
         return more(page).then(function () {
           faults = new Map(all.map(function (f) { return [f.id, f]; }));
           listEtag = etag;
+          var leftOut = $('#left-out');
+          if (leftOut) leftOut.remove();
           render();
           return true;
         });

@@ -42,7 +42,17 @@ const ROW_IDS: &str = "return Array.from(document.querySelectorAll('#' + argumen
     .map(function (tr) { return tr.getAttribute('data-id'); });";
 
 e2e_test!(the_page_carries_its_token_and_locks_itself_down, |app: TestApp| async move {
-    seed(&app, "tun_a", "site_A", "CRITICAL", "Site A <tunnel> down", 5).await;
+    // The longest texts a fault may have, a hundred times: the first render stays small.
+    let events: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({"action": "trigger", "resource_id": format!("dev_{i}"), "type": "reboot", "severity": "LOW",
+                "message": "m".repeat(1000), "cause": "c".repeat(2000)})
+        })
+        .collect();
+    let r =
+        app.request(Method::POST, "/fault/events").json(&json!({ "events": events })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    seed(&app, "tun_a", "site_A", "CRITICAL", "Site A <tunnel> down", 0).await;
     let minted =
         crate::tokens::mint(&app, json!({"expire_after_minutes": 4320, "label": "NOC & wall"})).await;
     let jwt = minted["token"].as_str().unwrap();
@@ -83,6 +93,7 @@ e2e_test!(the_page_carries_its_token_and_locks_itself_down, |app: TestApp| async
         bytes += r.bytes().await.unwrap().len();
     }
     assert!(bytes < 100_000, "first render is {bytes} bytes");
+    assert!(html.contains("more faults load with the live view."), "the first view says it is partial");
     let missing = app.client.get(app.url("/assets/dashboard-000000000000.js")).send().await.unwrap();
     crate::harness::assert_error(missing, StatusCode::NOT_FOUND, "not_found_error", "resource_not_found")
         .await;
