@@ -50,6 +50,7 @@
   var clockFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 
   function Gone() {}
+  function Busy() {}
 
   function showGone() {
     if (gone) return;
@@ -79,6 +80,7 @@
     return fetch(path, { headers: headers, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer' })
       .then(function (r) {
         if (r.status === 401) { showGone(); throw new Gone(); }
+        if (r.status === 429) throw new Busy();
         if (r.status !== 200 && r.status !== 304) throw new Error('HTTP ' + r.status + ' for ' + path);
         return r;
       });
@@ -411,7 +413,8 @@
   function updated(how) { setLive('Live (' + how + ') · updated ' + clockFmt.format(new Date())); }
   function failed(err) {
     if (err instanceof Gone) return;
-    setLive('Connection problem; retrying…', true);
+    setLive(err instanceof Busy ? 'This link is busy (too many screens); retrying…' : 'Connection problem; retrying…',
+      true);
   }
 
   var polling = false;
@@ -424,12 +427,17 @@
     }).catch(failed).then(function () { polling = false; });
   }
 
+  // What GET /fault?recent=true lists: unresolved, or started in the last 24 hours.
+  function inRecentView(f) {
+    return f.status === 'unresolved' || Date.now() - Date.parse(f.created_at) < 86400000;
+  }
   function applyEvent(type, data) {
     if (type === 'resync') { listEtag = null; poll(); return; }
     var payload;
     try { payload = JSON.parse(data); } catch (e) { return; }
-    if (type === 'fault.deleted') faults.delete(payload.fault_id);
-    else if (payload.fault) faults.set(payload.fault.id, payload.fault);
+    var f = payload.fault;
+    if (type === 'fault.deleted' || (f && !inRecentView(f))) faults.delete(payload.fault_id);
+    else if (f) faults.set(f.id, f);
     else return;
     listEtag = null;
     if (type === 'fault.created' && payload.fault) {

@@ -72,6 +72,7 @@ impl Browser {
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
                 "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--disable-extensions", "--lang=en-US",
+                "--disable-breakpad", "--disable-crash-reporter",
             ]},
             "goog:loggingPrefs": {"browser": "ALL", "performance": "ALL"},
         }}});
