@@ -7,6 +7,7 @@
 
   var SEVERITIES = ['CRITICAL', 'HIGH', 'MEDIUM', 'WARNING', 'LOW'];
   var POLL_MS = 3000;
+  var STREAM_POLL_MS = 5000;
   var FULL_REFRESH_MS = 60000;
   var PANEL_MIN_GAP_MS = 10000;
   var MAX_PAGES = 10;
@@ -495,6 +496,7 @@
         if (r.status !== 200 || !r.body) { startPolling(); return null; }
         streaming = true;
         streamDelay = 1000;
+        pollAt(STREAM_POLL_MS);
         updated('stream');
         // Anything missed while connecting: one conditional reload.
         poll();
@@ -504,16 +506,24 @@
       .then(function (outcome) {
         if (outcome !== 'ended' || gone) return;
         streaming = false;
+        pollAt(POLL_MS);
         setTimeout(connectStream, streamDelay);
         streamDelay = Math.min(streamDelay * 2, 30000);
       });
   }
 
-  var pollTimer = null;
-  function startPolling() {
-    if (pollTimer || gone) return;
-    pollTimer = setInterval(poll, POLL_MS);
+  // The conditional poll runs with the stream too, less often: it is how the page learns that
+  // its link was revoked or expired while the stream stays open.
+  var pollTimer = null, pollEvery = 0;
+  function pollAt(ms) {
+    if (pollEvery === ms || gone) return;
+    clearInterval(pollTimer);
+    pollTimer = setInterval(poll, ms);
     timers.push(pollTimer);
+    pollEvery = ms;
+  }
+  function startPolling() {
+    pollAt(POLL_MS);
     updated('polling every ' + POLL_MS / 1000 + ' s');
   }
 
