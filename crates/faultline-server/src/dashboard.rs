@@ -104,11 +104,14 @@ async fn asset(Path(file): Path<String>) -> Response {
         .into_response()
 }
 
-/// Open a shared dashboard from a short link. Unknown, expired and revoked links answer the
-/// same 410 page.
+/// Open a shared dashboard from a short link.
+///
+/// The live, read-only fault dashboard of the link's access token: HTML that carries the token
+/// in a `<meta>` element (never in a URL) for its script to read the API with. Unknown,
+/// expired and revoked links answer the same 410 page.
 #[utoipa::path(get, path = "/s/{code}", tag = "Access Tokens", operation_id = "openShortLink",
     params(("code" = String, Path, description = "The short-link code")),
-    responses((status = 200, description = "The shared dashboard page", content_type = "text/html"),
+    responses((status = 200, description = "The shared dashboard page (Cache-Control: no-store, Referrer-Policy: no-referrer, a Content-Security-Policy)", content_type = "text/html"),
         (status = 410, description = "Unknown, expired or revoked link", content_type = "text/html"),
         (status = 429, body = ErrorBody)))]
 pub async fn short_link(
@@ -315,9 +318,9 @@ pub fn page(token: &AccessToken, jwt: &str, faults: &[Fault]) -> String {
          <option value=\"week\">26 weeks, weekly</option></select></label></div><div id=\"chart\"></div></section>\
          <section class=\"panel\" aria-labelledby=\"top-h\"><h2 id=\"top-h\">Top faulty resources \
          <small>last 14 days</small></h2><ol id=\"top\"></ol></section></div></div></main>\
-         <section id=\"gone\" class=\"gone\" hidden aria-labelledby=\"gone-h\"><h1 id=\"gone-h\" tabindex=\"-1\">\
+         <main id=\"gone\" class=\"gone\" hidden aria-labelledby=\"gone-h\"><h1 id=\"gone-h\" tabindex=\"-1\">\
          This link is no longer available</h1><p>The shared fault view was revoked or has expired. \
-         Ask the person who shared it for a new link.</p></section>\
+         Ask the person who shared it for a new link.</p></main>\
          <div id=\"announce\" class=\"vh\" role=\"status\" aria-live=\"polite\"></div>\
          <footer><p>faultline · times in <span id=\"zone\">UTC</span></p></footer>",
         open = fault_table("open", "Open faults", &open),

@@ -132,6 +132,11 @@ impl Browser {
         }
     }
 
+    /// Resize the window to `width` × `height` CSS pixels.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({"width": width, "height": height})).await;
+    }
+
     pub async fn find(&self, css: &str) -> Element {
         Element(self.post("/element", json!({"using": "css selector", "value": css})).await[ELEMENT].clone())
     }

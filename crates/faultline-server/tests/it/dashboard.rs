@@ -181,6 +181,23 @@ e2e_test!(a_viewer_sees_filters_and_follows_the_faults_live, |app: TestApp| asyn
         .await;
     assert_eq!(shown, Value::Array(expected));
 
+    // From a phone to a wall screen: nothing wider than the window; on the wall, the lists sit
+    // beside the chart and the top list; on a phone, rows are cards with their labels.
+    let layout = "return [document.documentElement.scrollWidth <= window.innerWidth, \
+        document.querySelector('.side').getBoundingClientRect().left >= \
+        document.querySelector('.faults').getBoundingClientRect().right, \
+        getComputedStyle(document.querySelector('#open tbody td'), '::before').content];";
+    for (width, height, beside, labels) in
+        [(360, 740, false, true), (1280, 900, false, false), (3840, 2160, true, false)]
+    {
+        browser.resize(width, height).await;
+        let what = format!("the layout at {width} px");
+        let check = format!("var r = (function () {{ {layout} }})(); return r[0] && r[1] === {beside} && r;");
+        let seen = browser.wait_for(&what, &check, json!([])).await;
+        assert_eq!(seen[2] == json!("\"Severity\""), labels, "{what}: card labels {}", seen[2]);
+    }
+    browser.resize(1280, 900).await;
+
     // Filters: text typed into the search box, then a severity.
     let search = browser.find("input[name=q]").await;
     browser.type_into(&search, "dc-east").await;
