@@ -222,6 +222,9 @@
     if (rendered) all.forEach(function (f) { if (!rendered[f.id]) fresh[f.id] = true; });
     rendered = {};
     all.forEach(function (f) { rendered[f.id] = true; });
+    var arrivals = all.filter(function (f) { return fresh[f.id] && f.status === 'unresolved'; });
+    if (arrivals.length === 1) announce('New ' + arrivals[0].severity + ' fault: ' + arrivals[0].message);
+    else if (arrivals.length > 1) announce(arrivals.length + ' new faults');
     fillTable($('#open'), shown.filter(function (f) { return f.status === 'unresolved'; }), fresh);
     var resolved = $('#resolved');
     fillTable(resolved, shown.filter(function (f) { return f.status === 'resolved'; }), fresh);
@@ -441,9 +444,6 @@
     else if (f) faults.set(f.id, f);
     else return;
     listEtag = null;
-    if (type === 'fault.created' && payload.fault) {
-      announce('New ' + payload.fault.severity + ' fault: ' + payload.fault.message);
-    }
     render();
     panelsSoon();
     updated('stream');
