@@ -17,6 +17,7 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use faultline_core::duration::describe_elapsed;
 use faultline_core::fault::{Fault, FaultStatus};
 use faultline_core::filter::ListRequest;
 use faultline_core::time::{format_micros, now_micros};
@@ -228,8 +229,9 @@ fn layout(title: &str, head: &str, body: &str) -> String {
     )
 }
 
-/// One row of a fault table; the script renders the same markup (`faultRow` there).
-fn fault_row(f: &Fault) -> String {
+/// One row of a fault table, as of `now`; the script renders the same markup (`faultRow`
+/// there) and makes the duration tick.
+fn fault_row(f: &Fault, now: i64) -> String {
     let severity = f.severity.as_str();
     let ended =
         f.resolved_at.map_or_else(String::new, |at| format!(" data-resolved=\"{}\"", format_micros(at)));
@@ -240,7 +242,8 @@ fn fault_row(f: &Fault) -> String {
          <td data-label=\"Site, resource\" class=\"ids\"><span class=\"site\">{site}</span> <span class=\"res\">{res}</span></td>\
          <td data-label=\"Message, cause\" class=\"what\"><strong class=\"msg\">{msg}</strong> <span class=\"cause\">{cause}</span></td>\
          <td data-label=\"Started\"><time datetime=\"{start}\">{start}</time></td>\
-         <td data-label=\"Duration\" class=\"dur\" data-start=\"{start}\"{ended}></td></tr>",
+         <td data-label=\"Duration\" class=\"dur\" data-start=\"{start}\"{ended}>{duration}</td></tr>",
+        duration = describe_elapsed(f.resolved_at.unwrap_or(now) - f.created_at),
         id = escape(&f.id),
         lower = severity.to_ascii_lowercase(),
         t = escape(&f.fault_type),
@@ -269,11 +272,12 @@ fn fault_table(id: &str, heading: &str, rows: &[String]) -> String {
 /// The shared dashboard for `token` (whose JWT is `jwt`), first rendered with `faults`.
 pub fn page(token: &AccessToken, jwt: &str, faults: &[Fault]) -> String {
     // Open faults first, then resolved ones, as long as the byte budget lasts.
+    let now = now_micros();
     let (mut open, mut resolved, mut budget, mut left_out) =
         (Vec::new(), Vec::new(), FIRST_VIEW_ROW_BYTES, 0);
     let open_first = faults.iter().filter(|f| f.status == FaultStatus::Unresolved);
     for fault in open_first.chain(faults.iter().filter(|f| f.status == FaultStatus::Resolved)) {
-        let row = fault_row(fault);
+        let row = fault_row(fault, now);
         if row.len() > budget {
             left_out += 1;
             continue;

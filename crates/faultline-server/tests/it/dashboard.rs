@@ -80,6 +80,8 @@ e2e_test!(the_page_carries_its_token_and_locks_itself_down, |app: TestApp| async
     assert_eq!(html.matches(jwt).count(), 1);
     assert!(html.contains("Site A &lt;tunnel&gt; down") && html.contains("NOC &amp; wall"), "escaped");
     assert!(!html.contains("<script>") && !html.contains("style=\""), "no inline script or style");
+    assert!(html.contains("data-label=\"Duration\" class=\"dur\" data-start=\""), "{html}");
+    assert!(html.contains(">less than a minute</td>"), "a first view without script shows durations too");
 
     // First render: the page, its stylesheet and its script, well under 100 KB.
     let mut bytes = html.len();
