@@ -318,7 +318,7 @@ pub fn page(token: &AccessToken, jwt: &str, faults: &[Fault]) -> String {
          <div class=\"columns\"><div class=\"faults\">{left_out}{open}{resolved}</div>\
          <div class=\"side\"><section class=\"panel\" aria-labelledby=\"chart-h\"><div class=\"panel-head\">\
          <h2 id=\"chart-h\">Faults over time</h2><label>Range <select id=\"range\">\
-         <option value=\"hour\">48 hours, hourly</option><option value=\"day\" selected>30 days, daily</option>\
+         <option value=\"hour\" selected>48 hours, hourly</option><option value=\"day\">30 days, daily</option>\
          <option value=\"week\">26 weeks, weekly</option></select></label></div><div id=\"chart\"></div></section>\
          <section class=\"panel\" aria-labelledby=\"top-h\"><h2 id=\"top-h\">Top faulty resources \
          <small>last 14 days</small></h2><ol id=\"top\"></ol></section></div></div></main>\

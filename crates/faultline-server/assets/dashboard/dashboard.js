@@ -9,7 +9,8 @@
   var POLL_MS = 3000;
   var STREAM_POLL_MS = 5000;
   var FULL_REFRESH_MS = 60000;
-  var PANEL_MIN_GAP_MS = 10000;
+  // The chart costs the server far more than a poll (bench/dashboard.sh): once a minute at most.
+  var PANEL_MIN_GAP_MS = 60000;
   var MAX_PAGES = 10;
 
   function meta(name) {
@@ -548,7 +549,9 @@
   });
   showExpiry();
   if (gone) return;
-  render();
+  // The server's first view stays until the first load replaces it: local times, live durations.
+  localiseTimes($('#main'));
+  tickDurations();
   timers.push(setInterval(tickDurations, 1000));
   timers.push(setInterval(showExpiry, 30000));
   timers.push(setInterval(function () {

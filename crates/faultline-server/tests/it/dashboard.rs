@@ -120,7 +120,7 @@ e2e_test!(a_viewer_sees_filters_and_follows_the_faults_live, |app: TestApp| asyn
     browser
         .wait_for(
             "the first load",
-            "return document.getElementById('live').textContent.indexOf('Live') === 0;",
+            "return document.getElementById('live').textContent.indexOf('Live (') === 0;",
             json!([]),
         )
         .await;
@@ -156,7 +156,7 @@ e2e_test!(a_viewer_sees_filters_and_follows_the_faults_live, |app: TestApp| asyn
     assert!(expiry.as_str().unwrap().starts_with("link expires in 3 days"), "{expiry}");
 
     // The chart and the top list say what the API says.
-    let analytics = app.get_json("/fault/analytics?interval=day&group_by=severity", &jwt).await;
+    let analytics = app.get_json("/fault/analytics?interval=hour&group_by=severity", &jwt).await;
     let summary = browser
         .wait_for(
             "the chart",
@@ -164,9 +164,17 @@ e2e_test!(a_viewer_sees_filters_and_follows_the_faults_live, |app: TestApp| asyn
             json!([]),
         )
         .await;
-    assert_eq!(analytics["totals"]["count"], 4);
-    assert!(summary.as_str().unwrap().starts_with("4 faults from "), "{summary}");
+    assert_eq!(analytics["totals"]["count"], 3, "the last 48 hours, by default");
+    assert!(summary.as_str().unwrap().starts_with("3 faults from "), "{summary}");
     assert!(summary.as_str().unwrap().ends_with("Open now: 2."), "{summary}");
+    browser
+        .run(
+            "var r = document.getElementById('range'); r.value = 'day'; r.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .await;
+    let thirty_days = "var s = document.getElementById('chart-summary'); return s.textContent.indexOf('4 faults from ') === 0;";
+    browser.wait_for("the 30-day chart, with the older fault", thirty_days, json!([])).await;
     let bars = browser
         .run("return document.querySelectorAll('#chart svg rect[class^=fill-]').length;", json!([]))
         .await;
@@ -327,7 +335,11 @@ async fn the_dashboard_opens_in_frames_of_allowed_origins_only() {
     browser.goto(&allowed_origin).await;
     let frame = browser.find("#embed").await;
     browser.switch_to_frame(Some(&frame)).await;
-    let row = format!("return document.querySelector('#open tr[data-id=\"{}\"]') !== null;", id(&fault));
+    let row = format!(
+        "return document.getElementById('live').textContent.indexOf('Live (') === 0 && \
+         document.querySelector('#open tr[data-id=\"{}\"]') !== null;",
+        id(&fault)
+    );
     browser.wait_for("the dashboard inside the allowed frame", &row, json!([])).await;
     browser.switch_to_frame(None).await;
     let errors = browser.console_errors().await;
