@@ -77,8 +77,11 @@ pub fn generate_signing_key(now: i64) -> SigningKey {
 }
 
 struct Keys {
-    /// The key that signs, with its id.
-    signer: Option<(String, EncodingKey)>,
+    /// The id of the key that signs new tokens.
+    active: Option<String>,
+    /// Every key that still verifies, by id, for signing a stored token again (see
+    /// [`KeyRing::token_jwt`]).
+    signers: HashMap<String, EncodingKey>,
     verifiers: HashMap<String, DecodingKey>,
     /// `(kid, public key)` of every key that still verifies, for the JWKS document.
     public: Vec<(String, Vec<u8>)>,
@@ -86,23 +89,25 @@ struct Keys {
 
 impl Keys {
     fn from_rows(rows: Vec<SigningKey>) -> Keys {
-        let mut signer = None;
+        let mut active = None;
+        let mut signers = HashMap::new();
         let mut verifiers = HashMap::new();
         let mut public = Vec::new();
         for row in rows {
-            if row.retired_at.is_none() && signer.is_none() {
-                let seed: Option<[u8; 32]> = row.secret_key.as_slice().try_into().ok();
-                let der = seed.and_then(|s| ed25519_dalek::SigningKey::from_bytes(&s).to_pkcs8_der().ok());
-                if let Some(der) = der {
-                    signer = Some((row.kid.clone(), EncodingKey::from_ed_der(der.as_bytes())));
+            let seed: Option<[u8; 32]> = row.secret_key.as_slice().try_into().ok();
+            let der = seed.and_then(|s| ed25519_dalek::SigningKey::from_bytes(&s).to_pkcs8_der().ok());
+            if let Some(der) = der {
+                if row.retired_at.is_none() && active.is_none() {
+                    active = Some(row.kid.clone());
                 }
+                signers.insert(row.kid.clone(), EncodingKey::from_ed_der(der.as_bytes()));
             }
             if row.public_key.len() == 32 {
                 verifiers.insert(row.kid.clone(), DecodingKey::from_ed_der(&row.public_key));
                 public.push((row.kid, row.public_key));
             }
         }
-        Keys { signer, verifiers, public }
+        Keys { active, signers, verifiers, public }
     }
 }
 
@@ -159,16 +164,31 @@ impl KeyRing {
         }
     }
 
-    /// Sign `claims` with the active key.
-    pub async fn sign(&self, claims: &Claims) -> Result<(String, String), StoreError> {
+    /// The id of the key that signs new tokens.
+    pub async fn active_kid(&self) -> Result<String, StoreError> {
+        self.keys().await?.active.clone().ok_or_else(|| StoreError::Corrupt("no active signing key".into()))
+    }
+
+    /// The JWT of a stored token: its claims, from the row, signed with the row's key. Ed25519
+    /// signatures are deterministic, so this is the very JWT handed out when it was minted,
+    /// and the shared page can carry it without the JWT ever being stored. `None` once the
+    /// row's key no longer verifies (its tokens stopped working with it).
+    pub async fn token_jwt(&self, token: &AccessToken) -> Result<Option<String>, StoreError> {
         let keys = self.keys().await?;
-        let (kid, key) =
-            keys.signer.as_ref().ok_or_else(|| StoreError::Corrupt("no active signing key".into()))?;
+        let Some(key) = keys.signers.get(&token.kid) else { return Ok(None) };
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: token.customer_id.clone(),
+            aud: AUDIENCE.to_owned(),
+            iat: token.created_at / 1_000_000,
+            nbf: token.created_at / 1_000_000,
+            exp: token.expires_at / 1_000_000,
+            jti: token.id.clone(),
+            scope: token.scope.clone(),
+        };
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(kid.clone());
-        let jwt =
-            jsonwebtoken::encode(&header, claims, key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok((jwt, kid.clone()))
+        header.kid = Some(token.kid.clone());
+        jsonwebtoken::encode(&header, &claims, key).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// The JWKS document: every public key that still verifies.

@@ -59,7 +59,8 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(health::router())
         .merge(docs::router())
         .merge(openapi::router())
-        .merge(tokens::public_router());
+        .merge(tokens::public_router())
+        .merge(dashboard::router());
     let authenticated = OpenApiRouter::new()
         .merge(whoami::router())
         .merge(faults::router())

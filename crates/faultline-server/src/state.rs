@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub heartbeat_misses: u32,
     /// Events a stream subscriber may fall behind by before it is cut off with `resync`.
     pub stream_buffer: usize,
+    /// Origins allowed to frame the shared dashboard (CSP `frame-ancestors`); empty: none.
+    pub frame_ancestors: Vec<String>,
 }
 
 impl ServerConfig {
@@ -56,6 +58,7 @@ impl ServerConfig {
             heartbeat_interval: Duration::from_secs(30),
             heartbeat_misses: 10,
             stream_buffer: crate::stream::BUFFER,
+            frame_ancestors: Vec::new(),
         }
     }
 

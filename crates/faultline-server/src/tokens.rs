@@ -1,15 +1,13 @@
 //! Access tokens and sharing: `POST /fault/token` (the seed operation), the public token feed
-//! `GET /fault/token/{id}`, the token list and revocation, the JWKS document, and short links.
-
-use std::net::SocketAddr;
+//! `GET /fault/token/{id}`, the token list and revocation, and the JWKS document. The page a
+//! short link opens is in [`crate::dashboard`].
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use faultline_core::Permission;
 use faultline_core::auth::CredentialKind;
-use faultline_core::fault::Fault;
 use faultline_core::filter::ListRequest;
 use faultline_core::ids::{IdKind, random_base62};
 use faultline_core::scope::{MintRequest, TokenScope};
@@ -25,22 +23,17 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::faults::FaultView;
 use crate::idempotency::{Begun, IdempotencyKey, KeyedRequest, render_json, replay_or_error};
-use crate::jwt::{AUDIENCE, Claims, TokenError};
+use crate::jwt::TokenError;
 use crate::state::AppState;
-
-/// Length of a short-link code: 22 base62 characters, about 131 bits.
-pub const SHORT_CODE_LEN: usize = 22;
-/// Short-link resolutions allowed per client address and minute.
-pub const SHORT_LINK_RATE_PER_MINUTE: u32 = 60;
 
 /// Routes that need an API key (`tokens:write`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(mint_token, list_tokens)).routes(routes!(revoke_token))
 }
 
-/// Public routes: the token feed, the JWKS document and short links.
+/// Public routes: the token feed and the JWKS document (short links: [`crate::dashboard`]).
 pub fn public_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(token_feed)).routes(routes!(jwks)).routes(routes!(short_link))
+    OpenApiRouter::new().routes(routes!(token_feed)).routes(routes!(jwks))
 }
 
 /// The body of `POST /fault/token`.
@@ -208,21 +201,10 @@ pub async fn mint(
     }
     let now = now_micros() / 1_000_000;
     let exp = now + request.expire_after_minutes * 60;
-    let claims = Claims {
-        iss: state.keys.issuer().to_owned(),
-        sub: customer_id.to_owned(),
-        aud: AUDIENCE.to_owned(),
-        iat: now,
-        nbf: now,
-        exp,
-        jti: IdKind::AccessToken.new_id_at(now),
-        scope: request.scope.clone(),
-    };
-    let (jwt, kid) = state.keys.sign(&claims).await?;
     let token = AccessToken {
-        id: claims.jti.clone(),
+        id: IdKind::AccessToken.new_id_at(now),
         customer_id: customer_id.to_owned(),
-        kid,
+        kid: state.keys.active_kid().await?,
         label: request.label,
         scope: request.scope,
         created_by: created_by.to_owned(),
@@ -232,7 +214,12 @@ pub async fn mint(
         last_used_at: None,
         use_count: 0,
     };
-    let code = random_base62(SHORT_CODE_LEN);
+    let jwt = state
+        .keys
+        .token_jwt(&token)
+        .await?
+        .ok_or_else(|| ApiError::internal("the active signing key is unknown"))?;
+    let code = random_base62(crate::dashboard::SHORT_CODE_LEN);
     let view = AccessTokenView {
         token: jwt,
         token_type: "jwt",
@@ -329,57 +316,6 @@ pub async fn token_feed(
 pub async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
     let document = state.keys.jwks().await?;
     Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(document)).into_response())
-}
-
-/// Open a shared dashboard from a short link. Unknown, expired and revoked links answer the
-/// same 410 page.
-#[utoipa::path(get, path = "/s/{code}", tag = "Access Tokens", operation_id = "openShortLink",
-    params(("code" = String, Path, description = "The short-link code")),
-    responses((status = 200, description = "The shared dashboard page", content_type = "text/html"),
-        (status = 410, description = "Unknown, expired or revoked link", content_type = "text/html"),
-        (status = 429, body = ErrorBody)))]
-pub async fn short_link(
-    State(state): State<AppState>,
-    Path(code): Path<String>,
-    request: Request,
-) -> ApiResult<Response> {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-    crate::auth::check_rate(&state, &format!("short-link:{client}"), SHORT_LINK_RATE_PER_MINUTE)?;
-    let token = if code.len() == SHORT_CODE_LEN && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        state.store.short_link_token(&code).await?
-    } else {
-        None
-    };
-    let Some(token) = token.filter(|t| t.revoked_at.is_none() && t.expires_at > now_micros()) else {
-        return Ok(page_response(StatusCode::GONE, crate::dashboard::gone_page()));
-    };
-    state.token_usage.record(&token.id);
-    let mut request = ListRequest::from_pairs(&[]).map_err(ApiError::from)?;
-    request.filter.recent = true;
-    request.filter.scope = Some(token.scope.clone());
-    request.limit = 100;
-    let query = FaultQuery { filter: &request.filter, after: None, limit: request.limit, now: now_micros() };
-    let faults: Vec<Fault> = state.store.list_faults(&token.customer_id, &query).await?;
-    Ok(page_response(StatusCode::OK, crate::dashboard::page(&token, &faults)))
-}
-
-/// An HTML page that carries a token's data: never cached, never leaked through Referer.
-fn page_response(status: StatusCode, html: String) -> Response {
-    let mut response = (status, Html(html)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    response
 }
 
 /// The principal of a verified access token: read-only, limited to its scope.

@@ -31,6 +31,7 @@ pub struct Settings {
     pub heartbeat_interval: String,
     pub heartbeat_misses: u32,
     pub log_format: String,
+    pub frame_ancestors: String,
 }
 
 /// Settings given on the command line or in the environment; `None` leaves the file's value.
@@ -88,6 +89,10 @@ pub struct Overrides {
     #[arg(long, env = "FAULTLINE_LOG_FORMAT", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    /// Origins that may show the shared dashboard in an iframe, e.g. "https://noc.example.com 'self'".
+    #[arg(long, env = "FAULTLINE_FRAME_ANCESTORS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_ancestors: Option<String>,
 }
 
 /// Settings checked and converted to the types the program uses.
@@ -106,6 +111,7 @@ pub struct Validated {
     pub heartbeat_interval: Duration,
     pub heartbeat_misses: u32,
     pub json_logs: bool,
+    pub frame_ancestors: Vec<String>,
 }
 
 /// Load settings from the defaults, `file` (if given) and `overrides`, and validate them.
@@ -182,6 +188,7 @@ fn validate(s: Settings) -> Result<Validated, String> {
             n => return Err(format!("heartbeat_misses = {n} must be from 1 to 1000")),
         },
         json_logs,
+        frame_ancestors: faultline_server::dashboard::parse_frame_ancestors(&s.frame_ancestors)?,
     })
 }
 
@@ -199,6 +206,7 @@ mod tests {
         assert_eq!(v.request_timeout, Duration::from_secs(30));
         assert_eq!(v.heartbeat_interval, Duration::from_secs(30));
         assert_eq!(v.heartbeat_misses, 10);
+        assert!(v.frame_ancestors.is_empty(), "no site may frame the dashboard unless allowed");
     }
 
     #[test]
@@ -238,6 +246,10 @@ mod tests {
                 .contains("request_timeout")
         );
         assert!(bad(Overrides { rate_limit: Some(0), ..Default::default() }).contains("rate_limit"));
+        assert!(
+            bad(Overrides { frame_ancestors: Some("noc.example.com".into()), ..Default::default() })
+                .contains("frame_ancestors: 'noc.example.com'")
+        );
     }
 
     #[test]

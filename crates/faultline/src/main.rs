@@ -175,6 +175,7 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
         retention: settings.retention,
         heartbeat_interval: settings.heartbeat_interval,
         heartbeat_misses: settings.heartbeat_misses,
+        frame_ancestors: settings.frame_ancestors.clone(),
         ..ServerConfig::new(public_url.clone())
     };
     tracing::info!(listen = %local, public_url, database = store.backend().name(), "faultline serving");

@@ -129,6 +129,9 @@ fn bad_configuration_is_refused_with_a_hint() {
     let out = faultline(&dir, &["migrate", "--database-url", "mysql://db/faults"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("postgres://"));
+    let out = faultline(&dir, &["serve", "--frame-ancestors", "https://noc.example.com/wall"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frame_ancestors: 'https://noc.example.com/wall'"));
 }
 
 #[test]

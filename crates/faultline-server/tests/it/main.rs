@@ -4,6 +4,8 @@
 mod harness;
 
 mod analytics;
+mod browser;
+mod dashboard;
 mod events;
 mod export;
 mod faults;

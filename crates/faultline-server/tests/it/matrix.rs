@@ -207,6 +207,9 @@ fn routes() -> Vec<Route> {
             writes: false,
         },
         Route { method: Method::GET, path: "/s/{link}", body: None, expect: [200; 9], writes: false },
+        Route { method: Method::GET, path: "{script}", body: None, expect: [200; 9], writes: false },
+        Route { method: Method::GET, path: "{style}", body: None, expect: [200; 9], writes: false },
+        Route { method: Method::GET, path: "/assets/nope.js", body: None, expect: [404; 9], writes: false },
         Route { method: Method::GET, path: "/healthz", body: None, expect: [200; 9], writes: false },
     ]
 }
@@ -267,7 +270,9 @@ e2e_test!(every_route_answers_every_credential_as_specified, |app: TestApp| asyn
                 .replace("{fault}", fault["id"].as_str().unwrap())
                 .replace("{token}", &fresh_token)
                 .replace("{jwt}", &shared_jwt)
-                .replace("{link}", &link_code);
+                .replace("{link}", &link_code)
+                .replace("{script}", &faultline_server::dashboard::asset_paths()[0])
+                .replace("{style}", &faultline_server::dashboard::asset_paths()[1]);
             let before = owner_view(&app).await;
 
             let mut request = app.client.request(route.method.clone(), app.url(&path));

@@ -232,10 +232,8 @@ e2e_test!(revocation_stops_the_token_and_its_link_at_once, |app: TestApp| async 
     assert_eq!(page.headers()["cache-control"], "no-store");
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     let html = page.text().await.unwrap();
-    assert!(
-        html.contains("reboot fault on dev_1") && !html.contains(jwt),
-        "the page lists faults, never the JWT"
-    );
+    assert!(html.contains("reboot fault on dev_1"), "the page lists the faults");
+    assert!(!link.contains(jwt), "the JWT travels in the page (see dashboard.rs), never in its URL");
 
     let (_, other_key) = app.other_customer().await;
     let path = format!("/fault/token/{}", minted["id"].as_str().unwrap());
@@ -429,6 +427,16 @@ e2e_test!(rotation_keeps_issued_tokens_working, |app: TestApp| async move {
         "retired key verifies"
     );
     assert_eq!(bearer_status(&app, after["token"].as_str().unwrap()).await.0, StatusCode::OK);
+    for minted in [&before, &after] {
+        let page = app.client.get(minted["short_link"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let meta =
+            format!("<meta name=\"faultline-token\" content=\"{}\">", minted["token"].as_str().unwrap());
+        assert!(
+            page.text().await.unwrap().contains(&meta),
+            "the page carries the JWT as minted, by either key"
+        );
+    }
     let jwks: Value =
         app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let kids: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect();
@@ -447,6 +455,8 @@ e2e_test!(rotation_keeps_issued_tokens_working, |app: TestApp| async move {
         "expired window"
     );
     assert_eq!(bearer_status(&app, fresh["token"].as_str().unwrap()).await.0, StatusCode::OK);
+    let dead_link = app.client.get(after["short_link"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(dead_link.status(), StatusCode::GONE, "a link whose key has left is gone, like its token");
     let jwks: Value =
         app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let kids: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect();
