@@ -80,11 +80,6 @@ static STYLE: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
-/// Whether this build serves `GET /fault/stream`: the page then tells the script to use it
-/// (it polls otherwise). Read from the OpenAPI document, which lists every route there is.
-static HAS_STREAM: LazyLock<bool> =
-    LazyLock::new(|| crate::openapi_document().paths.paths.contains_key("/fault/stream"));
-
 /// Where the page's script and stylesheet are served (names change with their content).
 pub fn asset_paths() -> [String; 2] {
     [SCRIPT.path(), STYLE.path()]
@@ -291,10 +286,10 @@ pub fn page(token: &AccessToken, jwt: &str, faults: &[Fault]) -> String {
     };
     let title = if token.label.is_empty() { "Shared fault view".to_owned() } else { escape(&token.label) };
     let expires = format_micros(token.expires_at);
-    let stream = if *HAS_STREAM { "<meta name=\"faultline-stream\" content=\"/fault/stream\">" } else { "" };
+    // The script follows `GET /fault/stream` (and polls, beside it, for revocation).
     let head = format!(
         "<meta name=\"faultline-token\" content=\"{jwt}\"><meta name=\"faultline-expires-at\" content=\"{expires}\">\
-         {stream}<script src=\"{script}\" defer></script>",
+         <meta name=\"faultline-stream\" content=\"/fault/stream\"><script src=\"{script}\" defer></script>",
         jwt = escape(jwt),
         script = SCRIPT.path(),
     );

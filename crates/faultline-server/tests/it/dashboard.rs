@@ -256,6 +256,11 @@ e2e_test!(a_viewer_sees_filters_and_follows_the_faults_live, |app: TestApp| asyn
         id(&critical)
     );
     browser.wait_for("the new fault, the resolution and the comment", &live, json!([])).await;
+    let label = browser.run("return document.getElementById('live').textContent;", json!([])).await;
+    assert!(
+        label.as_str().unwrap().starts_with("Live (stream)"),
+        "the page follows the event stream: {label}"
+    );
     browser.run("document.getElementById('filters').elements.resolved.click();", json!([])).await;
     assert_eq!(browser.run(ROW_IDS, json!(["resolved"])).await, json!([id(&fixed), id(&low)]));
     assert_eq!(browser.run(ROW_IDS, json!(["open"])).await, json!([id(&arrived), id(&critical)]));
@@ -265,6 +270,7 @@ e2e_test!(a_viewer_sees_filters_and_follows_the_faults_live, |app: TestApp| asyn
     assert!(errors.is_empty(), "console errors: {errors:?}");
     let urls = browser.requested_urls().await;
     assert!(urls.iter().any(|u| u.contains("/fault?recent=true")), "{urls:?}");
+    assert!(urls.iter().any(|u| u.ends_with("/fault/stream")), "the page reads the event stream: {urls:?}");
     for url in &urls {
         assert!(url.starts_with(&app.base) || url.starts_with("data:"), "a request left the service: {url}");
         assert!(!url.contains(&jwt), "the token travelled in a URL: {url}");

@@ -128,7 +128,11 @@ e2e_test!(changes_arrive_in_order_and_a_resumed_stream_misses_nothing, |app: Tes
 });
 
 e2e_test!(a_token_sees_only_its_scope_and_a_customer_only_its_own, |app: TestApp| async move {
-    app.create_fault(fault_at("site_1", "tun_0")).await;
+    // A scope names existing sites: make one, and let the stream publish it before the
+    // token's stream opens (a stream starts at what has been published).
+    let mut owner = SseClient::open(&app, &app.key, None).await;
+    let seed = app.create_fault(fault_at("site_1", "tun_0")).await;
+    assert_eq!(owner.expect().await.data["fault_id"], seed["id"]);
     let minted = crate::tokens::mint(&app, json!({"expire_after_minutes": 30, "site_ids": ["site_1"]})).await;
     let token = minted["token"].as_str().unwrap().to_owned();
     let (_, other) = app.other_customer().await;
@@ -212,8 +216,9 @@ async fn an_event_that_commits_first_waits_for_the_one_numbered_before_it_postgr
     let Some(app) = TestApp::spawn(faultline_store::Backend::Postgres, "stream_gap_postgres").await else {
         return;
     };
-    let fault = app.create_fault(fault_at("site_1", "tun_1")).await;
     let mut stream = SseClient::open(&app, &app.key, None).await;
+    let fault = app.create_fault(fault_at("site_1", "tun_1")).await;
+    assert_eq!(stream.expect().await.data["fault_id"], fault["id"], "the stream has caught up");
     let mut held = sqlx::PgConnection::connect(app.database_url()).await.unwrap();
 
     let (customer, fault_id) = (app.customer_id.as_str(), fault["id"].as_str().unwrap());
