@@ -69,9 +69,9 @@ done
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    rate = r["produced"] / r["produce_seconds"]
-    print(f"| {r[\"clients\"]} | {rate:.0f} | {r[\"delivered\"]} / {r[\"expected\"]} | **{r[\"deliveries_per_s\"]}** | "
-          f"{r[\"latency_ms_p50\"]} | **{r[\"latency_ms_p99\"]}** | {r[\"latency_ms_max\"]} | {r[\"resyncs\"]} |")
+    r["rate"] = round(r["produced"] / r["produce_seconds"])
+    print("| {clients} | {rate} | {delivered} / {expected} | **{deliveries_per_s}** | {latency_ms_p50} | "
+          "**{latency_ms_p99}** | {latency_ms_max} | {resyncs} |".format(**r))
 ' "$RESULTS/$BACKEND-stream.jsonl"
     done
 } | tee -a "$OUTPUT"

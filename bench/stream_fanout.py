@@ -77,6 +77,9 @@ async def producer(url, key, rate, batch, seconds):
     parts = urllib.parse.urlsplit(url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     produced, n = 0, 0
+    # Resources new to this run: a trigger for one still open from an earlier run would
+    # deduplicate, and send no `fault.created`.
+    run = f"{time.time_ns() % 10**12:x}"
     interval = batch / rate
     started = time.monotonic()
     while time.monotonic() - started < seconds:
@@ -84,7 +87,7 @@ async def producer(url, key, rate, batch, seconds):
         events = []
         for _ in range(batch):
             n += 1
-            events.append({"action": "trigger", "resource_id": f"fan_{n}", "type": "wantunnel",
+            events.append({"action": "trigger", "resource_id": f"fan_{run}_{n}", "type": "wantunnel",
                            "severity": "LOW", "message": "fan-out load"})
         body = json.dumps({"events": events}).encode()
         writer.write(

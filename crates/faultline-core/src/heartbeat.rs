@@ -124,6 +124,16 @@ impl OfflinePolicy {
     }
 }
 
+/// Where a detector sweep has got to: the last site it handled, in the order it reads them
+/// (oldest heartbeat first). The next batch of the same sweep starts after it, so it never
+/// reads again what the previous batches marked offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepCursor {
+    pub last_heartbeat: Micros,
+    pub customer_id: String,
+    pub site_id: String,
+}
+
 /// A site whose heartbeats have stopped, as the detector finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SilentSite {

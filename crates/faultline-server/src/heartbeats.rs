@@ -142,13 +142,15 @@ pub async fn detect(
     retention_seconds: i64,
 ) -> StoreResult<usize> {
     let started = Instant::now();
-    let mut offline = 0;
+    let (mut offline, mut cursor) = (0, None);
     loop {
-        let handled = store.detect_offline(policy, now, retention_seconds, DETECT_BATCH).await?;
+        let (handled, last) =
+            store.detect_offline(policy, now, retention_seconds, DETECT_BATCH, cursor.as_ref()).await?;
         offline += handled;
         if handled < DETECT_BATCH as usize {
             break;
         }
+        cursor = last;
     }
     let took = started.elapsed();
     metrics::histogram!("faultline_detector_sweep_seconds").record(took.as_secs_f64());

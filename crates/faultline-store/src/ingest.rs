@@ -179,7 +179,10 @@ macro_rules! ingest_fns {
         ) -> $crate::StoreResult<$crate::ingest::OpenFaults> {
             let mut open = $crate::ingest::OpenFaults::new();
             for statement in $crate::ingest::open_faults_of(customer_id, events) {
+                // Planned for its values each time: a plan cached while `faults` was small
+                // scans the table once it has grown (a new deployment's first hours).
                 let rows = $crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
+                    .persistent(false)
                     .fetch_all(&mut *conn)
                     .await?;
                 $crate::ingest::collect_open(&mut open, rows);

@@ -329,17 +329,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<String>>;
 
     /// One detector pass over up to `limit` sites (any customer's) that are offline under
-    /// `policy` at `now` and have no outage yet: each gets its outage (a `site` trigger, which
-    /// deduplicates onto a `site` fault already open for it) and is marked offline, in one
-    /// transaction. Returns how many sites it handled; fewer than `limit` means it is done.
-    /// Safe on several replicas at once: a site is handled once.
+    /// `policy` at `now` and have no outage yet, oldest heartbeat first, after `after` (the
+    /// cursor the previous pass of the same sweep returned): each gets its outage (a `site`
+    /// trigger, which deduplicates onto a `site` fault already open for it) and is marked
+    /// offline, in one transaction. Returns how many sites it handled (fewer than `limit` means
+    /// the sweep is done) and where it got to. Safe on several replicas at once: a site is
+    /// handled once.
     async fn detect_offline(
         &self,
         policy: &faultline_core::heartbeat::OfflinePolicy,
         now: i64,
         retention_seconds: i64,
         limit: u32,
-    ) -> StoreResult<usize>;
+        after: Option<&faultline_core::heartbeat::SweepCursor>,
+    ) -> StoreResult<(usize, Option<faultline_core::heartbeat::SweepCursor>)>;
 
     // ---- the live stream ----
 

@@ -177,3 +177,25 @@ e2e_test!(sites_are_per_customer, |app: TestApp| async move {
     assert_eq!(app.get_json("/fault?type=site&status=unresolved", &other).await["meta"]["count"], 1);
     app.finish().await;
 });
+
+e2e_test!(a_sweep_handles_a_mass_outage_in_batches_once_each, |app: TestApp| async move {
+    // 1,200 sites silent for 20 minutes: more than two of the detector's batches of 500.
+    let t0 = faultline_core::time::now_micros() - 40 * INTERVAL;
+    for chunk in (0..1_200).collect::<Vec<_>>().chunks(600) {
+        let sites: Vec<Value> = chunk.iter().map(|i| json!({"site_id": format!("site_{i:04}")})).collect();
+        let beats = faultline_core::heartbeat::parse_heartbeats(&json!({ "heartbeats": sites })).unwrap();
+        app.store.record_heartbeats(&app.customer_id, &beats, t0, RETENTION, "test", None).await.unwrap();
+    }
+    let now = faultline_core::time::now_micros();
+    assert_eq!(detect(&app, now).await, 1_200);
+    assert_eq!(detect(&app, now).await, 0);
+    let export = app.get("/fault?type=site").header("accept", "application/x-ndjson").send().await.unwrap();
+    let lines: Vec<Value> =
+        export.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1_200, "one outage per site");
+    let mut sites: Vec<&str> = lines.iter().map(|f| f["resource_id"].as_str().unwrap()).collect();
+    sites.sort_unstable();
+    sites.dedup();
+    assert_eq!(sites.len(), 1_200, "no site twice");
+    app.finish().await;
+});

@@ -622,10 +622,11 @@ impl Store for PostgresStore {
         now: i64,
         retention_seconds: i64,
         limit: u32,
-    ) -> StoreResult<usize> {
+        after: Option<&faultline_core::heartbeat::SweepCursor>,
+    ) -> StoreResult<(usize, Option<faultline_core::heartbeat::SweepCursor>)> {
         retry_deadlocks("offline detection", || async {
             let mut tx = self.pool.begin().await?;
-            let handled = detect_offline_in(&mut tx, policy, now, retention_seconds, limit).await?;
+            let handled = detect_offline_in(&mut tx, policy, now, retention_seconds, limit, after).await?;
             tx.commit().await?;
             Ok(handled)
         })
@@ -801,6 +802,9 @@ async fn forward_notifications(
 ) {
     loop {
         let received = listener.recv().await;
+        if let Err(sqlx::Error::PoolClosed) = received {
+            return; // the store was closed
+        }
         if let Err(err) = &received {
             tracing::warn!(error = %err, "event log LISTEN connection lost; reconnecting");
             tokio::time::sleep(Duration::from_millis(500)).await;

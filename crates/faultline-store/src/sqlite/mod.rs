@@ -703,9 +703,10 @@ impl Store for SqliteStore {
         now: i64,
         retention_seconds: i64,
         limit: u32,
-    ) -> StoreResult<usize> {
+        after: Option<&faultline_core::heartbeat::SweepCursor>,
+    ) -> StoreResult<(usize, Option<faultline_core::heartbeat::SweepCursor>)> {
         let mut tx = self.write_tx().await?;
-        let handled = detect_offline_in(&mut tx, policy, now, retention_seconds, limit).await?;
+        let handled = detect_offline_in(&mut tx, policy, now, retention_seconds, limit, after).await?;
         tx.commit().await?;
         Ok(handled)
     }
