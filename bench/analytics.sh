@@ -18,7 +18,7 @@ RUNS="${RUNS:-11}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
 OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
-BIN=target/release/faultline
+BIN="${CARGO_TARGET_DIR:-target}/release/faultline"
 case "$BACKENDS" in
     sqlite | postgres) ;;
     both) BACKENDS="sqlite postgres" ;;

@@ -22,7 +22,7 @@ DURATION="${DURATION:-10s}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
 OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
-BIN=target/release/faultline
+BIN="${CARGO_TARGET_DIR:-target}/release/faultline"
 # batch size and wrk connections: small batches need more requests in flight. Each connection
 # has a wrk thread of its own, and so a fleet of its own (bench/events.lua): like real monitoring
 # sources, two connections never send events about the same resource at once.

@@ -20,7 +20,7 @@ CONNECTIONS="${CONNECTIONS:-16}"
 ROUNDS="${ROUNDS:-3}"
 OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
-BIN=target/release/faultline
+BIN="${CARGO_TARGET_DIR:-target}/release/faultline"
 log() { printf '== %s\n' "$*" >&2; }
 
 for tool in curl jq; do
