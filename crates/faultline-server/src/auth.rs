@@ -108,8 +108,24 @@ fn rate_limit_headers(decision: &Decision) -> [(HeaderName, HeaderValue); 3] {
     ]
 }
 
+/// Does the credential in `headers` still authenticate (not revoked, not expired)? For
+/// long-lived answers such as the event stream, re-checked as they go; through the same
+/// caches as every request, and without counting a use.
+pub async fn still_authenticates(state: &AppState, headers: &HeaderMap) -> bool {
+    resolve_with(state, headers, false).await.is_ok()
+}
+
 /// The principal behind the request's credential, or the 401 that explains why there is none.
 async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    resolve_with(state, headers, true).await
+}
+
+/// [`resolve`]; `record_use` counts an access token's use.
+async fn resolve_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    record_use: bool,
+) -> Result<Principal, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
             ErrorCode::ApiKeyMissing,
@@ -124,7 +140,7 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
         .filter(|v| !v.is_empty())
         .ok_or_else(|| invalid_key("The Authorization header must be 'Bearer <credential>'."))?;
     let Some(lookup) = secret::api_key_lookup(credential) else {
-        return resolve_access_token(state, credential).await;
+        return resolve_access_token(state, credential, record_use).await;
     };
     let found = match state.api_keys.get(lookup) {
         Some(cached) => cached,
@@ -161,11 +177,17 @@ async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
 }
 
 /// An access token as a Bearer credential: read-only, limited to its scope, counted.
-async fn resolve_access_token(state: &AppState, credential: &str) -> Result<Principal, ApiError> {
+async fn resolve_access_token(
+    state: &AppState,
+    credential: &str,
+    record_use: bool,
+) -> Result<Principal, ApiError> {
     use crate::jwt::TokenError;
     match state.keys.verify(credential).await {
         Ok((_, token)) => {
-            state.token_usage.record(&token.id);
+            if record_use {
+                state.token_usage.record(&token.id);
+            }
             Ok(crate::tokens::token_principal(state, token))
         }
         Err(TokenError::Expired) => {

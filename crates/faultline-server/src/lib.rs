@@ -221,7 +221,7 @@ pub async fn serve(
             usage.flush(&*store).await;
         }
     });
-    let stream_tailer = state.stream.start(state.store.clone()).await.map_err(std::io::Error::other)?;
+    let stream_tailer = state.stream.start(state.store.clone());
     let retention_sweeper = {
         let (store, hub) = (state.store.clone(), state.stream.clone());
         tokio::spawn(jobs::run_singleton(state.store.clone(), "retention", SWEEP_EVERY, move || {

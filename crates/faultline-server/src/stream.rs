@@ -50,8 +50,8 @@ const PAGE: u32 = 1_000;
 /// How often the tailer polls when nothing woke it, and while it waits out a gap.
 const POLL: Duration = Duration::from_secs(1);
 const GAP_POLL: Duration = Duration::from_millis(20);
-/// How often a stream read through an access token checks that the token still holds.
-const TOKEN_RECHECK: Duration = Duration::from_secs(2);
+/// How often a stream checks that its credential still holds.
+const RECHECK: Duration = Duration::from_secs(2);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(stream))
@@ -218,10 +218,15 @@ pub struct Hub {
     sender: broadcast::Sender<Arc<Published>>,
     /// Every entry up to here has been published (or predates this process).
     position: AtomicI64,
-    /// Subscribers per customer: entries of other customers are not prepared at all.
+    /// Subscribers per customer: entries of other customers are not prepared at all. A new
+    /// subscriber registers, subscribes and reads the position under this lock, and the
+    /// tailer stores a position under it, so an entry is never skipped for a customer whose
+    /// subscriber started from an earlier position.
     watchers: Mutex<HashMap<String, usize>>,
     nudge: Notify,
     closing: watch::Sender<bool>,
+    /// Set once the starting position is known; streams wait for it.
+    ready: watch::Sender<bool>,
 }
 
 impl Hub {
@@ -233,6 +238,7 @@ impl Hub {
             watchers: Mutex::new(HashMap::new()),
             nudge: Notify::new(),
             closing: watch::channel(false).0,
+            ready: watch::channel(false).0,
         }
     }
 
@@ -243,34 +249,64 @@ impl Hub {
 
     /// End every stream (on shutdown).
     pub fn close(&self) {
-        let _ = self.closing.send(true);
+        self.closing.send_replace(true);
     }
 
     pub fn position(&self) -> i64 {
         self.position.load(Ordering::SeqCst)
     }
 
-    /// Start publishing: from the log's current head once every transaction in flight at
-    /// start has ended (bounded), then in a task of its own.
-    pub async fn start(self: &Arc<Self>, store: Arc<dyn Store>) -> StoreResult<tokio::task::JoinHandle<()>> {
-        let (head, horizon) = store.log_head().await?;
-        if let Some(start) = horizon {
-            for _ in 0..250 {
-                match store.log_head().await?.1 {
-                    Some(now) if !now.settles(&start) => tokio::time::sleep(GAP_POLL).await,
-                    _ => break,
+    /// Start publishing, in a task of its own: from the log's head as it is now, once every
+    /// transaction in flight now has ended (so that none of them can still commit an entry
+    /// below the starting position). Streams wait until then.
+    pub fn start(self: &Arc<Self>, store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let head = loop {
+                match hub.settled_head(&*store).await {
+                    Ok(head) => break head,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot read the event log's head; retrying");
+                        tokio::time::sleep(POLL).await;
+                    }
                 }
+            };
+            hub.position.store(head, Ordering::SeqCst);
+            hub.ready.send_replace(true);
+            let notifications = match store.log_notifications().await {
+                Ok(wakeups) => wakeups,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot LISTEN for other replicas' events; polling every second");
+                    None
+                }
+            };
+            hub.tail(store, notifications).await;
+        })
+    }
+
+    /// The log's head, returned once every transaction running when it was read has ended.
+    async fn settled_head(&self, store: &dyn Store) -> StoreResult<i64> {
+        let (head, horizon) = store.log_head().await?;
+        let Some(start) = horizon else {
+            return Ok(head);
+        };
+        let since = tokio::time::Instant::now();
+        let mut warned = since;
+        loop {
+            match store.log_head().await?.1 {
+                Some(now) if !now.settles(&start) => {
+                    if warned.elapsed() > Duration::from_secs(5) {
+                        warned = tokio::time::Instant::now();
+                        tracing::warn!(
+                            waited_s = since.elapsed().as_secs(),
+                            "the event stream waits for a long-running transaction to end before it starts"
+                        );
+                    }
+                    tokio::time::sleep(GAP_POLL).await;
+                }
+                _ => return Ok(head),
             }
         }
-        self.position.store(head, Ordering::SeqCst);
-        let notifications = match store.log_notifications().await {
-            Ok(wakeups) => wakeups,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot LISTEN for other replicas' events; polling every second");
-                None
-            }
-        };
-        Ok(tokio::spawn(self.clone().tail(store, notifications)))
     }
 
     async fn tail(
@@ -279,6 +315,7 @@ impl Hub {
         mut notifications: Option<tokio::sync::mpsc::Receiver<()>>,
     ) {
         let mut gap = None;
+        let mut gap_since: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
         loop {
             let wait = if gap.is_some() { GAP_POLL } else { POLL };
             tokio::select! {
@@ -290,6 +327,22 @@ impl Hub {
                 tracing::warn!(error = %err, "reading the event log failed; retrying");
                 tokio::time::sleep(POLL).await;
             }
+            // A gap waits for every transaction that was running when it was seen, anywhere in
+            // the PostgreSQL cluster: a long one holds the stream (never the API) back.
+            match (gap, &mut gap_since) {
+                (None, since) => *since = None,
+                (Some(_), None) => {
+                    gap_since = Some((tokio::time::Instant::now(), tokio::time::Instant::now()))
+                }
+                (Some(_), Some((first, warned))) if warned.elapsed() > Duration::from_secs(5) => {
+                    *warned = tokio::time::Instant::now();
+                    tracing::warn!(
+                        waited_s = first.elapsed().as_secs(),
+                        "the event stream waits for a long-running transaction to end"
+                    );
+                }
+                _ => {}
+            }
         }
     }
 
@@ -300,19 +353,32 @@ impl Hub {
             let read = store.read_log(position, PAGE).await?;
             let page_full = read.entries.len() == PAGE as usize;
             let (count, upto) = settle(position, &read, page_full, gap);
-            let mut ready = Vec::with_capacity(count);
-            for entry in read.entries.into_iter().take(count) {
-                if !self.is_watched(&entry.customer_id) {
-                    continue;
+            let entries: Vec<LoggedEvent> = read.entries.into_iter().take(count).collect();
+            // Prepare the entries of watched customers. A customer may gain its first
+            // subscriber meanwhile: then prepare its entries too, until none is missing when
+            // the position is stored (under the watchers' lock, see `watchers`).
+            let mut prepared: Vec<Option<Option<Arc<Published>>>> = vec![None; entries.len()];
+            loop {
+                let missing: Vec<usize> = {
+                    let watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+                    let missing: Vec<usize> = (0..entries.len())
+                        .filter(|&i| prepared[i].is_none() && watchers.contains_key(&entries[i].customer_id))
+                        .collect();
+                    if missing.is_empty() {
+                        // Position first: a subscriber that reads it and then the log sees
+                        // these entries in its catch-up, and skips them when they arrive.
+                        self.position.store(upto, Ordering::SeqCst);
+                    }
+                    missing
+                };
+                if missing.is_empty() {
+                    break;
                 }
-                if let Some(published) = publishable(store, entry).await? {
-                    ready.push(Arc::new(published));
+                for i in missing {
+                    prepared[i] = Some(publishable(store, entries[i].clone()).await?.map(Arc::new));
                 }
             }
-            // Position first: a subscriber that reads it and then the log sees these entries
-            // in its catch-up, and skips them when they arrive here.
-            self.position.store(upto, Ordering::SeqCst);
-            for published in ready {
+            for published in prepared.into_iter().flatten().flatten() {
                 let _ = self.sender.send(published);
             }
             if !page_full || count == 0 {
@@ -321,15 +387,20 @@ impl Hub {
         }
     }
 
-    fn is_watched(&self, customer_id: &str) -> bool {
-        self.watchers.lock().map(|w| w.get(customer_id).is_some_and(|n| *n > 0)).unwrap_or(true)
-    }
-
-    fn watch(self: &Arc<Self>, customer_id: &str) -> WatchGuard {
-        if let Ok(mut watchers) = self.watchers.lock() {
-            *watchers.entry(customer_id.to_owned()).or_default() += 1;
-        }
-        WatchGuard { hub: self.clone(), customer_id: customer_id.to_owned() }
+    /// Register a subscriber of `customer_id`: its live feed, and the position from which the
+    /// feed is whole (everything after it arrives there; up to it, the log has it).
+    async fn subscribe(
+        self: &Arc<Self>,
+        customer_id: &str,
+    ) -> (WatchGuard, broadcast::Receiver<Arc<Published>>, i64) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|r| *r).await;
+        let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        *watchers.entry(customer_id.to_owned()).or_default() += 1;
+        let live = self.sender.subscribe();
+        let position = self.position();
+        drop(watchers);
+        (WatchGuard { hub: self.clone(), customer_id: customer_id.to_owned() }, live, position)
     }
 }
 
@@ -341,9 +412,8 @@ struct WatchGuard {
 
 impl Drop for WatchGuard {
     fn drop(&mut self) {
-        if let Ok(mut watchers) = self.hub.watchers.lock()
-            && let Some(n) = watchers.get_mut(&self.customer_id)
-        {
+        let mut watchers = self.hub.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = watchers.get_mut(&self.customer_id) {
             *n -= 1;
             if *n == 0 {
                 watchers.remove(&self.customer_id);
@@ -357,7 +427,8 @@ struct Subscriber {
     state: AppState,
     customer_id: String,
     scope: Option<TokenScope>,
-    token_id: Option<String>,
+    /// The request's `Authorization`, re-checked every [`RECHECK`].
+    credential: HeaderMap,
     live: broadcast::Receiver<Arc<Published>>,
     closing: watch::Receiver<bool>,
     /// The last sequence number sent (or skipped as not this client's).
@@ -365,7 +436,7 @@ struct Subscriber {
     /// Catch-up reads the log up to here; live events at or below it are skipped.
     catch_up_to: i64,
     queue: VecDeque<Event>,
-    token_checked: tokio::time::Instant,
+    checked: tokio::time::Instant,
     ended: bool,
     _watch: WatchGuard,
 }
@@ -379,6 +450,10 @@ impl Subscriber {
             if self.ended || *self.closing.borrow() {
                 return None;
             }
+            if !self.credential_holds().await {
+                self.ended = true;
+                continue;
+            }
             if self.last < self.catch_up_to {
                 if let Err(err) = self.catch_up().await {
                     tracing::warn!(error = %err, "stream catch-up failed; ending the stream");
@@ -386,14 +461,10 @@ impl Subscriber {
                 }
                 continue;
             }
-            if !self.token_still_valid().await {
-                self.ended = true;
-                continue;
-            }
             tokio::select! {
                 received = self.live.recv() => self.receive(received),
                 _ = self.closing.changed() => self.ended = true,
-                () = tokio::time::sleep(TOKEN_RECHECK) => {}
+                () = tokio::time::sleep(RECHECK) => {}
             }
         }
     }
@@ -435,23 +506,14 @@ impl Subscriber {
         }
     }
 
-    /// An access token's stream ends once the token is revoked or expired; checked every
-    /// [`TOKEN_RECHECK`] at most, through the store.
-    async fn token_still_valid(&mut self) -> bool {
-        let Some(token_id) = &self.token_id else {
-            return true;
-        };
-        if self.token_checked.elapsed() < TOKEN_RECHECK {
+    /// The stream ends once its credential (API key or access token) is revoked or expires;
+    /// checked every [`RECHECK`] at most, through the credential caches.
+    async fn credential_holds(&mut self) -> bool {
+        if self.checked.elapsed() < RECHECK {
             return true;
         }
-        self.token_checked = tokio::time::Instant::now();
-        match self.state.store.get_access_token(token_id).await {
-            Ok(Some(token)) => {
-                token.revoked_at.is_none() && token.expires_at > faultline_core::time::now_micros()
-            }
-            Ok(None) => false,
-            Err(_) => true,
-        }
+        self.checked = tokio::time::Instant::now();
+        crate::auth::still_authenticates(&self.state, &self.credential).await
     }
 }
 
@@ -463,7 +525,7 @@ impl Subscriber {
 /// repeated. A comment line is sent every 15 s on an idle stream. A client that falls more
 /// than 4,096 events behind receives a `resync` event and is disconnected: it should reload
 /// what it shows and reconnect. Access tokens see only the events of their scope; their
-/// stream ends when they are revoked or expire.
+/// stream (like an API key's) ends when they are revoked or expire.
 #[utoipa::path(get, path = "/fault/stream", tag = "Faults", operation_id = "streamFaultEvents",
     security(("bearer" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
@@ -485,27 +547,25 @@ pub async fn stream(State(state): State<AppState>, auth: Auth, headers: HeaderMa
         ),
     };
     let hub = state.stream.clone();
-    // Subscribe before reading the position: whatever is published after it arrives live.
-    let live = hub.sender.subscribe();
-    let position = hub.position();
+    let (watch, live, position) = hub.subscribe(&principal.customer_id).await;
     // An id beyond this replica's position (the client came from a replica ahead of this
     // one) needs no catch-up; live events up to it are skipped as already seen.
     let last = resume_after.unwrap_or(position);
-    let token_id = match &principal.credential {
-        faultline_core::auth::CredentialKind::AccessToken { token_id } => Some(token_id.clone()),
-        faultline_core::auth::CredentialKind::ApiKey { .. } => None,
-    };
+    let mut credential = HeaderMap::new();
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        credential.insert(header::AUTHORIZATION, value.clone());
+    }
     let subscriber = Subscriber {
-        _watch: hub.watch(&principal.customer_id),
+        _watch: watch,
         customer_id: principal.customer_id.clone(),
         scope: principal.scope.clone(),
-        token_id,
+        credential,
         live,
         closing: hub.closing.subscribe(),
         last,
         catch_up_to: position,
         queue: VecDeque::new(),
-        token_checked: tokio::time::Instant::now(),
+        checked: tokio::time::Instant::now(),
         ended: false,
         state: state.clone(),
     };

@@ -168,7 +168,7 @@ pub(crate) fn writes(customer_id: &str, plan: &Plan, actor: &str, now: Micros) -
 
 /// `apply_batch` (the planned path, `None` when a concurrent writer got in the way) and
 /// `apply_one_by_one` (the fallback) for the backend whose database type is `$db`; they use
-/// the backend's `execute` and `open_fault_of` helpers.
+/// the backend's `execute`, `open_fault_of` and `CACHE_PLANS_OF_LOOKUPS`.
 macro_rules! ingest_fns {
     ($db:ty) => {
         /// The open faults of every (resource, type) of a batch, 100 keys a statement.
@@ -179,10 +179,8 @@ macro_rules! ingest_fns {
         ) -> $crate::StoreResult<$crate::ingest::OpenFaults> {
             let mut open = $crate::ingest::OpenFaults::new();
             for statement in $crate::ingest::open_faults_of(customer_id, events) {
-                // Planned for its values each time: a plan cached while `faults` was small
-                // scans the table once it has grown (a new deployment's first hours).
                 let rows = $crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
-                    .persistent(false)
+                    .persistent(CACHE_PLANS_OF_LOOKUPS)
                     .fetch_all(&mut *conn)
                     .await?;
                 $crate::ingest::collect_open(&mut open, rows);

@@ -19,6 +19,12 @@ pub struct Received {
     pub data: Value,
 }
 
+enum Next {
+    Event(Received),
+    End,
+    Timeout,
+}
+
 /// A Server-Sent Events client over a streaming response.
 pub struct SseClient {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<Vec<u8>>>,
@@ -42,6 +48,18 @@ impl SseClient {
 
     /// The next event within `within`; `None` when the stream ended or nothing came.
     pub async fn next(&mut self, within: Duration) -> Option<Received> {
+        match self.poll(within).await {
+            Next::Event(event) => Some(event),
+            Next::End | Next::Timeout => None,
+        }
+    }
+
+    /// Did the stream end (the server closed it) within `within`, with no event before?
+    pub async fn ends(&mut self, within: Duration) -> bool {
+        matches!(self.poll(within).await, Next::End)
+    }
+
+    async fn poll(&mut self, within: Duration) -> Next {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
@@ -59,10 +77,13 @@ impl SseClient {
                 if data.is_empty() {
                     continue; // a keep-alive comment
                 }
-                return Some(Received { id, event, data: serde_json::from_str(&data).unwrap() });
+                return Next::Event(Received { id, event, data: serde_json::from_str(&data).unwrap() });
             }
-            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk.ok()?));
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => return Next::Timeout,
+                Ok(None | Some(Err(_))) => return Next::End,
+                Ok(Some(Ok(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+            }
         }
     }
 
@@ -162,7 +183,7 @@ e2e_test!(a_token_sees_only_its_scope_and_a_customer_only_its_own, |app: TestApp
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert!(scoped.next(Duration::from_secs(8)).await.is_none(), "the revoked token's stream ends");
+    assert!(scoped.ends(Duration::from_secs(8)).await, "the revoked token's stream ends");
     let r = app.client.get(app.url("/fault/stream")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     app.finish().await;
@@ -193,7 +214,7 @@ async fn slow_subscriber(backend: faultline_store::Backend, test: &str) {
     };
     assert_eq!(resync.data["reason"], "slow_consumer");
     assert!(resync.data["last_event_id"].as_str().is_some(), "{:?}", resync.data);
-    assert!(stream.next(Duration::from_secs(2)).await.is_none(), "and the stream ends");
+    assert!(stream.ends(Duration::from_secs(2)).await, "and the stream ends");
     app.finish().await;
 }
 
@@ -264,3 +285,42 @@ async fn hold_a_sequence_number(conn: &mut sqlx::PgConnection, customer_id: &str
     .await
     .unwrap();
 }
+
+e2e_test!(a_client_that_keeps_reconnecting_while_faults_arrive_misses_nothing, |app: TestApp| async move {
+    const FAULTS: usize = 120;
+    let mut stream = SseClient::open(&app, &app.key, None).await;
+    let (client, url, key) = (app.client.clone(), app.url("/fault"), app.key.clone());
+    let producer = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        for i in 0..FAULTS {
+            let body = TestApp::fault_body(&format!("tun_{i}"), "wantunnel", "LOW");
+            let created: Value =
+                client.post(&url).bearer_auth(&key).json(&body).send().await.unwrap().json().await.unwrap();
+            ids.push(created["id"].as_str().unwrap().to_owned());
+        }
+        ids
+    });
+    // Read a few events, hang up, resume from the last id; again and again.
+    let (mut seen, mut last_id) = (Vec::new(), None::<String>);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while seen.len() < FAULTS && tokio::time::Instant::now() < deadline {
+        for _ in 0..3 {
+            let Some(event) = stream.next(Duration::from_secs(2)).await else { break };
+            if event.event == "fault.created" {
+                seen.push(event.data["fault_id"].as_str().unwrap().to_owned());
+            }
+            last_id = Some(event.id);
+        }
+        stream = SseClient::open(&app, &app.key, last_id.as_deref()).await;
+    }
+    let produced = producer.await.unwrap();
+    assert_eq!(seen, produced, "every fault once, in order, across {} reconnections", FAULTS / 3);
+
+    // An API key revoked meanwhile ends its stream too.
+    let reader = app.create_key(&app.customer_id, "faults:read", None).await;
+    let mut theirs = SseClient::open(&app, &reader, None).await;
+    let key_id = app.store.list_api_keys(Some(&app.customer_id)).await.unwrap().last().unwrap().id.clone();
+    app.store.revoke_api_key(&key_id, faultline_core::time::now_micros()).await.unwrap();
+    assert!(theirs.ends(Duration::from_secs(8)).await, "the revoked key's stream ends");
+    app.finish().await;
+});

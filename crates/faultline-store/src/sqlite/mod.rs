@@ -816,6 +816,11 @@ where
 }
 
 crate::idempotency::idempotency_fns!(sqlx::Sqlite);
+/// Whether the multi-key lookups of the ingest and of heartbeats keep prepared statements. On
+/// SQLite, yes: without `ANALYZE` its plans do not depend on table sizes, and preparing a
+/// statement of a hundred keys again each time would cost the single writer.
+const CACHE_PLANS_OF_LOOKUPS: bool = true;
+
 crate::ingest::ingest_fns!(sqlx::Sqlite);
 crate::heartbeat::heartbeat_fns!(sqlx::Sqlite, Backend::Sqlite);
 crate::sql::top_resources_fn!(sqlx::Sqlite, Backend::Sqlite);
