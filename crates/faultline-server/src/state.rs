@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub heartbeat_misses: u32,
     /// Events a stream subscriber may fall behind by before it is cut off with `resync`.
     pub stream_buffer: usize,
+    /// How often an idle stream gets a comment line.
+    pub stream_keep_alive: Duration,
     /// Origins allowed to frame the shared dashboard (CSP `frame-ancestors`); empty: none.
     pub frame_ancestors: Vec<String>,
 }
@@ -58,6 +60,7 @@ impl ServerConfig {
             heartbeat_interval: Duration::from_secs(30),
             heartbeat_misses: 10,
             stream_buffer: crate::stream::BUFFER,
+            stream_keep_alive: crate::stream::KEEP_ALIVE,
             frame_ancestors: Vec::new(),
         }
     }

@@ -572,7 +572,9 @@ pub async fn stream(State(state): State<AppState>, auth: Auth, headers: HeaderMa
     let events = futures_util::stream::unfold(subscriber, |mut s| async move {
         s.next().await.map(|event| (Ok::<_, Infallible>(event), s))
     });
-    let mut response = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response();
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(state.config.stream_keep_alive))
+        .into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));

@@ -324,3 +324,37 @@ e2e_test!(a_client_that_keeps_reconnecting_while_faults_arrive_misses_nothing, |
     assert!(theirs.ends(Duration::from_secs(8)).await, "the revoked key's stream ends");
     app.finish().await;
 });
+
+/// An idle stream gets comment lines (every 15 s by default; 200 ms here), which hold it open
+/// through proxies and which SSE clients ignore.
+async fn keep_alive(backend: faultline_store::Backend, test: &str) {
+    let configure = |c: &mut faultline_server::ServerConfig| c.stream_keep_alive = Duration::from_millis(200);
+    let Some(app) = TestApp::spawn_with(backend, test, configure, None).await else {
+        return;
+    };
+    let mut response = app.get("/fault/stream").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while text.matches("\n\n").count() < 2 {
+        let chunk =
+            tokio::time::timeout_at(deadline, response.chunk()).await.expect("keep-alives within 5 s");
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("the stream stays open")));
+    }
+    assert!(
+        text.split("\n\n").filter(|b| !b.is_empty()).all(|b| b.starts_with(':')),
+        "only comments: {text:?}"
+    );
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_stream_gets_keep_alive_comments_sqlite() {
+    keep_alive(faultline_store::Backend::Sqlite, "keep_alive_sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_stream_gets_keep_alive_comments_postgres() {
+    keep_alive(faultline_store::Backend::Postgres, "keep_alive_postgres").await;
+}
