@@ -18,27 +18,13 @@ RUNS="${RUNS:-11}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
 OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
-BIN="${CARGO_TARGET_DIR:-target}/release/faultline"
 case "$BACKENDS" in
     sqlite | postgres) ;;
     both) BACKENDS="sqlite postgres" ;;
     *) echo "usage: $0 [sqlite|postgres|both]" >&2; exit 2 ;;
 esac
-log() { printf '== %s\n' "$*" >&2; }
-log "cargo build --release"
-cargo build --release -p faultline
-mkdir -p "$RESULTS"
-SERVER_PID=""
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+source bench/common.sh
+need_tools
 
 # median_ms PATH [ACCEPT]: the median time_total of $RUNS requests, in ms, after one warm-up.
 median_ms() {
@@ -53,8 +39,9 @@ median_ms() {
 export_run() {
     local path="$1" sampler peak_file="$RESULTS/rss.peak"
     echo 0 >"$peak_file"
-    ( peak=0; while kill -0 "$SERVER_PID" 2>/dev/null; do
-        rss=$(awk '/VmRSS/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+    local pid=${SERVER_PIDS[-1]}
+    ( peak=0; while kill -0 "$pid" 2>/dev/null; do
+        rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
         [ "${rss:-0}" -gt "$peak" ] && { peak=$rss; echo "$peak" >"$peak_file"; }
         sleep 0.05
     done ) &
@@ -71,27 +58,19 @@ export_run() {
 
 for BACKEND in $BACKENDS; do
     case "$BACKEND" in
-        sqlite) DB="$RESULTS/analytics-bench.db"; URL="sqlite://$PWD/$DB"
-            fresh_db() { rm -f "$DB" "$DB-wal" "$DB-shm"; } ;;
-        postgres) URL="$PG_ADMIN_URL/faultline_bench"
-            fresh_db() { PGOPTIONS='-c client_min_messages=warning' psql "$PG_ADMIN_URL/postgres" -qX -v ON_ERROR_STOP=1 \
-                -c 'DROP DATABASE IF EXISTS faultline_bench WITH (FORCE)' -c 'CREATE DATABASE faultline_bench' >/dev/null; } ;;
+        sqlite) URL="sqlite://$PWD/$RESULTS/analytics-bench.db" ;;
+        postgres) URL="$PG_ADMIN_URL/faultline_bench" ;;
     esac
     KEY_FILE="$RESULTS/$BACKEND-analytics.demo"
     if [ "${REUSE:-0}" = 1 ] && [ -s "$KEY_FILE" ]; then
         log "$BACKEND: REUSE=1: keeping the previous database"
     else
         log "$BACKEND: $FAULTS demo faults"
-        fresh_db
+        URL=$(fresh_database "$BACKEND" "$([ "$BACKEND" = sqlite ] && echo analytics-bench || echo faultline_bench)")
         FAULTLINE_LOG=error "$BIN" demo --faults "$FAULTS" --database-url "$URL" >"$KEY_FILE"
     fi
     KEY=$(awk 'NR == 1 { print $2 }' "$KEY_FILE")
-    PORT=$(free_port)
-    BASE="http://127.0.0.1:$PORT"
-    FAULTLINE_RATE_LIMIT=100000000 FAULTLINE_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$URL" \
-        >"$RESULTS/$BACKEND-analytics-serve.out" 2>"$RESULTS/$BACKEND-analytics-serve.log" &
-    SERVER_PID=$!
-    for _ in $(seq 1 100); do curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+    start_server "$BACKEND-analytics-serve" "$URL"
     YEAR="from=$(date -u -d '-365 days' +%Y-%m-%dT%H:%M:%SZ)"
     SITE=$(curl -fsS -H "Authorization: Bearer $KEY" "$BASE/fault?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["site_id"])')
     TSV="$RESULTS/$BACKEND-analytics.tsv"
@@ -111,12 +90,11 @@ for BACKEND in $BACKENDS; do
     log "$BACKEND: exports"
     SMALL=$(export_run "/fault?site=$SITE")
     ALL=$(export_run "/fault")
-    stop_server
+    stop_servers
     printf '%s\n%s\n' "$SMALL" "$ALL" >"$RESULTS/$BACKEND-export.tsv"
 done
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
+commit=$(commit_line)
 {
     printf '\n## Analytics and exports: %s\n\n' "$(date -u +%Y-%m-%dT%H:%MZ)"
     printf -- '- Command: `bench/analytics.sh %s` (FAULTS=%s, median of %s sequential requests after a warm-up)\n' "${1:-sqlite}" "$FAULTS" "$RUNS"

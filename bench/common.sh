@@ -70,7 +70,8 @@ start_server() {
     exit 1
 }
 
-# wrk_row FILE: "requests/s <tab> p50 ms <tab> p99 ms <tab> errors" from wrk --latency output.
+# wrk_row [FILE]: "requests/s <tab> p50 ms <tab> p99 ms <tab> errors" from wrk --latency output
+# (in FILE, or on standard input).
 wrk_row() {
     awk '
         function ms(v) {
@@ -85,7 +86,7 @@ wrk_row() {
         /Non-2xx or 3xx responses:/ { errors += $NF }
         /Socket errors:/ { errors += $4 + $6 + $8 + $10 }
         END { printf "%.0f\t%.2f\t%.2f\t%d\n", rps, p50, p99, errors }
-    ' "$1"
+    ' "$@"
 }
 
 # metric BASE NAME: the sum of a Prometheus metric's samples (all label sets).

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The shared dashboard's benchmark, in one run on SQLite: what the reads of an open dashboard
 # page cost the server, with its access token, set against GET /healthz (the floor). The page
-# polls GET /fault?recent=true every 3 s with If-None-Match (304 while nothing changed), loads
-# the list in full after a change, and reloads the chart (GET /fault/analytics, 48 hours hourly
-# unless the viewer picks 30 days or 26 weeks) and the top list (GET /fault/top_faults) at most
-# once a minute. Appends a section to BENCHMARKS.md.
+# follows GET /fault/stream; without it, it polls GET /fault?recent=true every 3 s with
+# If-None-Match (304 while nothing changed). Either way it loads the list in full after a
+# change, and reloads the chart (GET /fault/analytics, 48 hours hourly unless the viewer picks
+# 30 days or 26 weeks) and the top list (GET /fault/top_faults) at most once a minute. Appends a
+# section to BENCHMARKS.md.
 #
 #   bench/dashboard.sh
 #
@@ -21,32 +22,14 @@ THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-16}"
 OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
-BIN="${CARGO_TARGET_DIR:-target}/release/faultline"
-log() { printf '== %s\n' "$*" >&2; }
+source bench/common.sh
+command -v jq >/dev/null || { echo "$0: jq is required" >&2; exit 1; }
+need_tools
 
-for tool in curl jq; do
-    command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 1; }
-done
-command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-log "cargo build --release"
-cargo build --release -p faultline
-mkdir -p "$RESULTS"
-
-SERVER_PID=""
-stop_server() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""; }
-trap stop_server EXIT
-trap 'exit 130' INT TERM
-
-DB="$RESULTS/dashboard-bench.db"
-rm -f "$DB" "$DB-wal" "$DB-shm"
+URL=$(fresh_database sqlite dashboard-bench)
 log "faultline demo --faults $FAULTS"
-KEY=$("$BIN" demo --faults "$FAULTS" --sites 200 --database-url "sqlite://$DB" 2>"$RESULTS/dashboard-demo.log" | head -n1 | cut -d' ' -f2)
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BASE="http://127.0.0.1:$PORT"
-"$BIN" serve --listen "127.0.0.1:$PORT" --database-url "sqlite://$DB" \
-    --rate-limit 100000000 --token-rate-limit 100000000 >"$RESULTS/dashboard-serve.out" 2>"$RESULTS/dashboard-serve.log" &
-SERVER_PID=$!
-for _ in $(seq 1 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+KEY=$("$BIN" demo --faults "$FAULTS" --sites 200 --database-url "$URL" 2>"$RESULTS/dashboard-demo.log" | head -n1 | cut -d' ' -f2)
+start_server dashboard "$URL" --token-rate-limit 100000000
 
 JWT=$(curl -sf -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
     -d '{"expire_after_minutes": 600, "label": "bench"}' "$BASE/fault/token" | jq -r .token)
@@ -55,15 +38,12 @@ RECENT=$(curl -sf -H "Authorization: Bearer $KEY" "$BASE/fault/recent" | jq leng
 ETAG=$(curl -sf -D - -o /dev/null -H "Authorization: Bearer $JWT" "$LIST" | awk 'tolower($1) == "etag:" { print $2 }' | tr -d '\r')
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $JWT" -H "If-None-Match: $ETAG" "$LIST")" = 304 ]
 
-# run NAME URL [HEADER] -> prints "req/s p50_ms p99_ms non2xx"
+# run NAME URL [HEADER] -> prints "req/s p50_ms p99_ms errors"
 run() {
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $JWT")
     [ -n "${3:-}" ] && args+=(-H "$3")
     log "wrk $1"
-    wrk "${args[@]}" "$2" | awk '
-        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-        /Requests\/sec/ { rps = $2 } / 50%/ { p50 = ms($2) } / 99%/ { p99 = ms($2) } /Non-2xx/ { bad = $4 }
-        END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad }'
+    wrk "${args[@]}" "$2" | wrk_row | tr '\t' ' '
 }
 
 FLOOR1=$(run healthz "$BASE/healthz")
@@ -88,14 +68,14 @@ POLL_RPS=$(cut -d' ' -f1 <<<"$POLL")
         "$FAULTS" "$THREADS" "$CONNECTIONS" "$DURATION"
     printf -- '- Machine: %s cores, %s memory; wrk and the server share them\n' "$(nproc)" "$(free -h | awk '/Mem:/ {print $2}')"
     printf -- '- Commit: %s; SQLite; the recent view holds %s faults (the page reads them 100 a page)\n\n' \
-        "$(git rev-parse --short HEAD)" "$RECENT"
-    printf '| request | req/s | vs floor | p50 ms | p99 ms | non-2xx |\n| --- | ---: | ---: | ---: | ---: | ---: |\n'
+        "$(commit_line)" "$RECENT"
+    printf '| request | req/s | vs floor | p50 ms | p99 ms | errors |\n| --- | ---: | ---: | ---: | ---: | ---: |\n'
     printf '| `GET /healthz` (floor, mean of first and last) | %s | 100%% |  |  |  |\n' "$FLOOR"
     row '`GET /fault?recent=true&limit=100`, `If-None-Match` (the poll, 304)' "$POLL"
     row '`GET /fault?recent=true&limit=100` (a page of the list, 200)' "$FULL"
     row '`GET /fault/analytics?interval=hour&group_by=severity` (the chart: 48 hours, the default)' "$CHART"
     row '`GET /fault/analytics?interval=day&group_by=severity` (the chart: 30 days)' "$CHART_DAYS"
     row '`GET /fault/top_faults?limit=10` (the top list)' "$TOP"
-    printf '\nA page polls every 3 s: the poll alone would allow about %s open pages per replica at full load.\n' \
+    printf '\nA page that polls (no stream) does so every 3 s: the poll alone would allow about %s polling pages per replica at full load.\n' \
         "$(awk -v r="$POLL_RPS" 'BEGIN { printf "%d", r * 3 }')"
 } | tee -a "$OUTPUT"

@@ -22,7 +22,6 @@ DURATION="${DURATION:-10s}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
 OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
-BIN="${CARGO_TARGET_DIR:-target}/release/faultline"
 # batch size and wrk connections: small batches need more requests in flight. Each connection
 # has a wrk thread of its own, and so a fleet of its own (bench/events.lua): like real monitoring
 # sources, two connections never send events about the same resource at once.
@@ -37,58 +36,15 @@ case "$BACKENDS" in
         ;;
 esac
 
-log() { printf '== %s\n' "$*" >&2; }
-command -v curl >/dev/null || { echo "$0: curl is required" >&2; exit 1; }
-if ! command -v wrk >/dev/null; then
-    log "installing wrk"
-    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
-log "cargo build --release"
-cargo build --release -p faultline
-mkdir -p "$RESULTS"
-
-SERVER_PID=""
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+source bench/common.sh
+need_tools
 
 for BACKEND in $BACKENDS; do
-    case "$BACKEND" in
-        sqlite)
-            DB="$RESULTS/events-bench.db"
-            URL="sqlite://$PWD/$DB"
-            rm -f "$DB" "$DB-wal" "$DB-shm"
-            ;;
-        postgres)
-            URL="$PG_ADMIN_URL/faultline_bench"
-            PGOPTIONS='-c client_min_messages=warning' psql "$PG_ADMIN_URL/postgres" -qX -v ON_ERROR_STOP=1 \
-                -c 'DROP DATABASE IF EXISTS faultline_bench WITH (FORCE)' \
-                -c 'CREATE DATABASE faultline_bench' >/dev/null
-            ;;
-    esac
+    URL=$(fresh_database "$BACKEND" "$([ "$BACKEND" = sqlite ] && echo events-bench || echo faultline_bench)")
     log "$BACKEND: $FAULTS demo faults"
     FAULTLINE_LOG=error "$BIN" demo --faults "$FAULTS" --database-url "$URL" >"$RESULTS/$BACKEND-events.demo"
     KEY=$(awk 'NR == 1 { print $2 }' "$RESULTS/$BACKEND-events.demo")
-    PORT=$(free_port)
-    BASE="http://127.0.0.1:$PORT"
-    FAULTLINE_RATE_LIMIT=100000000 FAULTLINE_LOG=warn \
-        "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$URL" \
-        >"$RESULTS/$BACKEND-events-serve.out" 2>"$RESULTS/$BACKEND-events-serve.log" &
-    SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$RESULTS/$BACKEND-events-serve.log" >&2; exit 1; }
-        sleep 0.2
-    done
+    start_server "$BACKEND-events-serve" "$URL"
     TSV="$RESULTS/$BACKEND-events.tsv"
     : >"$TSV"
     for run in $RUNS; do
@@ -97,28 +53,15 @@ for BACKEND in $BACKENDS; do
         log "$BACKEND: batches of $batch, $connections connections, $DURATION"
         BATCH=$batch KEY=$KEY wrk -t"$connections" -c"$connections" -d"$DURATION" --latency \
             -s bench/events.lua "$BASE/fault/events" >"$out"
-        awk -v batch="$batch" -v conns="$connections" '
-            function ms(v) {
-                if (v ~ /us$/) return v / 1000;
-                if (v ~ /ms$/) return v + 0;
-                if (v ~ /s$/) return v * 1000;
-                return v;
-            }
-            $1 == "50%" { p50 = ms($2) }
-            $1 == "99%" { p99 = ms($2) }
-            /^Requests\/sec:/ { rps = $2 }
-            /Non-2xx or 3xx responses:/ { errors += $NF }
-            /Socket errors:/ { errors += $4 + $6 + $8 + $10 }
-            END { printf "%s\t%s\t%.0f\t%.0f\t%.2f\t%.2f\t%d\n", batch, conns, rps, rps * batch, p50, p99, errors }
-        ' "$out" >>"$TSV"
+        IFS=$'\t' read -r rps p50 p99 errors < <(wrk_row "$out")
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$batch" "$connections" "$rps" "$((rps * batch))" "$p50" "$p99" "$errors" >>"$TSV"
     done
     OUTCOMES=$(curl -fsS "$BASE/metrics" | awk '/^faultline_ingest_events_total/ { print }' | tr '\n' ' ')
-    stop_server
+    stop_servers
     echo "$OUTCOMES" >"$RESULTS/$BACKEND-events.outcomes"
 done
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
+commit=$(commit_line)
 {
     printf '\n## Event ingest: %s\n\n' "$(date -u +%Y-%m-%dT%H:%MZ)"
     printf -- '- Command: `bench/events.sh %s` (FAULTS=%s preloaded, wrk -d%s, one thread per connection, bench/events.lua)\n' \

@@ -160,3 +160,15 @@ pub async fn detect(
     }
     Ok(offline)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_detector_sweeps_every_interval_within_100_ms_and_5_s() {
+        assert_eq!(detector_period(Duration::from_secs(30)), Duration::from_secs(5));
+        assert_eq!(detector_period(Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(detector_period(Duration::from_millis(10)), Duration::from_millis(100));
+    }
+}

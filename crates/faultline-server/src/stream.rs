@@ -17,7 +17,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -216,17 +215,22 @@ fn settle(position: i64, read: &LogRead, page_full: bool, gap: &mut Option<Gap>)
 /// The process's tailer of the event log and its subscribers.
 pub struct Hub {
     sender: broadcast::Sender<Arc<Published>>,
-    /// Every entry up to here has been published (or predates this process).
-    position: AtomicI64,
-    /// Subscribers per customer: entries of other customers are not prepared at all. A new
-    /// subscriber registers, subscribes and reads the position under this lock, and the
-    /// tailer stores a position under it, so an entry is never skipped for a customer whose
-    /// subscriber started from an earlier position.
-    watchers: Mutex<HashMap<String, usize>>,
+    /// The position and the subscribers, under one lock: a new subscriber registers,
+    /// subscribes and reads the position under it, and the tailer stores a position under it,
+    /// so an entry is never skipped for a customer whose subscriber started before it.
+    feed: Mutex<Feed>,
     nudge: Notify,
     closing: watch::Sender<bool>,
     /// Set once the starting position is known; streams wait for it.
     ready: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct Feed {
+    /// Every entry up to here has been published (or predates this process).
+    position: i64,
+    /// Subscribers per customer: entries of other customers are not prepared at all.
+    watchers: HashMap<String, usize>,
 }
 
 impl Hub {
@@ -234,8 +238,7 @@ impl Hub {
     pub fn new(buffer: usize) -> Self {
         Hub {
             sender: broadcast::channel(buffer.max(1)).0,
-            position: AtomicI64::new(0),
-            watchers: Mutex::new(HashMap::new()),
+            feed: Mutex::new(Feed::default()),
             nudge: Notify::new(),
             closing: watch::channel(false).0,
             ready: watch::channel(false).0,
@@ -252,8 +255,8 @@ impl Hub {
         self.closing.send_replace(true);
     }
 
-    pub fn position(&self) -> i64 {
-        self.position.load(Ordering::SeqCst)
+    fn feed(&self) -> std::sync::MutexGuard<'_, Feed> {
+        self.feed.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Start publishing, in a task of its own: from the log's head as it is now, once every
@@ -271,7 +274,7 @@ impl Hub {
                     }
                 }
             };
-            hub.position.store(head, Ordering::SeqCst);
+            hub.feed().position = head;
             hub.ready.send_replace(true);
             let notifications = match store.log_notifications().await {
                 Ok(wakeups) => wakeups,
@@ -349,25 +352,27 @@ impl Hub {
     /// Publish every entry that can be, page by page.
     async fn publish_new(&self, store: &dyn Store, gap: &mut Option<Gap>) -> StoreResult<()> {
         loop {
-            let position = self.position();
+            let position = self.feed().position;
             let read = store.read_log(position, PAGE).await?;
             let page_full = read.entries.len() == PAGE as usize;
             let (count, upto) = settle(position, &read, page_full, gap);
             let entries: Vec<LoggedEvent> = read.entries.into_iter().take(count).collect();
             // Prepare the entries of watched customers. A customer may gain its first
             // subscriber meanwhile: then prepare its entries too, until none is missing when
-            // the position is stored (under the watchers' lock, see `watchers`).
+            // the position is stored (under the feed's lock, see `feed`).
             let mut prepared: Vec<Option<Option<Arc<Published>>>> = vec![None; entries.len()];
             loop {
                 let missing: Vec<usize> = {
-                    let watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut feed = self.feed();
                     let missing: Vec<usize> = (0..entries.len())
-                        .filter(|&i| prepared[i].is_none() && watchers.contains_key(&entries[i].customer_id))
+                        .filter(|&i| {
+                            prepared[i].is_none() && feed.watchers.contains_key(&entries[i].customer_id)
+                        })
                         .collect();
                     if missing.is_empty() {
                         // Position first: a subscriber that reads it and then the log sees
                         // these entries in its catch-up, and skips them when they arrive.
-                        self.position.store(upto, Ordering::SeqCst);
+                        feed.position = upto;
                     }
                     missing
                 };
@@ -395,11 +400,11 @@ impl Hub {
     ) -> (WatchGuard, broadcast::Receiver<Arc<Published>>, i64) {
         let mut ready = self.ready.subscribe();
         let _ = ready.wait_for(|r| *r).await;
-        let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
-        *watchers.entry(customer_id.to_owned()).or_default() += 1;
+        let mut feed = self.feed();
+        *feed.watchers.entry(customer_id.to_owned()).or_default() += 1;
         let live = self.sender.subscribe();
-        let position = self.position();
-        drop(watchers);
+        let position = feed.position;
+        drop(feed);
         (WatchGuard { hub: self.clone(), customer_id: customer_id.to_owned() }, live, position)
     }
 }
@@ -412,11 +417,11 @@ struct WatchGuard {
 
 impl Drop for WatchGuard {
     fn drop(&mut self) {
-        let mut watchers = self.hub.watchers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = watchers.get_mut(&self.customer_id) {
+        let mut feed = self.hub.feed();
+        if let Some(n) = feed.watchers.get_mut(&self.customer_id) {
             *n -= 1;
             if *n == 0 {
-                watchers.remove(&self.customer_id);
+                feed.watchers.remove(&self.customer_id);
             }
         }
     }

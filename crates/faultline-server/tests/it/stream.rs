@@ -335,6 +335,7 @@ async fn keep_alive(backend: faultline_store::Backend, test: &str) {
     let mut response = app.get("/fault/stream").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["x-accel-buffering"], "no", "proxies must not buffer it");
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while text.matches("\n\n").count() < 2 {
@@ -358,3 +359,40 @@ async fn an_idle_stream_gets_keep_alive_comments_sqlite() {
 async fn an_idle_stream_gets_keep_alive_comments_postgres() {
     keep_alive(faultline_store::Backend::Postgres, "keep_alive_postgres").await;
 }
+
+e2e_test!(
+    a_fault_the_retention_sweeper_deletes_is_a_deletion_in_the_scopes_that_saw_it,
+    |app: TestApp| async move {
+        let mut owner = SseClient::open(&app, &app.key, None).await;
+        let inside = app.create_fault(fault_at("site_1", "tun_1")).await;
+        assert_eq!(owner.expect().await.data["fault_id"], inside["id"]);
+        let minted =
+            crate::tokens::mint(&app, json!({"expire_after_minutes": 30, "site_ids": ["site_1"]})).await;
+        let mut scoped = SseClient::open(&app, minted["token"].as_str().unwrap(), None).await;
+        let outside = app.create_fault(fault_at("site_2", "tun_2")).await;
+        assert_eq!(owner.expect().await.data["fault_id"], outside["id"]);
+
+        // Every fault past its ttl (a clock far ahead): the sweeper logs `expired`, sent as a deletion.
+        let far_ahead = faultline_core::time::now_micros() / 1_000_000 + 1_000 * 86_400;
+        assert_eq!(app.store.sweep_expired(far_ahead, 500).await.unwrap(), 2);
+        let mut gone: Vec<(String, Value)> = Vec::new();
+        for _ in 0..2 {
+            let event = owner.expect().await;
+            gone.push((event.event, event.data["fault_id"].clone()));
+        }
+        gone.sort_by_key(|(_, id)| id.to_string());
+        let mut expected = vec![
+            ("fault.deleted".to_owned(), inside["id"].clone()),
+            ("fault.deleted".to_owned(), outside["id"].clone()),
+        ];
+        expected.sort_by_key(|(_, id)| id.to_string());
+        assert_eq!(gone, expected);
+        let seen = scoped.expect().await;
+        assert_eq!((seen.event.as_str(), &seen.data["fault_id"]), ("fault.deleted", &inside["id"]));
+        assert!(
+            scoped.next(Duration::from_millis(1500)).await.is_none(),
+            "the site_2 fault is outside the scope"
+        );
+        app.finish().await;
+    }
+);
