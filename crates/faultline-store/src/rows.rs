@@ -267,17 +267,18 @@ pub(crate) fn fault_event(row: EventRow) -> crate::model::FaultEvent {
 /// Delete a batch of expired faults, returning what the log keeps of each ([`RemovedRow`]).
 pub(crate) const SWEEP_EXPIRED: &str = "DELETE FROM faults WHERE id IN \
     (SELECT id FROM faults WHERE ttl < $1 ORDER BY ttl LIMIT $2) \
-    RETURNING id, customer_id, resource_id, type, severity, resource_ancestry_path";
+    RETURNING id, customer_id, resource_id, type, severity, resource_ancestry_path, created_at";
 /// Delete one of a customer's faults, returning what the log keeps of it ([`RemovedRow`]).
 pub(crate) const DELETE_FAULT: &str = "DELETE FROM faults WHERE id = $1 AND customer_id = $2 \
-    RETURNING id, customer_id, resource_id, type, severity, resource_ancestry_path";
-/// A deleted fault: id, customer, resource, type, severity, ancestry path.
-pub(crate) type RemovedRow = (String, String, String, String, String, String);
+    RETURNING id, customer_id, resource_id, type, severity, resource_ancestry_path, created_at";
+/// A deleted fault: id, customer, resource, type, severity, ancestry path, `created_at` (what
+/// finds its `fault_ancestors` rows, [`crate::sql::delete_ancestors`]).
+pub(crate) type RemovedRow = (String, String, String, String, String, String, i64);
 
 /// The log detail of a deleted or expired fault: what tells which access-token scopes could
 /// see it, once the fault itself is gone.
 pub(crate) fn removed_detail(row: &RemovedRow) -> String {
-    let (_, _, resource_id, fault_type, severity, path) = row;
+    let (_, _, resource_id, fault_type, severity, path, _) = row;
     serde_json::json!({"resource_id": resource_id, "type": fault_type, "severity": severity,
         "resource_ancestry_path": path})
     .to_string()

@@ -174,6 +174,36 @@ conformance_test!(the_sweeper_deletes_only_expired_faults_and_keeps_their_histor
     assert_eq!(kinds, ["created", "expired"]);
 });
 
+conformance_test!(deleting_or_expiring_a_fault_removes_its_ancestry_elements, |store: Db| async move {
+    // `fault_ancestors` has no foreign key to cascade from: the delete and the sweeper remove
+    // the elements themselves. An element left behind would still "exist" for a token's scope.
+    let customer = store.create_customer("Acme").await.unwrap();
+    let now_seconds = faultline_core::time::now_micros() / 1_000_000;
+    let mut deleted = sample_fault(&customer.id, 1);
+    deleted.resource_ancestry_path = "site_gone|dev_gone".into();
+    let mut expired = sample_fault(&customer.id, 2);
+    expired.resource_ancestry_path = "site_old|dev_old".into();
+    expired.ttl = now_seconds - 10;
+    let mut kept = sample_fault(&customer.id, 3);
+    kept.resource_ancestry_path = "site_kept|dev_kept".into();
+    store.insert_faults(&[deleted.clone(), expired.clone(), kept], "test", None).await.unwrap();
+    let exists = |site: &str| {
+        let scope =
+            faultline_core::scope::TokenScope { site_ids: vec![site.to_owned()], ..Default::default() };
+        let (store, customer_id) = (store.clone(), customer.id.clone());
+        async move { store.scope_ids_exist(&customer_id, &scope).await.unwrap() }
+    };
+    for site in ["site_gone", "dev_gone", "dev_1", "site_old", "site_kept"] {
+        assert!(exists(site).await, "{site} before");
+    }
+    assert!(store.delete_fault(&customer.id, &deleted.id, "test").await.unwrap());
+    assert_eq!(store.sweep_expired(now_seconds, 10).await.unwrap(), 1);
+    for site in ["site_gone", "dev_gone", "dev_1", "site_old", "dev_old", "dev_2"] {
+        assert!(!exists(site).await, "{site} after");
+    }
+    assert!(exists("site_kept").await && exists("dev_3").await);
+});
+
 conformance_test!(an_idempotency_key_guards_its_write_for_a_day, |store: Db| async move {
     use faultline_store::{IDEMPOTENCY_KEEP_MICROS, Idempotency, StoredResponse};
     let customer = store.create_customer("Acme").await.unwrap();

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_ingest.sql")),
     (6, include_str!("migrations/0006_idempotency.sql")),
     (7, include_str!("migrations/0007_heartbeats_and_stream.sql")),
+    (8, include_str!("migrations/0008_ancestors_without_cascade.sql")),
 ];
 
 /// Advisory lock keys, one per cross-replica critical section.
@@ -260,6 +261,7 @@ impl Store for PostgresStore {
         let Some(removed) = removed else {
             return Ok(false);
         };
+        execute(&sql::delete_ancestors(&removed)).execute(&mut *tx).await?;
         append_event(&mut tx, customer_id, fault_id, "deleted", actor, &rows::removed_detail(&removed))
             .await?;
         tx.commit().await?;
@@ -350,6 +352,7 @@ impl Store for PostgresStore {
             .fetch_all(&mut *tx)
             .await?;
         for removed in &gone {
+            execute(&sql::delete_ancestors(removed)).execute(&mut *tx).await?;
             let (fault_id, customer_id) = (&removed.0, &removed.1);
             append_event(&mut tx, customer_id, fault_id, "expired", "system", &rows::removed_detail(removed))
                 .await?;
