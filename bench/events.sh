@@ -25,7 +25,7 @@ RESULTS=bench/results
 # batch size and wrk connections: small batches need more requests in flight. Each connection
 # has a wrk thread of its own, and so a fleet of its own (bench/events.lua): like real monitoring
 # sources, two connections never send events about the same resource at once.
-RUNS="${RUNS:-1:16 100:4 1000:2}"
+RUNS="${RUNS:-1:16 100:4 1000:4}"
 
 case "$BACKENDS" in
     sqlite | postgres) ;;

@@ -24,6 +24,10 @@ pub enum StoreError {
     /// The `Idempotency-Key` was used with a different request.
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
+    /// The write shared a transaction with others (SQLite's ingest groups) and that transaction
+    /// did not commit, so nothing of it was written; the text says why.
+    #[error("not written: {0}")]
+    NotWritten(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }

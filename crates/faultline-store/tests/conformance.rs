@@ -257,18 +257,19 @@ conformance_test!(an_idempotency_key_guards_its_write_for_a_day, |store: Db| asy
     assert!(store.idempotency_answer("key_a", "k1", 0).await.unwrap().is_some(), "the fresh key stays");
 });
 
-/// Runs `write` in a transaction of its own connection to `db`, holding it open (and its locks)
-/// until `release` fires, then commits.
+/// Runs `write` in a transaction of its own connection to the database at `url`, holding it
+/// open (and its locks) until `release` fires, then commits.
 async fn hold_write(
-    db: &faultline_store::testing::TestDb,
+    backend: faultline_store::Backend,
+    url: String,
     write: String,
     held: tokio::sync::oneshot::Sender<()>,
     release: tokio::sync::oneshot::Receiver<()>,
 ) {
     use sqlx::Connection;
-    match db.backend {
+    match backend {
         faultline_store::Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
             sqlx::query(&write).execute(&mut *tx).await.unwrap();
             held.send(()).unwrap();
@@ -276,7 +277,7 @@ async fn hold_write(
             tx.commit().await.unwrap();
         }
         faultline_store::Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
             let mut tx = conn.begin().await.unwrap();
             sqlx::query(&write).execute(&mut *tx).await.unwrap();
             held.send(()).unwrap();
@@ -297,7 +298,7 @@ async fn ingest_racing(
 ) -> Vec<faultline_store::EventResult> {
     let (held_tx, held) = tokio::sync::oneshot::channel();
     let (release, release_rx) = tokio::sync::oneshot::channel();
-    let holder = hold_write(db, write, held_tx, release_rx);
+    let holder = hold_write(db.backend, db.url.clone(), write, held_tx, release_rx);
     let store = db.store.clone();
     let customer = customer_id.to_owned();
     let racer = async move {
@@ -368,6 +369,101 @@ async fn batches_racing_other_writers_stay_consistent_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_racing_other_writers_stay_consistent_postgres() {
     batches_racing_other_writers_stay_consistent(faultline_store::Backend::Postgres).await;
+}
+
+fn render_results(results: &[faultline_store::EventResult]) -> String {
+    format!("{} results", results.len())
+}
+
+/// Batches that queue behind a writer (on SQLite they then share one write transaction) are
+/// each applied once, and one that fails (its `Idempotency-Key` reused with another body) fails
+/// alone: the others of its group are written, none of its own events are.
+async fn queued_batches_are_applied_once_and_fail_alone(backend: faultline_store::Backend) {
+    use faultline_core::ingest::{IngestEvent, Outcome};
+    use faultline_store::{Idempotency, StoreError};
+    let name = format!("queued_batches_{}", backend.name());
+    let Some(db) = faultline_store::testing::TestDb::new(backend, &name).await else { return };
+    let customer = db.store.create_customer("Acme").await.unwrap();
+    let (held_tx, held) = tokio::sync::oneshot::channel();
+    let (release, release_rx) = tokio::sync::oneshot::channel();
+    let hold = format!("UPDATE customers SET name = name WHERE id = '{}'", customer.id);
+    let holder = tokio::spawn(hold_write(backend, db.url.clone(), hold, held_tx, release_rx));
+    held.await.unwrap();
+    let batches: Vec<_> = (0..6)
+        .map(|b| {
+            let store = db.store.clone();
+            let customer_id = customer.id.clone();
+            let events: Vec<IngestEvent> = (0..3)
+                .map(|i| {
+                    let mut f = sample_fault(&customer_id, b * 10 + i);
+                    f.resource_id = format!("tun_{b}_{i}");
+                    IngestEvent::Trigger(Box::new(f))
+                })
+                .collect();
+            tokio::spawn(async move {
+                // Batches 1 and 2 use one key with different bodies: the later fails.
+                let fingerprint = format!("body {b}");
+                let idem = Idempotency {
+                    credential_id: "key_a",
+                    key: "shared",
+                    fingerprint: &fingerprint,
+                    at: faultline_core::time::now_micros(),
+                    status: 200,
+                    render: &render_results,
+                };
+                let idem = matches!(b, 1 | 2).then_some(&idem);
+                (b, store.apply_events(&customer_id, &events, 86_400, "test", idem).await)
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    release.send(()).unwrap();
+    holder.await.unwrap();
+    let mut written = Vec::new();
+    let mut refused = Vec::new();
+    for batch in batches {
+        match batch.await.unwrap() {
+            (b, Ok(results)) => {
+                assert!(results.iter().all(|r| r.1 == Outcome::Created), "batch {b}: {results:?}");
+                written.push(b);
+            }
+            (b, Err(StoreError::IdempotencyKeyReused)) => refused.push(b),
+            (b, Err(err)) => panic!("batch {b}: {err}"),
+        }
+    }
+    assert_eq!(refused.len(), 1, "one of batches 1 and 2 is refused: {refused:?}");
+    assert!(matches!(refused[0], 1 | 2));
+    let filter = faultline_core::filter::FaultFilter::default();
+    let query = faultline_store::FaultQuery {
+        filter: &filter,
+        after: None,
+        limit: 100,
+        now: faultline_core::time::now_micros(),
+    };
+    let mut resources: Vec<String> = db
+        .store
+        .list_faults(&customer.id, &query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.resource_id)
+        .collect();
+    resources.sort();
+    let mut expected: Vec<String> =
+        written.iter().flat_map(|b| (0..3).map(move |i| format!("tun_{b}_{i}"))).collect();
+    expected.sort();
+    assert_eq!(resources, expected, "every written batch once, nothing of the refused one");
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_batches_are_applied_once_and_fail_alone_sqlite() {
+    queued_batches_are_applied_once_and_fail_alone(faultline_store::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_batches_are_applied_once_and_fail_alone_postgres() {
+    queued_batches_are_applied_once_and_fail_alone(faultline_store::Backend::Postgres).await;
 }
 
 const HOUR: i64 = 3_600_000_000;

@@ -22,6 +22,8 @@ use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql, TopQuery};
 use crate::{Backend, Resolution, Store};
 use faultline_core::fault::Fault;
 
+mod ingest_group;
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
     (2, include_str!("migrations/0002_faults.sql")),
@@ -41,6 +43,8 @@ pub struct SqliteStore {
     inserts: tokio::sync::mpsc::Sender<InsertJob>,
     /// Copies the write-ahead log into the database file, beside the writer.
     checkpointer: SqlitePool,
+    /// Event batches that arrive together share a write transaction.
+    ingest: ingest_group::IngestGroups,
 }
 
 /// Inserts written together in one transaction at most.
@@ -185,7 +189,7 @@ impl SqliteStore {
         let (inserts, jobs) = tokio::sync::mpsc::channel(4 * MAX_GROUP);
         tokio::spawn(group_committer(writer.clone(), jobs));
         tokio::spawn(checkpoint_in_background(checkpointer.clone(), writer.clone()));
-        Ok(SqliteStore { writer, reader, inserts, checkpointer })
+        Ok(SqliteStore { writer, reader, inserts, checkpointer, ingest: Default::default() })
     }
 
     /// Run `statements` in a transaction shared with other concurrent inserts; returns once
@@ -467,10 +471,7 @@ impl Store for SqliteStore {
         actor: &str,
         idem: Option<&Idempotency<'_, [EventResult]>>,
     ) -> StoreResult<Vec<EventResult>> {
-        let mut tx = self.write_tx().await?;
-        let results = apply_events_in(&mut tx, customer_id, events, retention_seconds, actor, idem).await?;
-        tx.commit().await?;
-        Ok(results)
+        self.ingest.apply(&self.writer, customer_id, events, retention_seconds, actor, idem).await
     }
 
     async fn sweep_expired(&self, now_seconds: i64, limit: u32) -> StoreResult<usize> {
