@@ -6,6 +6,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod csv;
 pub mod cursor;
 pub mod demo;
 pub mod duration;
