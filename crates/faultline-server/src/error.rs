@@ -314,6 +314,14 @@ impl From<StoreError> for ApiError {
                     "The database is unavailable. Please retry shortly.",
                 )
             }
+            StoreError::NotWritten(reason) => {
+                // Nothing was written: the same request may simply be sent again.
+                tracing::warn!(reason = %reason, "write not committed");
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "The write was not committed. Please retry shortly.",
+                )
+            }
             other => ApiError::internal(other),
         }
     }
@@ -410,4 +418,17 @@ fn is_html(response: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_that_was_not_committed_answers_503_to_retry() {
+        let err = ApiError::from(StoreError::NotWritten("disk I/O error".into()));
+        assert_eq!(err.code, ErrorCode::ServiceUnavailable);
+        assert_eq!(err.code.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!err.message.contains("disk"), "the reason is logged, not shown: {}", err.message);
+    }
 }

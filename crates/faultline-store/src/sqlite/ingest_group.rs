@@ -14,12 +14,13 @@
 //!   a failed commit fails every batch of the group: nothing is acknowledged that is not
 //!   durable, and a batch is never half applied.
 //! - Writes run to completion (the server runs them in their own tasks), so a member is not
-//!   cancelled halfway; if one panics, the next batch finds its group marked interrupted, rolls
-//!   the whole group back and fails its batches.
+//!   cancelled halfway. If one panics anyway, or its future is dropped, while it holds the
+//!   transaction, a guard rolls the whole group back and fails its batches at once (the
+//!   transaction holds the one writer connection: it must not wait for a next batch).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, MutexGuard, watch};
 
 use super::{Idempotency, SqlitePool, apply_events_in};
 use crate::error::{StoreError, StoreResult};
@@ -45,16 +46,13 @@ struct OpenGroup {
     tx: Option<sqlx::Transaction<'static, sqlx::Sqlite>>,
     batches: usize,
     events: usize,
-    /// Set while a batch is between its savepoint and the savepoint's release: found set by
-    /// the next batch, the member before it panicked halfway.
-    interrupted: bool,
     /// Where the group's end is announced to its members.
     settled: watch::Sender<Settled>,
 }
 
 impl Default for OpenGroup {
     fn default() -> OpenGroup {
-        OpenGroup { tx: None, batches: 0, events: 0, interrupted: false, settled: watch::channel(None).0 }
+        OpenGroup { tx: None, batches: 0, events: 0, settled: watch::channel(None).0 }
     }
 }
 
@@ -74,6 +72,22 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// The open group, held by one batch. Dropped while `armed` (a panic, or a dropped future,
+/// between taking the transaction and handing it on or ending the group), it rolls the group
+/// back and tells its members.
+struct Holder<'a> {
+    group: MutexGuard<'a, OpenGroup>,
+    armed: bool,
+}
+
+impl Drop for Holder<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            end(&mut self.group, Err("a batch of its write group was interrupted".to_owned()));
+        }
+    }
+}
+
 impl IngestGroups {
     /// `apply_events` for one batch, in the group transaction.
     pub(super) async fn apply(
@@ -86,42 +100,39 @@ impl IngestGroups {
         idem: Option<&Idempotency<'_, [EventResult]>>,
     ) -> StoreResult<Vec<EventResult>> {
         let waiting = Waiting::new(&self.waiting);
-        let mut group = self.open.lock().await;
+        let mut holder = Holder { group: self.open.lock().await, armed: false };
         drop(waiting);
-        if group.interrupted {
-            group.interrupted = false;
-            end(&mut group, Err("another batch of its write group was interrupted".to_owned()));
+        if holder.group.tx.is_none() {
+            holder.group.tx = Some(writer.begin_with("BEGIN IMMEDIATE").await?);
         }
-        if group.tx.is_none() {
-            group.tx = Some(writer.begin_with("BEGIN IMMEDIATE").await?);
-        }
-        let mut settled = group.settled.subscribe();
-        group.interrupted = true;
+        let mut settled = holder.group.settled.subscribe();
+        holder.armed = true;
         let outcome = {
-            let tx = group.tx.as_mut().expect("opened above");
+            let tx = holder.group.tx.as_mut().expect("opened above");
             in_savepoint(tx, customer_id, events, retention_seconds, actor, idem).await
         };
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(broken) => {
                 // The savepoint itself failed: the transaction is in no known state.
-                group.interrupted = false;
-                end(&mut group, Err(broken.to_string()));
+                holder.armed = false;
+                end(&mut holder.group, Err(broken.to_string()));
                 return Err(broken);
             }
         };
-        group.interrupted = false;
-        group.batches += 1;
-        group.events += events.len();
-        // An error of the batch itself was rolled back to its savepoint: answer it now. A
-        // replayed answer may have been stored by an earlier batch of this very group, so it
-        // waits for the commit like a write.
-        if matches!(&outcome, Err(err) if !matches!(err, StoreError::Replayed(_))) {
-            hand_on_or_commit(&mut group, &self.waiting).await;
+        holder.group.batches += 1;
+        holder.group.events += events.len();
+        hand_on_or_commit(&mut holder.group, &self.waiting).await;
+        holder.armed = false;
+        drop(holder);
+        // Any other error of the batch itself was rolled back to its savepoint: answer it now.
+        // A replay, or a refusal of a key reused with another body, may rest on a claim by an
+        // earlier batch of this very group, so they wait for the commit like a write.
+        if let Err(err) = &outcome
+            && !matches!(err, StoreError::Replayed(_) | StoreError::IdempotencyKeyReused)
+        {
             return outcome;
         }
-        hand_on_or_commit(&mut group, &self.waiting).await;
-        drop(group);
         loop {
             if let Some(end) = settled.borrow_and_update().clone() {
                 return end.map_err(StoreError::NotWritten).and(outcome);
@@ -163,7 +174,7 @@ async fn hand_on_or_commit(group: &mut OpenGroup, waiting: &AtomicUsize) {
         batches = group.batches,
         events = group.events,
         ok = committed.is_ok(),
-        "ingest write group committed"
+        "ingest write group ended"
     );
     end(group, committed);
 }

@@ -91,7 +91,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// connection, so that it starts again from its beginning.
 const RESTART_LOG_AFTER_FRAMES: i64 = 65_536;
 
-/// Background passes stop once a pass has fewer frames than this left to copy.
+/// Background passes stop once the log grew by fewer frames than this during a pass; the
+/// writer's connection finishes only when fewer than this were left uncopied.
 const CAUGHT_UP_FRAMES: i64 = 256;
 
 /// Background passes before the writer's connection finishes the copy.
@@ -104,7 +105,9 @@ const MAX_BACKGROUND_PASSES: usize = 4;
 ///    the one before, until a pass has little left (or after [`MAX_BACKGROUND_PASSES`]).
 /// 2. When the log is longer than [`RESTART_LOG_AFTER_FRAMES`], one more `PASSIVE` on the
 ///    writer's own connection, taken from its pool like any write: only what was appended
-///    during the last pass is left to copy, and nothing can be appended meanwhile.
+///    during the last pass is left to copy, and nothing can be appended meanwhile. Not while
+///    a reader holds frames back (a long read on an older snapshot): then writes would wait
+///    for a copy as long as that backlog.
 ///
 /// SQLite starts the log again from its beginning only when a write transaction begins while
 /// every frame is copied. A busy writer begins its next transaction while a background pass
@@ -125,10 +128,10 @@ async fn checkpoint_in_background(checkpointer: SqlitePool, writer: SqlitePool) 
 }
 
 async fn checkpoint_and_restart(checkpointer: &SqlitePool, writer: &SqlitePool) -> Result<(), sqlx::Error> {
-    let mut log = 0;
+    let (mut log, mut copied) = (0, 0);
     for _ in 0..MAX_BACKGROUND_PASSES {
         let before = log;
-        (log, _) = checkpoint(checkpointer).await?;
+        (log, copied) = checkpoint(checkpointer).await?;
         // A log shorter than at the previous pass has started again already.
         if log <= RESTART_LOG_AFTER_FRAMES || log < before {
             return Ok(());
@@ -136,6 +139,11 @@ async fn checkpoint_and_restart(checkpointer: &SqlitePool, writer: &SqlitePool) 
         if log - before < CAUGHT_UP_FRAMES {
             break;
         }
+    }
+    // Frames a pass could not copy are held by a reader on an older snapshot: the writer's
+    // connection could not copy them either, and would hold up writes trying. Next time.
+    if log - copied >= CAUGHT_UP_FRAMES {
+        return Ok(());
     }
     checkpoint(writer).await?;
     Ok(())
