@@ -18,12 +18,8 @@ RUNS="${RUNS:-11}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
 OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
-case "$BACKENDS" in
-    sqlite | postgres) ;;
-    both) BACKENDS="sqlite postgres" ;;
-    *) echo "usage: $0 [sqlite|postgres|both]" >&2; exit 2 ;;
-esac
 source bench/common.sh
+select_backends "$BACKENDS"
 need_tools
 
 # median_ms PATH [ACCEPT]: the median time_total of $RUNS requests, in ms, after one warm-up.

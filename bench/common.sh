@@ -7,8 +7,24 @@ PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
 
 log() { printf '== %s\n' "$*" >&2; }
 
+# select_backends ARG: sets BACKENDS to the backends ARG names (sqlite, postgres or both).
+select_backends() {
+    case "$1" in
+        sqlite | postgres) BACKENDS="$1" ;;
+        both) BACKENDS="sqlite postgres" ;;
+        *)
+            echo "usage: $0 [sqlite|postgres|both]" >&2
+            exit 2
+            ;;
+    esac
+}
+
+# need_tools [TOOL...]: curl and the TOOLs must be there; wrk is installed when missing; then
+# the release build.
 need_tools() {
-    command -v curl >/dev/null || { echo "$0: curl is required" >&2; exit 1; }
+    for tool in curl "$@"; do
+        command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 1; }
+    done
     if ! command -v wrk >/dev/null; then
         log "installing wrk"
         apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
@@ -33,20 +49,27 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# database_url BACKEND NAME: the URL of the benchmark database NAME.
+database_url() {
+    case "$1" in
+        sqlite) echo "sqlite://$PWD/$RESULTS/$2.db" ;;
+        postgres) echo "$PG_ADMIN_URL/$2" ;;
+    esac
+}
+
 # fresh_database BACKEND NAME: prints the URL of a new, empty database.
 fresh_database() {
     case "$1" in
         sqlite)
             local db="$RESULTS/$2.db"
             rm -f "$db" "$db-wal" "$db-shm"
-            echo "sqlite://$PWD/$db"
             ;;
         postgres)
             PGOPTIONS='-c client_min_messages=warning' psql "$PG_ADMIN_URL/postgres" -qX -v ON_ERROR_STOP=1 \
                 -c "DROP DATABASE IF EXISTS $2 WITH (FORCE)" -c "CREATE DATABASE $2" >/dev/null
-            echo "$PG_ADMIN_URL/$2"
             ;;
     esac
+    database_url "$1" "$2"
 }
 
 # start_server NAME URL [FLAGS...]: starts `faultline serve` on a free port, waits until it

@@ -23,8 +23,7 @@ CONNECTIONS="${CONNECTIONS:-16}"
 OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
 source bench/common.sh
-command -v jq >/dev/null || { echo "$0: jq is required" >&2; exit 1; }
-need_tools
+need_tools jq
 
 URL=$(fresh_database sqlite dashboard-bench)
 log "faultline demo --faults $FAULTS"

@@ -29,16 +29,9 @@ RESULTS=bench/results
 # while the next batches are parsed (clients get their answers together, at a group's commit).
 RUNS="${RUNS:-1:16 100:4 1000:4 1000:8}"
 
-case "$BACKENDS" in
-    sqlite | postgres) ;;
-    both) BACKENDS="sqlite postgres" ;;
-    *)
-        echo "usage: $0 [sqlite|postgres|both]" >&2
-        exit 2
-        ;;
-esac
 
 source bench/common.sh
+select_backends "$BACKENDS"
 need_tools
 
 for BACKEND in $BACKENDS; do

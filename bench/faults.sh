@@ -28,45 +28,10 @@ PAGES="${PAGES:-1000}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
 OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
-BIN="${CARGO_TARGET_DIR:-target}/release/faultline"
 
-case "$BACKENDS" in
-    sqlite | postgres) ;;
-    both) BACKENDS="sqlite postgres" ;;
-    *)
-        echo "usage: $0 [sqlite|postgres|both]" >&2
-        exit 2
-        ;;
-esac
-
-log() { printf '== %s\n' "$*" >&2; }
-
-for tool in curl jq; do
-    command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 1; }
-done
-if ! command -v wrk >/dev/null; then
-    log "installing wrk"
-    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
-
-log "cargo build --release"
-cargo build --release -p faultline
-mkdir -p "$RESULTS"
-
-SERVER_PID=""
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+source bench/common.sh
+select_backends "$BACKENDS"
+need_tools jq
 
 # wrk_run NAME URL [LUA]: one bounded wrk run; appends "NAME req/s p50_ms p99_ms errors" to $TSV.
 wrk_run() {
@@ -75,20 +40,7 @@ wrk_run() {
     [ -n "$script" ] && args+=(-s "$script")
     log "$BACKEND: wrk $name"
     wrk "${args[@]}" "$url" >"$out"
-    awk -v name="$name" '
-        function ms(v) {
-            if (v ~ /us$/) return v / 1000;
-            if (v ~ /ms$/) return v + 0;
-            if (v ~ /s$/) return v * 1000;
-            return v;
-        }
-        $1 == "50%" { p50 = ms($2) }
-        $1 == "99%" { p99 = ms($2) }
-        /^Requests\/sec:/ { rps = $2 }
-        /Non-2xx or 3xx responses:/ { errors += $NF }
-        /Socket errors:/ { errors += $4 + $6 + $8 + $10 }
-        END { printf "%s\t%.0f\t%.2f\t%.2f\t%d\n", name, rps, p50, p99, errors }
-    ' "$out" >>"$TSV"
+    printf '%s\t%s\n' "$name" "$(wrk_row "$out")" >>"$TSV"
 }
 
 api() { curl -fsS -H "Authorization: Bearer $KEY" "$BASE$1"; }
@@ -97,21 +49,8 @@ now() { date +%s.%N; }
 seconds_since() { awk -v a="$1" -v b="$(now)" -v d="${2:-}" 'BEGIN { s = b - a; printf "%.1f", d == "" ? s : d / s }'; }
 
 for BACKEND in $BACKENDS; do
-    case "$BACKEND" in
-        sqlite)
-            DB="$RESULTS/faults-bench.db"
-            URL="sqlite://$PWD/$DB"
-            fresh_db() { rm -f "$DB" "$DB-wal" "$DB-shm"; }
-            ;;
-        postgres)
-            URL="$PG_ADMIN_URL/faultline_bench"
-            fresh_db() {
-                PGOPTIONS='-c client_min_messages=warning' psql "$PG_ADMIN_URL/postgres" -qX -v ON_ERROR_STOP=1 \
-                    -c 'DROP DATABASE IF EXISTS faultline_bench WITH (FORCE)' \
-                    -c 'CREATE DATABASE faultline_bench' >/dev/null
-            }
-            ;;
-    esac
+    DB_NAME=$([ "$BACKEND" = sqlite ] && echo faults-bench || echo faultline_bench)
+    URL=$(database_url "$BACKEND" "$DB_NAME")
     KEY_FILE="$RESULTS/$BACKEND.demo"
     TSV="$RESULTS/$BACKEND.tsv"
     : >"$TSV"
@@ -121,7 +60,7 @@ for BACKEND in $BACKENDS; do
         LOAD="reused from an earlier run (REUSE=1)"
     else
         log "$BACKEND: fresh database, $FAULTS demo faults"
-        fresh_db
+        fresh_database "$BACKEND" "$DB_NAME" >/dev/null
         start=$(now)
         FAULTLINE_LOG=error "$BIN" demo --faults "$FAULTS" --database-url "$URL" \
             >"$KEY_FILE" 2>"$RESULTS/$BACKEND-demo.log"
@@ -130,18 +69,8 @@ for BACKEND in $BACKENDS; do
     fi
     KEY=$(awk 'NR == 1 { print $2 }' "$KEY_FILE")
 
-    PORT=$(free_port)
-    BASE="http://127.0.0.1:$PORT"
+    start_server "$BACKEND-serve" "$URL"
     log "$BACKEND: faultline serve on $BASE"
-    FAULTLINE_RATE_LIMIT=100000000 FAULTLINE_LOG=warn \
-        "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$URL" \
-        >"$RESULTS/$BACKEND-serve.out" 2>"$RESULTS/$BACKEND-serve.log" &
-    SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$RESULTS/$BACKEND-serve.log" >&2; exit 1; }
-        sleep 0.2
-    done
 
     first=$(api "/fault?limit=1")
     FAULT_ID=$(jq -r '.data[0].id' <<<"$first")
@@ -176,7 +105,7 @@ LUA
     wrk_run "GET /fault page $PAGES" "$BASE$DEEP"
     wrk_run "POST /fault" "$BASE/fault" "$POST_LUA"
     wrk_run "GET /healthz (again)" "$BASE/healthz"
-    stop_server
+    stop_servers
 
     printf -- '- Data: %s\n- %s\n' "$LOAD" "$WALK" >"$RESULTS/$BACKEND.notes"
 done

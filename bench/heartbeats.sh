@@ -19,12 +19,8 @@ OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
 # batch size : wrk connections (one thread each, each with its own slice of the fleet).
 RUNS="1:16 100:4 1000:2"
-case "$BACKENDS" in
-    sqlite | postgres) ;;
-    both) BACKENDS="sqlite postgres" ;;
-    *) echo "usage: $0 [sqlite|postgres|both]" >&2; exit 2 ;;
-esac
 source bench/common.sh
+select_backends "$BACKENDS"
 need_tools
 
 for BACKEND in $BACKENDS; do

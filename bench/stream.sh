@@ -19,12 +19,8 @@ RESULTS=bench/results
 # clients : events produced per second. 1,000 clients is the fan-out; 10 clients at a
 # higher rate shows the latency when the clients themselves are not the bottleneck.
 RUNS="1000:100 10:500"
-case "$BACKENDS" in
-    sqlite | postgres) ;;
-    both) BACKENDS="sqlite postgres" ;;
-    *) echo "usage: $0 [sqlite|postgres|both]" >&2; exit 2 ;;
-esac
 source bench/common.sh
+select_backends "$BACKENDS"
 need_tools
 ulimit -n 20000 2>/dev/null || true
 

@@ -20,32 +20,13 @@ CONNECTIONS="${CONNECTIONS:-16}"
 ROUNDS="${ROUNDS:-3}"
 OUTPUT="${OUTPUT:-BENCHMARKS.md}"
 RESULTS=bench/results
-BIN="${CARGO_TARGET_DIR:-target}/release/faultline"
-log() { printf '== %s\n' "$*" >&2; }
+source bench/common.sh
+need_tools jq
 
-for tool in curl jq; do
-    command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 1; }
-done
-command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-log "cargo build --release"
-cargo build --release -p faultline
-mkdir -p "$RESULTS"
-
-SERVER_PID=""
-stop_server() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""; }
-trap stop_server EXIT
-trap 'exit 130' INT TERM
-
-DB="$RESULTS/tokens-bench.db"
-rm -f "$DB" "$DB-wal" "$DB-shm"
 log "faultline demo --faults $FAULTS"
-KEY=$("$BIN" demo --faults "$FAULTS" --sites 200 --database-url "sqlite://$DB" 2>"$RESULTS/tokens-demo.log" | head -n1 | cut -d' ' -f2)
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BASE="http://127.0.0.1:$PORT"
-"$BIN" serve --listen "127.0.0.1:$PORT" --database-url "sqlite://$DB" \
-    --rate-limit 100000000 --token-rate-limit 100000000 >"$RESULTS/tokens-serve.out" 2>"$RESULTS/tokens-serve.log" &
-SERVER_PID=$!
-for _ in $(seq 1 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+URL=$(fresh_database sqlite tokens-bench)
+KEY=$("$BIN" demo --faults "$FAULTS" --sites 200 --database-url "$URL" 2>"$RESULTS/tokens-demo.log" | head -n1 | cut -d' ' -f2)
+start_server tokens-serve "$URL" --token-rate-limit 100000000
 
 FAULT_ID=$(curl -sf -H "Authorization: Bearer $KEY" "$BASE/fault?limit=1" | jq -r '.data[0].id')
 JWT=$(curl -sf -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
@@ -57,15 +38,12 @@ wrk.body = '{"expire_after_minutes": 60}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-# run NAME CREDENTIAL URL [LUA] -> prints "req/s p50_ms p99_ms non2xx"
+# run NAME CREDENTIAL URL [LUA] -> prints "req/s <tab> p50_ms <tab> p99_ms <tab> errors"
 run() {
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $2")
     [ -n "${4:-}" ] && args+=(-s "$4")
     log "wrk $1"
-    wrk "${args[@]}" "$3" | awk '
-        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-        /Requests\/sec/ { rps = $2 } / 50%/ { p50 = ms($2) } / 99%/ { p99 = ms($2) } /Non-2xx/ { bad = $4 }
-        END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad }'
+    wrk "${args[@]}" "$3" | wrk_row
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -78,10 +56,10 @@ done
 MINT=$(run "POST /fault/token" "$KEY" "$BASE/fault/token" "$MINT_LUA")
 FLOOR2=$(run healthz "$KEY" "$BASE/healthz")
 
-FLOOR=$(( ($(cut -d' ' -f1 <<<"$FLOOR1") + $(cut -d' ' -f1 <<<"$FLOOR2")) / 2 ))
-KEY_RPS=$(grep -v '^$' <<<"$KEY_RUNS" | cut -d' ' -f1 | median)
-TOKEN_RPS=$(grep -v '^$' <<<"$TOKEN_RUNS" | cut -d' ' -f1 | median)
-MINT_RPS=$(cut -d' ' -f1 <<<"$MINT")
+FLOOR=$(( ($(cut -f1 <<<"$FLOOR1") + $(cut -f1 <<<"$FLOOR2")) / 2 ))
+KEY_RPS=$(grep -v '^$' <<<"$KEY_RUNS" | cut -f1 | median)
+TOKEN_RPS=$(grep -v '^$' <<<"$TOKEN_RUNS" | cut -f1 | median)
+MINT_RPS=$(cut -f1 <<<"$MINT")
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 met() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? "yes" : "**no**" }'; }
 

@@ -295,6 +295,30 @@ pub(crate) fn customer_log_sql() -> String {
     )
 }
 
+/// `customer_log_from`, the body of `Store::customer_log`, for the backend whose database type
+/// is `$db`.
+macro_rules! customer_log_fn {
+    ($db:ty) => {
+        async fn customer_log_from(
+            pool: &sqlx::Pool<$db>,
+            customer_id: &str,
+            after: i64,
+            upto: i64,
+            limit: u32,
+        ) -> StoreResult<Vec<LoggedEvent>> {
+            let rows: Vec<rows::LogRow> = sqlx::query_as(&rows::customer_log_sql())
+                .bind(customer_id)
+                .bind(after)
+                .bind(upto)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.into_iter().map(rows::logged_event).collect())
+        }
+    };
+}
+pub(crate) use customer_log_fn;
+
 pub(crate) fn logged_event(row: LogRow) -> crate::model::LoggedEvent {
     let (seq, customer_id, fault_id, kind, at, detail) = row;
     crate::model::LoggedEvent { seq, customer_id, fault_id, kind, at, detail }

@@ -686,14 +686,7 @@ impl Store for PostgresStore {
         upto: i64,
         limit: u32,
     ) -> StoreResult<Vec<LoggedEvent>> {
-        let rows: Vec<rows::LogRow> = sqlx::query_as(&rows::customer_log_sql())
-            .bind(customer_id)
-            .bind(after)
-            .bind(upto)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(rows::logged_event).collect())
+        customer_log_from(&self.pool, customer_id, after, upto, limit).await
     }
 
     async fn log_notifications(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<()>>> {
@@ -772,6 +765,7 @@ fn count(statement: &Sql) -> sqlx::query::QueryScalar<'_, sqlx::Postgres, i64, P
 }
 
 crate::idempotency::idempotency_fns!(sqlx::Postgres);
+rows::customer_log_fn!(sqlx::Postgres);
 /// Whether the multi-key lookups of the ingest and of heartbeats keep prepared statements. Not
 /// on PostgreSQL: after a few runs it caches a generic plan, and one made while a new
 /// deployment's `sites` or `faults` table was nearly empty (not yet analysed) scans the table

@@ -794,14 +794,7 @@ impl Store for SqliteStore {
         upto: i64,
         limit: u32,
     ) -> StoreResult<Vec<LoggedEvent>> {
-        let rows: Vec<rows::LogRow> = sqlx::query_as(&rows::customer_log_sql())
-            .bind(customer_id)
-            .bind(after)
-            .bind(upto)
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await?;
-        Ok(rows.into_iter().map(rows::logged_event).collect())
+        customer_log_from(&self.reader, customer_id, after, upto, limit).await
     }
 
     async fn log_notifications(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<()>>> {
@@ -874,6 +867,7 @@ where
 }
 
 crate::idempotency::idempotency_fns!(sqlx::Sqlite);
+rows::customer_log_fn!(sqlx::Sqlite);
 /// Whether the multi-key lookups of the ingest and of heartbeats keep prepared statements. On
 /// SQLite, yes: without `ANALYZE` its plans do not depend on table sizes, and preparing a
 /// statement of a hundred keys again each time would cost the single writer.
