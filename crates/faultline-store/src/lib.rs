@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analytics;
+mod analytics_index;
 mod error;
 mod heartbeat;
 mod idempotency;

@@ -78,7 +78,7 @@ impl Sql {
         self.bind(Param::Int(value))
     }
 
-    fn list(&mut self, values: impl IntoIterator<Item = String>) -> String {
+    pub(crate) fn list(&mut self, values: impl IntoIterator<Item = String>) -> String {
         let placeholders: Vec<String> = values.into_iter().map(|v| self.bind(Param::Text(v))).collect();
         placeholders.join(", ")
     }
@@ -342,7 +342,7 @@ pub(crate) fn latest_faults_of(customer_id: &str, query: &TopQuery<'_>, resource
     sql
 }
 
-/// Expands `read_top_resources`: the two statements of [`crate::Store::top_resources`] on one
+/// Expands `read_top_resources` and `with_samples`: the two statements of [`crate::Store::top_resources`] on one
 /// connection (the caller's read transaction), for the backend whose database type is `$db`.
 macro_rules! top_resources_fn {
     ($db:ty, $backend:expr) => {
@@ -356,6 +356,16 @@ macro_rules! top_resources_fn {
                 $crate::sql::bind_params!(sqlx::query_as(&counting.text), counting)
                     .fetch_all(&mut *conn)
                     .await?;
+            with_samples(conn, customer_id, query, counts).await
+        }
+
+        /// The ranked `counts` with each resource's newest faults, read on `conn`.
+        async fn with_samples(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            customer_id: &str,
+            query: &$crate::sql::TopQuery<'_>,
+            counts: Vec<(String, i64)>,
+        ) -> $crate::StoreResult<Vec<$crate::TopResource>> {
             if query.sample == 0 || counts.is_empty() {
                 return Ok($crate::rows::top_resources(counts, Vec::new()));
             }

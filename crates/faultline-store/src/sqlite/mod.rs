@@ -12,6 +12,8 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use crate::analytics::GroupBy;
+use crate::analytics_index::CustomerIndex;
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
     AccessToken, ApiKey, ApiKeyWithHash, Customer, EventResult, FaultEvent, Horizon, Idempotency, Lease,
@@ -21,7 +23,9 @@ use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS,
 use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql, TopQuery};
 use crate::{Backend, Resolution, Store};
 use faultline_core::fault::Fault;
+use faultline_core::filter::FaultFilter;
 
+mod analytics_index;
 mod ingest_group;
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -45,6 +49,8 @@ pub struct SqliteStore {
     checkpointer: SqlitePool,
     /// Event batches that arrive together share a write transaction.
     ingest: ingest_group::IngestGroups,
+    /// Analytics answered from memory (`None`: from SQL, for comparing the two).
+    analytics: Option<analytics_index::AnalyticsIndexes>,
 }
 
 /// Inserts written together in one transaction at most.
@@ -197,7 +203,40 @@ impl SqliteStore {
         let (inserts, jobs) = tokio::sync::mpsc::channel(4 * MAX_GROUP);
         tokio::spawn(group_committer(writer.clone(), jobs));
         tokio::spawn(checkpoint_in_background(checkpointer.clone(), writer.clone()));
-        Ok(SqliteStore { writer, reader, inserts, checkpointer, ingest: Default::default() })
+        let analytics = Some(analytics_index::AnalyticsIndexes::new(reader.clone()));
+        Ok(SqliteStore { writer, reader, inserts, checkpointer, ingest: Default::default(), analytics })
+    }
+
+    /// This store with every analytics figure read by SQL instead of from the
+    /// [analytics index](crate::analytics_index): for checking one against the other.
+    pub fn without_analytics_index(mut self) -> SqliteStore {
+        self.analytics = None;
+        self
+    }
+
+    /// Load the customer's analytics index now (it is otherwise loaded in the background on
+    /// the first analytics request, which SQL answers meanwhile).
+    pub async fn load_analytics_index(&self, customer_id: &str) -> StoreResult<()> {
+        match &self.analytics {
+            Some(indexes) => indexes.load(customer_id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// `answer` from the customer's analytics index, brought up to date first; `None` when
+    /// this store reads analytics by SQL or the index is still loading.
+    async fn answer_from_index<T: Send + 'static>(
+        &self,
+        customer_id: &str,
+        answer: impl FnOnce(&CustomerIndex) -> T + Send + 'static,
+    ) -> StoreResult<Option<T>> {
+        let Some(indexes) = &self.analytics else { return Ok(None) };
+        let mut tx = self.reader.begin().await?;
+        let Some(index) = indexes.current(&mut tx, customer_id).await? else { return Ok(None) };
+        tx.commit().await?;
+        // A pass over a million faults takes milliseconds: not on the async workers.
+        let answered = tokio::task::spawn_blocking(move || index.as_ref().map(answer)).await;
+        Ok(answered.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
     }
 
     /// Run `statements` in a transaction shared with other concurrent inserts; returns once
@@ -518,6 +557,12 @@ impl Store for SqliteStore {
         limit: u32,
         now: i64,
     ) -> crate::StoreResult<Vec<(String, i64)>> {
+        let f = filter.clone();
+        if let Some(answer) =
+            self.answer_from_index(customer_id, move |index| index.top_groups(&f, group, limit, now)).await?
+        {
+            return Ok(answer);
+        }
         let statement = crate::analytics::top_groups(customer_id, filter, group, limit, now);
         Ok(crate::sql::bind_positional!(sqlx::query_as, statement).fetch_all(&self.reader).await?)
     }
@@ -530,6 +575,17 @@ impl Store for SqliteStore {
         group: Option<(crate::analytics::GroupBy, &[String], &str)>,
         now: i64,
     ) -> crate::StoreResult<Vec<(i64, String, i64)>> {
+        let (f, owned) =
+            (filter.clone(), group.map(|(g, listed, other)| (g, listed.to_vec(), other.to_owned())));
+        let answer = self
+            .answer_from_index(customer_id, move |index| {
+                let group = owned.as_ref().map(|(g, listed, other)| (*g, listed.as_slice(), other.as_str()));
+                index.counts_by_slot(&f, slots, group, now)
+            })
+            .await?;
+        if let Some(answer) = answer {
+            return Ok(answer);
+        }
         let statement = crate::analytics::counts_by_slot(customer_id, filter, slots, group, now);
         Ok(crate::sql::bind_positional!(sqlx::query_as, statement).fetch_all(&self.reader).await?)
     }
@@ -540,6 +596,12 @@ impl Store for SqliteStore {
         filter: &faultline_core::filter::FaultFilter,
         now: i64,
     ) -> crate::StoreResult<Vec<i64>> {
+        let f = filter.clone();
+        if let Some(answer) =
+            self.answer_from_index(customer_id, move |index| index.repair_times(&f, now)).await?
+        {
+            return Ok(answer);
+        }
         let statement = crate::analytics::repair_times(customer_id, filter, now);
         Ok(crate::sql::bind_positional!(sqlx::query_scalar, statement).fetch_all(&self.reader).await?)
     }
@@ -551,6 +613,12 @@ impl Store for SqliteStore {
         from: i64,
         to: i64,
     ) -> crate::StoreResult<Vec<(String, i64, Option<i64>)>> {
+        let f = filter.clone();
+        if let Some(answer) =
+            self.answer_from_index(customer_id, move |index| index.site_outages(&f, from, to)).await?
+        {
+            return Ok(answer);
+        }
         let statement = crate::analytics::site_outages(customer_id, filter, from, to);
         Ok(crate::sql::bind_positional!(sqlx::query_as, statement).fetch_all(&self.reader).await?)
     }
@@ -561,6 +629,12 @@ impl Store for SqliteStore {
         filter: &faultline_core::filter::FaultFilter,
         now: i64,
     ) -> crate::StoreResult<i64> {
+        let f = filter.clone();
+        if let Some(answer) =
+            self.answer_from_index(customer_id, move |index| index.count_open(&f, now)).await?
+        {
+            return Ok(answer);
+        }
         let statement = crate::analytics::count_open(customer_id, filter, now);
         Ok(crate::sql::bind_positional!(sqlx::query_scalar, statement).fetch_one(&self.reader).await?)
     }
@@ -575,7 +649,30 @@ impl Store for SqliteStore {
     async fn top_resources(&self, customer_id: &str, query: &TopQuery<'_>) -> StoreResult<Vec<TopResource>> {
         // One read transaction sees one snapshot of the database: counts and samples agree.
         let mut tx = self.reader.begin().await?;
-        let top = read_top_resources(&mut tx, customer_id, query).await?;
+        let index = match &self.analytics {
+            Some(indexes) => indexes.current(&mut tx, customer_id).await?,
+            None => None,
+        };
+        let top = match index {
+            None => read_top_resources(&mut tx, customer_id, query).await?,
+            Some(index) => {
+                // The counts from the index as of this transaction's snapshot, the samples
+                // read in it.
+                let counted = FaultFilter {
+                    from: Some(query.since),
+                    scope: query.scope.cloned(),
+                    ..FaultFilter::default()
+                };
+                let (limit, since) = (query.limit, query.since);
+                let counts = tokio::task::spawn_blocking(move || {
+                    index.as_ref().map(|i| i.top_groups(&counted, GroupBy::Resource, limit, since))
+                })
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                .unwrap_or_default();
+                with_samples(&mut tx, customer_id, query, counts).await?
+            }
+        };
         tx.commit().await?;
         Ok(top)
     }
