@@ -2,7 +2,9 @@
 # stopped on exit, fresh databases, and wrk's summary as a table row.
 # Expects the caller to have set RESULTS (a folder) and to be at the repository root.
 
-BIN="${CARGO_TARGET_DIR:-target}/release/faultline"
+# FAULTLINE_BIN=PATH runs that binary instead of building this checkout (to measure another
+# build side by side with this one).
+BIN="${FAULTLINE_BIN:-${CARGO_TARGET_DIR:-target}/release/faultline}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -20,7 +22,7 @@ select_backends() {
 }
 
 # need_tools [TOOL...]: curl and the TOOLs must be there; wrk is installed when missing; then
-# the release build.
+# the release build (unless FAULTLINE_BIN names a binary).
 need_tools() {
     for tool in curl "$@"; do
         command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 1; }
@@ -29,8 +31,10 @@ need_tools() {
         log "installing wrk"
         apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
     fi
-    log "cargo build --release"
-    cargo build --release -p faultline
+    if [ -z "${FAULTLINE_BIN:-}" ]; then
+        log "cargo build --release"
+        cargo build --release -p faultline
+    fi
     mkdir -p "$RESULTS"
 }
 

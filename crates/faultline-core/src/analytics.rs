@@ -404,17 +404,32 @@ pub struct RepairStats {
 /// order. Median and p90 follow PostgreSQL's `percentile_cont` (see [`percentile_cont`]), so
 /// `percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds)` in SQL gives the same figure.
 pub fn repair_stats(durations: &[Micros]) -> RepairStats {
-    let mut sorted = durations.to_vec();
-    sorted.sort_unstable();
-    let seconds: Vec<f64> = sorted.iter().map(|&d| d as f64 / MICROS_PER_SECOND as f64).collect();
-    let sum: i128 = sorted.iter().map(|&d| i128::from(d)).sum();
+    let mut values = durations.to_vec();
+    let sum: i128 = values.iter().map(|&d| i128::from(d)).sum();
     let mean_seconds =
-        (!sorted.is_empty()).then(|| sum as f64 / sorted.len() as f64 / MICROS_PER_SECOND as f64);
+        (!values.is_empty()).then(|| sum as f64 / values.len() as f64 / MICROS_PER_SECOND as f64);
     RepairStats {
-        count: sorted.len(),
+        count: values.len(),
         mean_seconds,
-        median_seconds: percentile_cont(&seconds, 0.5),
-        p90_seconds: percentile_cont(&seconds, 0.9),
+        median_seconds: percentile_by_selection(&mut values, 0.5),
+        p90_seconds: percentile_by_selection(&mut values, 0.9),
+    }
+}
+
+/// [`percentile_cont`] of `values` in seconds, found by selection instead of a sort: linear
+/// in the number of values (a sort of the 700,000 repair times of a year took a quarter of an
+/// analytics answer). Reorders `values`.
+fn percentile_by_selection(values: &mut [Micros], fraction: f64) -> Option<f64> {
+    let seconds = |micros: Micros| micros as f64 / MICROS_PER_SECOND as f64;
+    let position = fraction.clamp(0.0, 1.0) * (values.len().checked_sub(1)? as f64);
+    let (lower, upper) = (position.floor(), position.ceil());
+    let (_, &mut low, above) = values.select_nth_unstable(lower as usize);
+    let low = seconds(low);
+    if upper > lower {
+        let high = seconds(*above.iter().min()?);
+        Some(low + (position - lower) * (high - low))
+    } else {
+        Some(low)
     }
 }
 

@@ -310,24 +310,30 @@ impl CustomerIndex {
         }
     }
 
-    /// The group `at` falls in, as the dictionary string (or severity) it is named by.
-    fn group_of(&self, group: GroupBy, at: usize) -> GroupKey {
+    /// The group `at` falls in, as a number below [`CustomerIndex::group_count`]: a dictionary
+    /// string's, then the severities', then "no site".
+    fn group_of(&self, group: GroupBy, at: usize) -> usize {
+        let strings = self.dictionary.strings.len();
         match group {
-            GroupBy::Severity => GroupKey::Severity(self.severity[at]),
-            GroupBy::Type => GroupKey::Sym(self.fault_type[at]),
-            GroupBy::Resource => GroupKey::Sym(self.resource[at]),
+            GroupBy::Severity => strings + usize::from(self.severity[at]),
+            GroupBy::Type => self.fault_type[at] as usize,
+            GroupBy::Resource => self.resource[at] as usize,
             GroupBy::Site => match self.site[at] {
-                NO_SITE => GroupKey::NoSite,
-                site => GroupKey::Sym(site),
+                NO_SITE => strings + Severity::ALL.len(),
+                site => site as usize,
             },
         }
     }
 
-    fn group_name(&self, key: GroupKey) -> &str {
-        match key {
-            GroupKey::Severity(s) => Severity::ALL.get(s as usize).map_or("", |s| s.as_str()),
-            GroupKey::Sym(n) => self.dictionary.get(n),
-            GroupKey::NoSite => "",
+    fn group_count(&self) -> usize {
+        self.dictionary.strings.len() + Severity::ALL.len() + 1
+    }
+
+    /// The name of group number `n` (`""` for "no site", as SQL's `COALESCE(site_id, '')`).
+    fn group_name(&self, n: usize) -> &str {
+        match n.checked_sub(self.dictionary.strings.len()) {
+            None => self.dictionary.get(n as Sym),
+            Some(severity) => Severity::ALL.get(severity).map_or("", |s| s.as_str()),
         }
     }
 
@@ -341,9 +347,14 @@ impl CustomerIndex {
         now: Micros,
     ) -> Vec<(String, i64)> {
         let matcher = self.matcher(filter, now);
-        let mut counts: HashMap<GroupKey, i64> = HashMap::default();
-        self.for_each(&matcher, |at| *counts.entry(self.group_of(group, at)).or_default() += 1);
-        let mut named: Vec<(&str, i64)> = counts.into_iter().map(|(k, n)| (self.group_name(k), n)).collect();
+        let mut counts = vec![0i64; self.group_count()];
+        self.for_each(&matcher, |at| counts[self.group_of(group, at)] += 1);
+        let mut named: Vec<(&str, i64)> = counts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(g, &n)| (self.group_name(g), n))
+            .collect();
         named.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         named.into_iter().take(limit as usize).map(|(g, n)| (g.to_owned(), n)).collect()
     }
@@ -358,35 +369,43 @@ impl CustomerIndex {
         now: Micros,
     ) -> Vec<(i64, String, i64)> {
         let matcher = self.matcher(filter, now);
-        // The label of each row: 0 for "no group" or `other`, 1 + i for the i-th listed group.
-        let labels: Vec<String> = match group {
-            None => vec![String::new()],
+        // Each row's label: 0 for "no group" or `other`, 1 + i for the i-th listed group,
+        // looked up by group number.
+        let (labels, label_of_group): (Vec<String>, Vec<u32>) = match group {
+            None => (vec![String::new()], Vec::new()),
             Some((_, listed, other)) => {
-                std::iter::once(other.to_owned()).chain(listed.iter().cloned()).collect()
+                let labels = std::iter::once(other.to_owned()).chain(listed.iter().cloned()).collect();
+                let label_of_group = (0..self.group_count())
+                    .map(|g| {
+                        let name = self.group_name(g);
+                        listed.iter().position(|l| l == name).map_or(0, |i| i as u32 + 1)
+                    })
+                    .collect();
+                (labels, label_of_group)
             }
         };
-        let label_of = |at: usize| -> usize {
-            match group {
-                None => 0,
-                Some((group, listed, _)) => {
-                    let name = self.group_name(self.group_of(group, at));
-                    listed.iter().position(|g| g == name).map_or(0, |i| i + 1)
+        let label = |at: usize| match group {
+            None => 0,
+            Some((g, _, _)) => label_of_group[self.group_of(g, at)] as usize,
+        };
+        let width = slots.slot_micros.max(1);
+        // As SQL's integer division: towards zero.
+        let slot_of = |at: usize| (self.created_at[at] - slots.origin) / width;
+        let mut counts: HashMap<(i64, usize), i64> = HashMap::default();
+        // Counted in place when the window's slots are known and few enough.
+        let span = (matcher.from >= slots.origin && matcher.to < i64::MAX)
+            .then(|| (matcher.to - slots.origin) / width + 1)
+            .filter(|&n| n.saturating_mul(labels.len() as i64) <= 1 << 24);
+        match span {
+            Some(n) => {
+                let mut dense = vec![0i64; n as usize * labels.len()];
+                self.for_each(&matcher, |at| dense[slot_of(at) as usize * labels.len() + label(at)] += 1);
+                for (i, &count) in dense.iter().enumerate().filter(|&(_, &c)| c > 0) {
+                    counts.insert(((i / labels.len()) as i64, i % labels.len()), count);
                 }
             }
-        };
-        // A group is named once per row: look names up per distinct key, not per row.
-        let mut key_labels: HashMap<GroupKey, usize> = HashMap::default();
-        let mut counts: HashMap<(i64, usize), i64> = HashMap::default();
-        let width = slots.slot_micros.max(1);
-        self.for_each(&matcher, |at| {
-            let label = match group {
-                None => 0,
-                Some((g, _, _)) => *key_labels.entry(self.group_of(g, at)).or_insert_with(|| label_of(at)),
-            };
-            // As SQL's integer division: towards zero.
-            let slot = (self.created_at[at] - slots.origin) / width;
-            *counts.entry((slot, label)).or_default() += 1;
-        });
+            None => self.for_each(&matcher, |at| *counts.entry((slot_of(at), label(at))).or_default() += 1),
+        }
         counts.into_iter().map(|((slot, label), n)| (slot, labels[label].clone(), n)).collect()
     }
 
@@ -439,14 +458,6 @@ impl CustomerIndex {
         });
         outages
     }
-}
-
-/// What a row is grouped under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum GroupKey {
-    Severity(u8),
-    Sym(Sym),
-    NoSite,
 }
 
 #[derive(Debug, Clone, Copy)]

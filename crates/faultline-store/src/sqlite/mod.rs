@@ -27,6 +27,7 @@ use faultline_core::filter::FaultFilter;
 
 mod analytics_index;
 mod ingest_group;
+mod packed;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
@@ -639,10 +640,13 @@ impl Store for SqliteStore {
         Ok(crate::sql::bind_positional!(sqlx::query_scalar, statement).fetch_one(&self.reader).await?)
     }
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
-        let statement = sql::list_faults(customer_id, query, Backend::Sqlite);
-        let mut conn = self.reader.acquire().await?;
-        let mut faults = rows::faults(fetch(&statement).fetch_all(&mut *conn).await?)?;
-        with_comments(&mut conn, &mut faults).await?;
+        // The page and its comments packed into one string by one statement.
+        let select = sql::list_faults(customer_id, query, Backend::Sqlite);
+        let statement = Sql::new(packed::fault_page(&select.text), select.params);
+        let (count, text): (i64, Option<String>) =
+            sql::bind_positional!(sqlx::query_as, statement).fetch_one(&self.reader).await?;
+        let mut faults = packed::faults(count, text.as_deref().unwrap_or(""))?;
+        faults.sort_unstable_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         Ok(faults)
     }
 
@@ -938,11 +942,6 @@ fn execute(statement: &Sql) -> sqlx::query::Query<'_, sqlx::Sqlite, SqliteArgume
     sql::bind_positional!(sqlx::query, statement)
 }
 
-/// A fault-returning statement with its parameters bound.
-fn fetch(statement: &Sql) -> sqlx::query::QueryAs<'_, sqlx::Sqlite, rows::FaultRow, SqliteArguments<'_>> {
-    sql::bind_positional!(sqlx::query_as, statement)
-}
-
 fn bind_signing_key<'q>(
     query: sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments<'q>>,
     key: &'q SigningKey,
@@ -1034,35 +1033,14 @@ async fn load_fault(
     customer_id: &str,
     fault_id: &str,
 ) -> StoreResult<Option<Fault>> {
-    let row = sqlx::query_as(&format!(
-        "SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
-    ))
-    .bind(fault_id)
-    .bind(customer_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(fault) = row.map(rows::fault).transpose()? else {
-        return Ok(None);
-    };
-    let mut faults = vec![fault];
-    with_comments(conn, &mut faults).await?;
-    Ok(faults.pop())
-}
-
-/// Load the comments of a page of faults in one query.
-async fn with_comments(
-    conn: &mut <sqlx::Sqlite as sqlx::Database>::Connection,
-    faults: &mut [Fault],
-) -> StoreResult<()> {
-    if faults.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<&str> = faults.iter().map(|f| f.id.as_str()).collect();
-    let statement = sql::comments_of(&ids);
-    let rows: Vec<rows::CommentRow> =
-        sql::bind_positional!(sqlx::query_as, statement).fetch_all(&mut *conn).await?;
-    rows::attach_comments(faults, rows);
-    Ok(())
+    // The fault and its comments, packed, in one statement.
+    let select = format!("SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2");
+    let (count, text): (i64, Option<String>) = sqlx::query_as(&packed::fault_page(&select))
+        .bind(fault_id)
+        .bind(customer_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(packed::faults(count, text.as_deref().unwrap_or(""))?.pop())
 }
 
 /// The newest unresolved fault of a (resource, type): its id and `created_at`.
