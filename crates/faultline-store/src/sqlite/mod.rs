@@ -27,6 +27,7 @@ use faultline_core::filter::FaultFilter;
 
 mod analytics_index;
 mod ingest_group;
+mod inline_reads;
 mod packed;
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -52,7 +53,13 @@ pub struct SqliteStore {
     ingest: ingest_group::IngestGroups,
     /// Analytics answered from memory (`None`: from SQL, for comparing the two).
     analytics: Option<analytics_index::AnalyticsIndexes>,
+    /// Reads of one fault or a page run on the caller's thread (`None`: in-memory database).
+    inline_reads: Option<inline_reads::InlineReads>,
 }
+
+/// Pages of at most this many faults are read on the caller's thread ([`inline_reads`]); longer
+/// ones (exports) through the reader pool.
+const MAX_INLINE_ROWS: u32 = 101;
 
 /// Inserts written together in one transaction at most.
 const MAX_GROUP: usize = 256;
@@ -190,13 +197,23 @@ impl SqliteStore {
         // The writer does not checkpoint after its commits (that took 17% of the writer's time
         // under event ingest); a connection of its own does, in the background, and the writer
         // only finishes what that one could not (`checkpoint_in_background`).
+        // No `test_before_acquire`: an embedded database's connection cannot be lost, and the
+        // ping sqlx sends on every acquire is a round trip to the connection's thread, as long
+        // as the query itself (a third of a fault read's time went to thread switches).
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
-        let checkpointer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        let checkpointer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let inline_reads = inline_reads::InlineReads::new(options.get_filename());
         let reader = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
@@ -205,7 +222,31 @@ impl SqliteStore {
         tokio::spawn(group_committer(writer.clone(), jobs));
         tokio::spawn(checkpoint_in_background(checkpointer.clone(), writer.clone()));
         let analytics = Some(analytics_index::AnalyticsIndexes::new(reader.clone()));
-        Ok(SqliteStore { writer, reader, inserts, checkpointer, ingest: Default::default(), analytics })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            inserts,
+            checkpointer,
+            ingest: Default::default(),
+            analytics,
+            inline_reads,
+        })
+    }
+
+    /// The `(count, text)` of a packed page: on this thread when `inline` (and the read fits
+    /// its budget), else through a connection of the reader pool.
+    async fn read_packed(&self, statement: &Sql, inline: bool) -> StoreResult<(i64, Option<String>)> {
+        if inline && let Some(row) = self.inline_reads.as_ref().and_then(|reads| reads.packed_page(statement))
+        {
+            return Ok(row);
+        }
+        Ok(sql::bind_positional!(sqlx::query_as, statement).fetch_one(&self.reader).await?)
+    }
+
+    /// How many reads ran on the caller's thread, and how many of those were handed to the
+    /// reader pool (too long, or failed there); `None` for an in-memory database.
+    pub fn inline_read_counts(&self) -> Option<(u64, u64)> {
+        self.inline_reads.as_ref().map(inline_reads::InlineReads::counts)
     }
 
     /// This store with every analytics figure read by SQL instead of from the
@@ -428,8 +469,8 @@ impl Store for SqliteStore {
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
-        let mut conn = self.reader.acquire().await?;
-        load_fault(&mut conn, customer_id, fault_id).await
+        let (count, text) = self.read_packed(&fault_statement(customer_id, fault_id), true).await?;
+        Ok(packed::faults(count, text.as_deref().unwrap_or(""))?.pop())
     }
 
     async fn delete_fault(&self, customer_id: &str, fault_id: &str, actor: &str) -> StoreResult<bool> {
@@ -643,8 +684,7 @@ impl Store for SqliteStore {
         // The page and its comments packed into one string by one statement.
         let select = sql::list_faults(customer_id, query, Backend::Sqlite);
         let statement = Sql::new(packed::fault_page(&select.text), select.params);
-        let (count, text): (i64, Option<String>) =
-            sql::bind_positional!(sqlx::query_as, statement).fetch_one(&self.reader).await?;
+        let (count, text) = self.read_packed(&statement, query.limit <= MAX_INLINE_ROWS).await?;
         let mut faults = packed::faults(count, text.as_deref().unwrap_or(""))?;
         faults.sort_unstable_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         Ok(faults)
@@ -1033,14 +1073,17 @@ async fn load_fault(
     customer_id: &str,
     fault_id: &str,
 ) -> StoreResult<Option<Fault>> {
-    // The fault and its comments, packed, in one statement.
-    let select = format!("SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2");
-    let (count, text): (i64, Option<String>) = sqlx::query_as(&packed::fault_page(&select))
-        .bind(fault_id)
-        .bind(customer_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let statement = fault_statement(customer_id, fault_id);
+    let (count, text): (i64, Option<String>) =
+        sql::bind_positional!(sqlx::query_as, statement).fetch_one(&mut *conn).await?;
     Ok(packed::faults(count, text.as_deref().unwrap_or(""))?.pop())
+}
+
+/// The fault and its comments, packed, in one statement.
+fn fault_statement(customer_id: &str, fault_id: &str) -> Sql {
+    let select = format!("SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2");
+    let params = vec![sql::Param::Text(fault_id.to_owned()), sql::Param::Text(customer_id.to_owned())];
+    Sql::new(packed::fault_page(&select), params)
 }
 
 /// The newest unresolved fault of a (resource, type): its id and `created_at`.

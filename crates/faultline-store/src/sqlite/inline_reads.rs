@@ -1,0 +1,122 @@
+//! Short reads on the caller's thread.
+//!
+//! sqlx runs each SQLite connection on a thread of its own and hands every statement to it and
+//! its answer back: two thread switches per statement, which cost far more than reading a fault
+//! (two thirds of the server's time under a load of `GET /fault/{id}` went to switching
+//! threads, 1.5% to SQLite itself). The reads that answer the hot paths (one fault, a page of
+//! a list) take tens of microseconds, so they run here, through connections of this module's
+//! own (`rusqlite`, on the same SQLite library), on the thread that asks.
+//!
+//! A read that turns out long must not hold that thread (an async worker) up: each read has a
+//! budget of [`BUDGET`], checked by SQLite's progress handler; past it the read is interrupted
+//! and `None` tells the caller to read through sqlx instead, as it does when anything else goes
+//! wrong here. So this path can make a read faster, never different or failed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::sql::{Param, Sql};
+
+/// How long a read may run here before it is handed to sqlx's threads.
+const BUDGET: Duration = Duration::from_millis(2);
+/// SQLite virtual-machine steps between two looks at the clock.
+const STEPS_PER_CHECK: i32 = 1_000;
+/// Idle connections kept.
+const MAX_IDLE: usize = 8;
+
+pub(super) struct InlineReads {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    /// Reads answered here, and reads handed to sqlx.
+    answered: AtomicU64,
+    handed_over: AtomicU64,
+}
+
+impl InlineReads {
+    /// Reads of the database file at `path`; `None` for an in-memory database.
+    pub(super) fn new(path: &Path) -> Option<InlineReads> {
+        let name = path.to_str().unwrap_or_default();
+        if name.is_empty() || name == ":memory:" {
+            return None;
+        }
+        Some(InlineReads {
+            path: path.to_owned(),
+            idle: Mutex::default(),
+            answered: AtomicU64::new(0),
+            handed_over: AtomicU64::new(0),
+        })
+    }
+
+    /// `(answered here, handed to sqlx)` so far.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        (self.answered.load(Ordering::Relaxed), self.handed_over.load(Ordering::Relaxed))
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        // A reader waits for a lock only while the log is being recovered; not here.
+        conn.busy_timeout(Duration::ZERO)?;
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.pragma_update(None, "temp_store", "memory")?;
+        Ok(conn)
+    }
+
+    /// The `(count, text)` row of a [packed](super::packed) page `statement` reads, or `None`
+    /// when it could not be read here within [`BUDGET`].
+    pub(super) fn packed_page(&self, statement: &Sql) -> Option<(i64, Option<String>)> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => match self.open() {
+                Ok(conn) => conn,
+                Err(err) => {
+                    tracing::debug!(error = %err, "inline read: cannot open the database");
+                    self.handed_over.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            },
+        };
+        let deadline = Instant::now() + BUDGET;
+        conn.progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() > deadline));
+        let read = read_packed(&conn, statement);
+        conn.progress_handler(STEPS_PER_CHECK, None::<fn() -> bool>);
+        match read {
+            Ok(row) => {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                if idle.len() < MAX_IDLE {
+                    idle.push(conn);
+                }
+                self.answered.fetch_add(1, Ordering::Relaxed);
+                Some(row)
+            }
+            Err(err) => {
+                // Interrupted, or something odd: sqlx reads it (and reports what is wrong).
+                tracing::debug!(error = %err, "inline read handed to sqlx");
+                self.handed_over.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+fn read_packed(conn: &Connection, statement: &Sql) -> rusqlite::Result<(i64, Option<String>)> {
+    let (text, order) = statement.positional();
+    let mut prepared = conn.prepare_cached(text)?;
+    for (slot, &i) in order.iter().enumerate() {
+        let at = slot + 1;
+        match &statement.params[i] {
+            Param::Text(v) => prepared.raw_bind_parameter(at, v.as_str())?,
+            Param::Int(v) => prepared.raw_bind_parameter(at, *v)?,
+            Param::OptInt(v) => prepared.raw_bind_parameter(at, *v)?,
+            Param::OptText(v) => prepared.raw_bind_parameter(at, v.as_deref())?,
+        }
+    }
+    let mut rows = prepared.raw_query();
+    let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    Ok((row.get(0)?, row.get(1)?))
+}
