@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
+use faultline_core::fault::Fault;
+
+use super::packed::{self, Fields};
 use crate::sql::{Param, Sql};
 
 /// How long a read may run here before it is handed to sqlx's threads.
@@ -66,9 +69,49 @@ impl InlineReads {
         Ok(conn)
     }
 
-    /// The `(count, text)` row of a [packed](super::packed) page `statement` reads, or `None`
-    /// when it could not be read here within [`BUDGET`].
-    pub(super) fn packed_page(&self, statement: &Sql) -> Option<(i64, Option<String>)> {
+    /// The faults `select` reads (a statement whose result columns are named as the `faults`
+    /// table's), with their comments, or `None` when they could not be read here within
+    /// [`BUDGET`]. Rows here are cheap, so they come one by one, not packed.
+    pub(super) fn faults(&self, select: &Sql) -> Option<Vec<Fault>> {
+        let statement = Sql::new(packed::fault_rows(&select.text), select.params.clone());
+        self.run(&statement, |rows| {
+            let mut faults = Vec::new();
+            while let Some(row) = rows.next()? {
+                let fault = crate::rows::fault((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                    row.get(7)?,
+                    row.get(8)?,
+                    row.get(9)?,
+                    row.get(10)?,
+                    row.get(11)?,
+                    row.get(12)?,
+                    row.get(13)?,
+                ));
+                let comments: String = row.get(14)?;
+                let (Ok(mut fault), Some(comments)) = (fault, packed::comments(&mut Fields(&comments)))
+                else {
+                    // Not what the schema promises: sqlx's path reads it again and says so.
+                    return Err(rusqlite::Error::InvalidQuery);
+                };
+                fault.comments = comments;
+                faults.push(fault);
+            }
+            Ok(faults)
+        })
+    }
+
+    /// `read` of the rows of `statement`, run here within [`BUDGET`]; `None` if it was not.
+    fn run<T>(
+        &self,
+        statement: &Sql,
+        read: impl FnOnce(&mut rusqlite::Rows<'_>) -> rusqlite::Result<T>,
+    ) -> Option<T> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
@@ -83,16 +126,16 @@ impl InlineReads {
         };
         let deadline = Instant::now() + BUDGET;
         conn.progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() > deadline));
-        let read = read_packed(&conn, statement);
+        let result = prepare(&conn, statement).and_then(|mut prepared| read(&mut prepared.raw_query()));
         conn.progress_handler(STEPS_PER_CHECK, None::<fn() -> bool>);
-        match read {
-            Ok(row) => {
+        match result {
+            Ok(answer) => {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 if idle.len() < MAX_IDLE {
                     idle.push(conn);
                 }
                 self.answered.fetch_add(1, Ordering::Relaxed);
-                Some(row)
+                Some(answer)
             }
             Err(err) => {
                 // Interrupted, or something odd: sqlx reads it (and reports what is wrong).
@@ -104,7 +147,8 @@ impl InlineReads {
     }
 }
 
-fn read_packed(conn: &Connection, statement: &Sql) -> rusqlite::Result<(i64, Option<String>)> {
+/// `statement` prepared (from the connection's cache) with its parameters bound.
+fn prepare<'c>(conn: &'c Connection, statement: &Sql) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
     let (text, order) = statement.positional();
     let mut prepared = conn.prepare_cached(text)?;
     for (slot, &i) in order.iter().enumerate() {
@@ -116,7 +160,5 @@ fn read_packed(conn: &Connection, statement: &Sql) -> rusqlite::Result<(i64, Opt
             Param::OptText(v) => prepared.raw_bind_parameter(at, v.as_deref())?,
         }
     }
-    let mut rows = prepared.raw_query();
-    let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-    Ok((row.get(0)?, row.get(1)?))
+    Ok(prepared)
 }

@@ -233,14 +233,16 @@ impl SqliteStore {
         })
     }
 
-    /// The `(count, text)` of a packed page: on this thread when `inline` (and the read fits
-    /// its budget), else through a connection of the reader pool.
-    async fn read_packed(&self, statement: &Sql, inline: bool) -> StoreResult<(i64, Option<String>)> {
-        if inline && let Some(row) = self.inline_reads.as_ref().and_then(|reads| reads.packed_page(statement))
-        {
-            return Ok(row);
+    /// The faults `select` reads, with their comments, in no set order: on this thread when
+    /// `inline` (and the read fits its budget), else packed through the reader pool.
+    async fn read_faults(&self, select: &Sql, inline: bool) -> StoreResult<Vec<Fault>> {
+        if inline && let Some(faults) = self.inline_reads.as_ref().and_then(|reads| reads.faults(select)) {
+            return Ok(faults);
         }
-        Ok(sql::bind_positional!(sqlx::query_as, statement).fetch_one(&self.reader).await?)
+        let statement = Sql::new(packed::fault_page(&select.text), select.params.clone());
+        let (count, text): (i64, Option<String>) =
+            sql::bind_positional!(sqlx::query_as, statement).fetch_one(&self.reader).await?;
+        packed::faults(count, text.as_deref().unwrap_or(""))
     }
 
     /// How many reads ran on the caller's thread, and how many of those were handed to the
@@ -469,8 +471,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
-        let (count, text) = self.read_packed(&fault_statement(customer_id, fault_id), true).await?;
-        Ok(packed::faults(count, text.as_deref().unwrap_or(""))?.pop())
+        Ok(self.read_faults(&fault_select(customer_id, fault_id), true).await?.pop())
     }
 
     async fn delete_fault(&self, customer_id: &str, fault_id: &str, actor: &str) -> StoreResult<bool> {
@@ -681,11 +682,8 @@ impl Store for SqliteStore {
         Ok(crate::sql::bind_positional!(sqlx::query_scalar, statement).fetch_one(&self.reader).await?)
     }
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
-        // The page and its comments packed into one string by one statement.
         let select = sql::list_faults(customer_id, query, Backend::Sqlite);
-        let statement = Sql::new(packed::fault_page(&select.text), select.params);
-        let (count, text) = self.read_packed(&statement, query.limit <= MAX_INLINE_ROWS).await?;
-        let mut faults = packed::faults(count, text.as_deref().unwrap_or(""))?;
+        let mut faults = self.read_faults(&select, query.limit <= MAX_INLINE_ROWS).await?;
         faults.sort_unstable_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         Ok(faults)
     }
@@ -1073,17 +1071,17 @@ async fn load_fault(
     customer_id: &str,
     fault_id: &str,
 ) -> StoreResult<Option<Fault>> {
-    let statement = fault_statement(customer_id, fault_id);
+    let select = fault_select(customer_id, fault_id);
+    let statement = Sql::new(packed::fault_page(&select.text), select.params);
     let (count, text): (i64, Option<String>) =
         sql::bind_positional!(sqlx::query_as, statement).fetch_one(&mut *conn).await?;
     Ok(packed::faults(count, text.as_deref().unwrap_or(""))?.pop())
 }
 
-/// The fault and its comments, packed, in one statement.
-fn fault_statement(customer_id: &str, fault_id: &str) -> Sql {
-    let select = format!("SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2");
+/// The `SELECT` of one fault.
+fn fault_select(customer_id: &str, fault_id: &str) -> Sql {
     let params = vec![sql::Param::Text(fault_id.to_owned()), sql::Param::Text(customer_id.to_owned())];
-    Sql::new(packed::fault_page(&select), params)
+    Sql::new(format!("SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2"), params)
 }
 
 /// The newest unresolved fault of a (resource, type): its id and `created_at`.

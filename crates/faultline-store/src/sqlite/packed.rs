@@ -72,11 +72,39 @@ const COMMENT_FIELDS: [(&str, Field); 4] = [
 /// for [`faults`]. Each fault's fields are followed by its number of comments and their fields.
 pub(super) fn fault_page(select: &str) -> String {
     format!(
-        "SELECT COUNT(*), group_concat({} || (SELECT COUNT(*) || ',' || COALESCE(group_concat({}, ''), '') \
-         FROM comments c WHERE c.fault_id = packed.id), '') FROM ({select}) AS packed",
+        "SELECT COUNT(*), group_concat({} || {}, '') FROM ({select}) AS packed",
         expression(&FAULT_FIELDS),
+        comments_of_packed()
+    )
+}
+
+/// The faults `select` reads, a row each, with their comments packed in a last column (for a
+/// driver whose rows are cheap): the columns of [`crate::rows::FaultRow`], then the comments
+/// as [`comments`] reads them.
+pub(super) fn fault_rows(select: &str) -> String {
+    let columns: Vec<String> = FAULT_FIELDS.iter().map(|(c, _)| format!("packed.{c}")).collect();
+    format!("SELECT {}, {} FROM ({select}) AS packed", columns.join(", "), comments_of_packed())
+}
+
+/// The comments of the fault `packed.id`: their number, then each comment's fields.
+fn comments_of_packed() -> String {
+    format!(
+        "(SELECT COUNT(*) || ',' || COALESCE(group_concat({}, ''), '') FROM comments c WHERE c.fault_id = packed.id)",
         expression(&COMMENT_FIELDS)
     )
+}
+
+/// The comments packed at `fields`, oldest first.
+pub(super) fn comments(fields: &mut Fields<'_>) -> Option<Vec<Comment>> {
+    let mut comments = Vec::new();
+    for _ in 0..fields.integer()? {
+        let (id, user_id, comment) =
+            (fields.text()?.to_owned(), fields.text()?.to_owned(), fields.text()?.to_owned());
+        let created_at = fields.integer()?;
+        comments.push(Comment { id, user_id, comment, created_at });
+    }
+    comments.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Some(comments)
 }
 
 /// The `count` faults of a [`fault_page`], with their comments oldest first, in no set order.
@@ -93,14 +121,7 @@ pub(super) fn faults(count: i64, packed: &str) -> StoreResult<Vec<Fault>> {
         let path = fields.text().ok_or_else(corrupt)?.to_owned();
         let site_id = fields.optional_text().ok_or_else(corrupt)?.map(str::to_owned);
         let ttl = fields.integer().ok_or_else(corrupt)?;
-        let mut comments = Vec::new();
-        for _ in 0..fields.integer().ok_or_else(corrupt)? {
-            let mut text = || fields.text().map(str::to_owned).ok_or_else(corrupt);
-            let (id, user_id, comment) = (text()?, text()?, text()?);
-            let created_at = fields.integer().ok_or_else(corrupt)?;
-            comments.push(Comment { id, user_id, comment, created_at });
-        }
-        comments.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let comments = comments(&mut fields).ok_or_else(corrupt)?;
         let mut fault = crate::rows::fault((
             id,
             customer_id,
