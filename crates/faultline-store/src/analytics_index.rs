@@ -16,6 +16,7 @@
 //! services, ancestry paths, messages, causes) once.
 
 use std::collections::HashMap as StdHashMap;
+use std::sync::Arc;
 
 /// Hash maps keyed by the index's strings: foldhash (seeded per map) hashes short strings
 /// several times faster than the standard library's SipHash, which took 10% of a load.
@@ -44,11 +45,8 @@ pub(crate) struct IndexRow<'a> {
     pub cause: &'a str,
 }
 
-/// The columns [`IndexRow`] is read from, in the order of [`IndexTuple`].
-pub(crate) const INDEX_COLUMNS: &str = "id, created_at, resolved_at, status, severity, type, resource_id, site_id, \
-     microservice_id, resource_ancestry_path, message, cause";
-
-/// A row of [`INDEX_COLUMNS`] as the database driver decodes it.
+/// An [`IndexRow`] as the database driver decodes it, its columns in the order of the fields
+/// (a backend's statement names them so).
 pub(crate) type IndexTuple = (
     String,
     i64,
@@ -96,8 +94,9 @@ const UNRESOLVED: i64 = i64::MIN;
 /// Every distinct string of the index, once.
 #[derive(Debug, Default)]
 struct Dictionary {
-    numbers: HashMap<Box<str>, Sym>,
-    strings: Vec<Box<str>>,
+    /// Each string is allocated once, shared by both.
+    numbers: HashMap<Arc<str>, Sym>,
+    strings: Vec<Arc<str>>,
 }
 
 impl Dictionary {
@@ -106,8 +105,9 @@ impl Dictionary {
             return n;
         }
         let n = self.strings.len() as Sym;
-        self.strings.push(s.into());
-        self.numbers.insert(s.into(), n);
+        let shared: Arc<str> = s.into();
+        self.strings.push(shared.clone());
+        self.numbers.insert(shared, n);
         n
     }
 
@@ -143,6 +143,10 @@ pub(crate) struct CustomerIndex {
     message: Vec<Sym>,
     cause: Vec<Sym>,
     dictionary: Dictionary,
+    /// The dictionary's size when it last held only strings in use: it is rebuilt from the
+    /// faults in the index once it has grown past twice that (strings of removed faults stay
+    /// until then).
+    compacted_size: usize,
 }
 
 impl CustomerIndex {
@@ -216,6 +220,38 @@ impl CustomerIndex {
             self.upsert(row);
         }
         self.applied_seq = self.applied_seq.max(applied_seq);
+        if self.dictionary.strings.len() > 2 * self.compacted_size + 4_096 {
+            self.compact();
+        }
+    }
+
+    /// Rebuild the dictionary from the strings the faults in the index use.
+    pub fn compact(&mut self) {
+        let old = std::mem::take(&mut self.dictionary);
+        let mut renumbered: Vec<Option<Sym>> = vec![None; old.strings.len()];
+        let live: Vec<usize> = (0..self.created_at.len()).filter(|&at| self.created_at[at] != FREE).collect();
+        let dictionary = &mut self.dictionary;
+        let mut renumber = |column: &mut Vec<Sym>| {
+            for &at in &live {
+                let sym = column[at];
+                if sym != NO_SITE {
+                    column[at] =
+                        *renumbered[sym as usize].get_or_insert_with(|| dictionary.intern(old.get(sym)));
+                }
+            }
+        };
+        for column in [
+            &mut self.fault_type,
+            &mut self.resource,
+            &mut self.site,
+            &mut self.microservice,
+            &mut self.path,
+            &mut self.message,
+            &mut self.cause,
+        ] {
+            renumber(column);
+        }
+        self.compacted_size = self.dictionary.strings.len();
     }
 
     /// `filter` at `now`, compiled against this index.
@@ -375,12 +411,11 @@ impl CustomerIndex {
             None => (vec![String::new()], Vec::new()),
             Some((_, listed, other)) => {
                 let labels = std::iter::once(other.to_owned()).chain(listed.iter().cloned()).collect();
-                let label_of_group = (0..self.group_count())
-                    .map(|g| {
-                        let name = self.group_name(g);
-                        listed.iter().position(|l| l == name).map_or(0, |i| i as u32 + 1)
-                    })
-                    .collect();
+                let label = |name: &str| listed.iter().position(|l| l == name).map(|i| i as u32 + 1);
+                // As SQL, where `other` named like a listed group counts as that group.
+                let other = label(other).unwrap_or(0);
+                let label_of_group =
+                    (0..self.group_count()).map(|g| label(self.group_name(g)).unwrap_or(other)).collect();
                 (labels, label_of_group)
             }
         };
@@ -395,7 +430,7 @@ impl CustomerIndex {
         // Counted in place when the window's slots are known and few enough.
         let span = (matcher.from >= slots.origin && matcher.to < i64::MAX)
             .then(|| (matcher.to - slots.origin) / width + 1)
-            .filter(|&n| n.saturating_mul(labels.len() as i64) <= 1 << 24);
+            .filter(|&n| n > 0 && n.saturating_mul(labels.len() as i64) <= 1 << 22);
         match span {
             Some(n) => {
                 let mut dense = vec![0i64; n as usize * labels.len()];
@@ -580,6 +615,32 @@ mod tests {
         assert_eq!(index.count_open(&site_1, 0), 1);
         let by_site = index.top_groups(&all, GroupBy::Site, 10, 0);
         assert_eq!(by_site, vec![("site_1".to_owned(), 1), ("site_2".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn strings_of_removed_faults_do_not_pile_up() {
+        // 100 faults alive at a time, each replaced in turn by one with a message of its own,
+        // 20,000 times: the dictionary keeps to about twice the strings in use (plus 4,096).
+        let mut index = CustomerIndex::default();
+        let name = |n: usize| (format!("flt_{n}"), format!("message {n}"));
+        let mut largest = 0;
+        for n in 0..20_100 {
+            let (id, message) = name(n);
+            let new = IndexRow { message: &message, ..row(&id, n as i64, None, "HIGH", "site_1|tun_1") };
+            let gone: Vec<String> = n.checked_sub(100).map(|old| name(old).0).into_iter().collect();
+            index.apply(&gone, &[new], n as i64);
+            largest = largest.max(index.dictionary.strings.len());
+        }
+        assert_eq!(index.len(), 100);
+        assert!(largest <= 2 * 110 + 4_097, "the dictionary reached {largest} strings");
+        let last = FaultFilter { text: Some("message 20099".to_owned()), ..FaultFilter::default() };
+        assert_eq!(index.count_open(&last, 0), 1);
+        let first = FaultFilter { text: Some("message 19999".to_owned()), ..FaultFilter::default() };
+        assert_eq!(index.count_open(&first, 0), 0, "replaced");
+        assert_eq!(
+            index.top_groups(&FaultFilter::default(), GroupBy::Site, 5, 0),
+            vec![("site_1".to_owned(), 100)]
+        );
     }
 
     #[test]

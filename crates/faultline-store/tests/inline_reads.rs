@@ -7,16 +7,17 @@ use faultline_core::time::now_micros;
 use faultline_store::testing::TestDb;
 use faultline_store::{Backend, FaultQuery, SqliteStore, Store};
 
-fn fault(customer_id: &str, n: i64, message: &str) -> Fault {
+/// Fault `n` of site_0, created `n + 1` seconds ago, resolved, of `severity`.
+fn fault(customer_id: &str, n: i64, severity: Severity, message: &str) -> Fault {
     let now = now_micros();
     let new = NewFault {
         resource_id: format!("tun_{}", n % 500),
         fault_type: "wan-degradation".to_owned(),
-        severity: Severity::Low,
+        severity,
         message: message.to_owned(),
         cause: "packet loss".to_owned(),
         microservice_id: "test".to_owned(),
-        resource_ancestry_path: format!("site_{}|tun_{}", n % 50, n % 500),
+        resource_ancestry_path: format!("site_0|tun_{}", n % 500),
         created_at: Some(now - (n + 1) * 1_000_000),
     };
     let mut fault = Fault::create(customer_id, new, now, 400 * 86_400);
@@ -30,13 +31,17 @@ async fn short_reads_run_inline_and_long_ones_are_handed_to_the_pool() {
     let db = TestDb::new(Backend::Sqlite, "inline_reads").await.expect("sqlite is always here");
     let store = SqliteStore::open(&db.url).await.unwrap();
     let customer = store.create_customer("Acme").await.unwrap().id;
-    // 50,000 faults, the oldest the only one whose message holds "needle": a search for it
-    // reads them all, far past a read's budget on the caller's thread.
+    // 50,000 faults of one site, the oldest the only critical one: a page of the site's
+    // critical faults reads the site's whole history, far past a read's budget on the caller's
+    // thread. (Its message is also the only one with "needle".)
     const FAULTS: i64 = 50_000;
     let mut oldest = String::new();
     for start in (0..FAULTS).step_by(1_000) {
         let batch: Vec<Fault> = (start..start + 1_000)
-            .map(|n| fault(&customer, n, if n == FAULTS - 1 { "needle in a haystack" } else { "loss" }))
+            .map(|n| match n == FAULTS - 1 {
+                true => fault(&customer, n, Severity::Critical, "needle in a haystack"),
+                false => fault(&customer, n, Severity::Low, "loss"),
+            })
             .collect();
         if start + 1_000 == FAULTS {
             oldest = batch.last().unwrap().id.clone();
@@ -60,9 +65,13 @@ async fn short_reads_run_inline_and_long_ones_are_handed_to_the_pool() {
     );
     assert_eq!(store.inline_read_counts().unwrap(), (answered + 2, handed_over), "both answered inline");
 
-    let needle = FaultFilter { text: Some("NEEDLE".to_owned()), ..FaultFilter::default() };
+    let critical = FaultFilter {
+        sites: vec!["site_0".to_owned()],
+        severities: vec![Severity::Critical],
+        ..FaultFilter::default()
+    };
     let found = store
-        .list_faults(&customer, &FaultQuery { filter: &needle, after: None, limit: 51, now })
+        .list_faults(&customer, &FaultQuery { filter: &critical, after: None, limit: 51, now })
         .await
         .unwrap();
     assert_eq!(found.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), [oldest.as_str()]);
@@ -71,6 +80,18 @@ async fn short_reads_run_inline_and_long_ones_are_handed_to_the_pool() {
         (answered + 2, handed_over + 1),
         "the long read was handed over"
     );
+    // Its connection was kept: the next read needs no new one, and answers inline.
+    assert!(store.get_fault(&customer, &oldest).await.unwrap().is_some());
+    assert_eq!(store.inline_read_counts().unwrap(), (answered + 3, handed_over + 1));
+
+    // A free-text search is never read inline (it may read a long history for a page).
+    let needle = FaultFilter { text: Some("NEEDLE".to_owned()), ..FaultFilter::default() };
+    let found = store
+        .list_faults(&customer, &FaultQuery { filter: &needle, after: None, limit: 51, now })
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), [oldest.as_str()]);
+    assert_eq!(store.inline_read_counts().unwrap(), (answered + 3, handed_over + 1));
 
     // An export page (more than a list page holds) is never read inline.
     let export = store
@@ -78,7 +99,7 @@ async fn short_reads_run_inline_and_long_ones_are_handed_to_the_pool() {
         .await
         .unwrap();
     assert_eq!(export.len(), 2_000);
-    assert_eq!(store.inline_read_counts().unwrap(), (answered + 2, handed_over + 1));
+    assert_eq!(store.inline_read_counts().unwrap(), (answered + 3, handed_over + 1));
     store.close().await;
     db.cleanup().await;
 }

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::{SqliteConnection, SqlitePool};
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
-use crate::analytics_index::{CustomerIndex, INDEX_COLUMNS, IndexRow, IndexTuple};
+use crate::analytics_index::{CustomerIndex, IndexRow, IndexTuple};
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Sql, bind_positional};
 
@@ -31,12 +31,19 @@ const LOAD_PAGE: i64 = 4_000;
 /// open dashboard asks for its chart every minute, so only customers nobody looks at go.
 const DROP_UNUSED_AFTER: Duration = Duration::from_secs(15 * 60);
 
+/// After a load failed, how long answers come from SQL before the next load is tried.
+const RETRY_LOAD_AFTER: Duration = Duration::from_secs(60);
+
 /// The customers' indexes, each behind its own lock: one customer's load does not hold up
 /// another's answers.
+///
+/// Lock order: a customer's index lock, then a connection of the reader pool. A load holds the
+/// lock while it reads, so an answer that took a connection first and then waited for the lock
+/// could leave the load without one.
 pub(super) struct AnalyticsIndexes {
     reader: SqlitePool,
     customers: Mutex<HashMap<String, Arc<Slot>>>,
-    /// The clock of [`Slot::used`].
+    /// The clock of [`Slot::used`] and [`Slot::failed`].
     epoch: Instant,
 }
 
@@ -48,20 +55,26 @@ struct Slot {
     loading: AtomicBool,
     /// When it was last asked for, in milliseconds since the epoch of its [`AnalyticsIndexes`].
     used: AtomicU64,
+    /// When a load last failed, likewise (0: never).
+    failed: AtomicU64,
 }
 
-/// A customer's index, current as of the moment it was locked, held until dropped.
-pub(super) type CurrentIndex = OwnedMutexGuard<Option<CustomerIndex>>;
+/// A customer's loaded index, locked until dropped.
+pub(super) type LockedIndex = OwnedMappedMutexGuard<Option<CustomerIndex>, CustomerIndex>;
 
 impl AnalyticsIndexes {
     pub(super) fn new(reader: SqlitePool) -> AnalyticsIndexes {
         AnalyticsIndexes { reader, customers: Mutex::default(), epoch: Instant::now() }
     }
 
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
     /// The customer's slot, marked used now; the indexes of customers unused for
     /// [`DROP_UNUSED_AFTER`] are dropped on the way.
     fn slot(&self, customer_id: &str) -> Arc<Slot> {
-        let now = self.epoch.elapsed().as_millis() as u64;
+        let now = self.now();
         let mut customers = self.customers.lock().unwrap_or_else(|e| e.into_inner());
         customers.retain(|_, slot| {
             slot.loading.load(Ordering::Acquire)
@@ -73,32 +86,34 @@ impl AnalyticsIndexes {
         slot
     }
 
-    /// The customer's index brought up to date in the snapshot of `tx`, a read transaction of
-    /// the caller's (writes that committed before its first read are in it); `None` while the
-    /// index is being loaded, in which case a load is started if none runs.
-    pub(super) async fn current(
-        &self,
-        tx: &mut SqliteConnection,
-        customer_id: &str,
-    ) -> StoreResult<Option<CurrentIndex>> {
+    /// The customer's index, locked (bring it up to date with [`catch_up`] in the caller's
+    /// read transaction, begun after this); `None` while it is not loaded, in which case a
+    /// load starts in the background unless one runs or the last failed less than
+    /// [`RETRY_LOAD_AFTER`] ago.
+    pub(super) async fn lock(&self, customer_id: &str) -> Option<LockedIndex> {
         let slot = self.slot(customer_id);
         if slot.loading.load(Ordering::Acquire) {
-            return Ok(None);
+            return None;
         }
-        let mut index = slot.index.clone().lock_owned().await;
-        let Some(current) = index.as_mut() else {
-            if !slot.loading.swap(true, Ordering::AcqRel) {
-                let (reader, customer_id) = (self.reader.clone(), customer_id.to_owned());
-                tokio::spawn(async move {
-                    if let Err(err) = load_into(&reader, &slot, &customer_id).await {
-                        tracing::warn!(customer_id, error = %err, "analytics index not loaded; answering by SQL");
-                    }
-                });
+        let index = slot.index.clone().lock_owned().await;
+        match OwnedMutexGuard::try_map(index, Option::as_mut) {
+            Ok(loaded) => Some(loaded),
+            Err(unloaded) => {
+                drop(unloaded);
+                let failed = slot.failed.load(Ordering::Relaxed);
+                let retry = failed == 0 || self.now() - failed >= RETRY_LOAD_AFTER.as_millis() as u64;
+                if retry && !slot.loading.swap(true, Ordering::AcqRel) {
+                    let (reader, customer_id, now) =
+                        (self.reader.clone(), customer_id.to_owned(), self.now());
+                    tokio::spawn(async move {
+                        if let Err(err) = load_into(&reader, &slot, &customer_id, now).await {
+                            tracing::warn!(customer_id, error = %err, "analytics index not loaded; answering by SQL");
+                        }
+                    });
+                }
+                None
             }
-            return Ok(None);
-        };
-        catch_up(tx, current, customer_id).await?;
-        Ok(Some(index))
+        }
     }
 
     /// Load the customer's index now, unless it is loaded (or loading) already.
@@ -107,17 +122,32 @@ impl AnalyticsIndexes {
         if slot.index.lock().await.is_some() || slot.loading.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        load_into(&self.reader, &slot, customer_id).await
+        load_into(&self.reader, &slot, customer_id, self.now()).await
     }
 }
 
-/// Load the customer's whole index into `slot` (whose `loading` flag the caller set).
-async fn load_into(reader: &SqlitePool, slot: &Slot, customer_id: &str) -> StoreResult<()> {
+/// Load the customer's whole index into `slot`, whose `loading` flag the caller set; it is
+/// cleared when this ends, however it ends (also when the caller drops it midway). A failure
+/// is noted as at `now`.
+async fn load_into(reader: &SqlitePool, slot: &Slot, customer_id: &str, now: u64) -> StoreResult<()> {
+    struct Loading<'a>(&'a AtomicBool);
+    impl Drop for Loading<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+    let _loading = Loading(&slot.loading);
     let mut index = slot.index.lock().await;
-    let loaded = read_index(reader, customer_id).await;
-    slot.loading.store(false, Ordering::Release);
-    *index = Some(loaded?);
-    Ok(())
+    match read_index(reader, customer_id).await {
+        Ok(loaded) => {
+            *index = Some(loaded);
+            Ok(())
+        }
+        Err(err) => {
+            slot.failed.store(now, Ordering::Relaxed);
+            Err(err)
+        }
+    }
 }
 
 /// Every fault of the customer, read in one snapshot, with the log position it is current at.
@@ -130,25 +160,36 @@ async fn read_index(reader: &SqlitePool, customer_id: &str) -> StoreResult<Custo
     let mut index = CustomerIndex::default();
     index.applied_seq =
         sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM fault_events").fetch_one(&mut *tx).await?;
-    let mut after = 0i64;
     let statement = load_page();
+    let (mut before_created, mut before_id) = (i64::MAX, String::new());
     loop {
-        let page: (Option<i64>, i64, Option<String>) = sqlx::query_as(&statement)
+        let (count, packed): (i64, Option<String>) = sqlx::query_as(&statement)
             .bind(customer_id)
-            .bind(after)
+            .bind(before_created)
+            .bind(&before_id)
             .bind(LOAD_PAGE)
             .fetch_one(&mut *tx)
             .await?;
-        let (Some(last), count, Some(packed)) = page else { break };
+        let Some(packed) = packed else { break };
         let mut fields = Fields(&packed);
+        let mut last: Option<(i64, &str)> = None;
         for _ in 0..count {
             let row =
                 unpack(&mut fields).ok_or_else(|| StoreError::Corrupt("analytics index page".to_owned()))?;
             index.upsert(&row);
+            // The page comes in no set order: the next starts after its smallest key.
+            if last.is_none_or(|key| (row.created_at, row.id) < key) {
+                last = Some((row.created_at, row.id));
+            }
         }
-        after = last;
+        let Some((created_at, id)) = last else { break };
+        (before_created, before_id) = (created_at, id.to_owned());
+        if count < LOAD_PAGE {
+            break;
+        }
     }
     tx.commit().await?;
+    index.compact();
     tracing::info!(
         customer_id,
         faults = index.len(),
@@ -158,7 +199,8 @@ async fn read_index(reader: &SqlitePool, customer_id: &str) -> StoreResult<Custo
     Ok(index)
 }
 
-/// The packed fields of [`IndexRow`], in order.
+/// The columns of [`IndexRow`], in the order of its fields, of [`IndexTuple`] and of
+/// [`unpack`]: the one list the statements here are made from.
 const INDEX_FIELDS: [(&str, Field); 12] = [
     ("id", Field::Text),
     ("created_at", Field::Integer),
@@ -174,13 +216,12 @@ const INDEX_FIELDS: [(&str, Field); 12] = [
     ("cause", Field::Text),
 ];
 
-/// A page of a customer's faults after rowid `$2`, packed, with its last rowid. Rowid order
-/// reads the table front to back (`NOT INDEXED`: by `faults_by_customer` SQLite would sort the
-/// customer's whole history by rowid for every page).
+/// A page of a customer's faults before `($2, $3)` in `(created_at, id)` order, newest first,
+/// packed: one range of `faults_by_customer`, so a load reads the customer's faults only.
 fn load_page() -> String {
     format!(
-        "SELECT MAX(rowid), {} FROM (SELECT rowid, * FROM faults NOT INDEXED \
-         WHERE customer_id = $1 AND rowid > $2 ORDER BY rowid LIMIT $3)",
+        "SELECT {} FROM (SELECT * FROM faults INDEXED BY faults_by_customer WHERE customer_id = $1 \
+         AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4)",
         packed::page_columns(&INDEX_FIELDS)
     )
 }
@@ -205,7 +246,7 @@ fn unpack<'a>(fields: &mut Fields<'a>) -> Option<IndexRow<'a>> {
 
 /// Apply the customer's log entries after the index's position, re-reading the faults they
 /// name, in the snapshot of `tx`.
-async fn catch_up(
+pub(super) async fn catch_up(
     tx: &mut SqliteConnection,
     index: &mut CustomerIndex,
     customer_id: &str,
@@ -230,7 +271,8 @@ async fn catch_up(
             let customer = sql.text(customer_id);
             let ids = sql.list(chunk.iter().cloned());
             sql.text = format!(
-                "SELECT {INDEX_COLUMNS} FROM faults WHERE customer_id = {customer} AND id IN ({ids})"
+                "SELECT {} FROM faults WHERE customer_id = {customer} AND id IN ({ids})",
+                INDEX_FIELDS.map(|(column, _)| column).join(", ")
             );
             let read: Vec<IndexTuple> = bind_positional!(sqlx::query_as, sql).fetch_all(&mut *tx).await?;
             rows.extend(read);

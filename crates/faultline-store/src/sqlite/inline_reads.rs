@@ -40,10 +40,10 @@ pub(super) struct InlineReads {
 }
 
 impl InlineReads {
-    /// Reads of the database file at `path`; `None` for an in-memory database.
+    /// Reads of the database file at `path` (which the writer has opened, so it exists);
+    /// `None` when there is no such file (an in-memory database).
     pub(super) fn new(path: &Path) -> Option<InlineReads> {
-        let name = path.to_str().unwrap_or_default();
-        if name.is_empty() || name == ":memory:" {
+        if !path.is_file() {
             return None;
         }
         Some(InlineReads {
@@ -128,17 +128,22 @@ impl InlineReads {
         conn.progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() > deadline));
         let result = prepare(&conn, statement).and_then(|mut prepared| read(&mut prepared.raw_query()));
         conn.progress_handler(STEPS_PER_CHECK, None::<fn() -> bool>);
+        let interrupted = matches!(&result, Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted);
+        // A connection whose read was interrupted is as good as new (its statement was reset);
+        // after any other error it is closed.
+        if result.is_ok() || interrupted {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+        }
         match result {
             Ok(answer) => {
-                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                if idle.len() < MAX_IDLE {
-                    idle.push(conn);
-                }
                 self.answered.fetch_add(1, Ordering::Relaxed);
                 Some(answer)
             }
             Err(err) => {
-                // Interrupted, or something odd: sqlx reads it (and reports what is wrong).
+                // Too long, or something odd: sqlx reads it (and reports what is wrong).
                 tracing::debug!(error = %err, "inline read handed to sqlx");
                 self.handed_over.fetch_add(1, Ordering::Relaxed);
                 None

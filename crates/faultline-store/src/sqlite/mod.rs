@@ -199,7 +199,8 @@ impl SqliteStore {
         // only finishes what that one could not (`checkpoint_in_background`).
         // No `test_before_acquire`: an embedded database's connection cannot be lost, and the
         // ping sqlx sends on every acquire is a round trip to the connection's thread, as long
-        // as the query itself (a third of a fault read's time went to thread switches).
+        // as the query itself. (sqlx still pings when a connection goes back to the pool, to
+        // flush it; that is after the answer.)
         let writer = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(1)
@@ -275,12 +276,22 @@ impl SqliteStore {
         answer: impl FnOnce(&CustomerIndex) -> T + Send + 'static,
     ) -> StoreResult<Option<T>> {
         let Some(indexes) = &self.analytics else { return Ok(None) };
-        let mut tx = self.reader.begin().await?;
-        let Some(index) = indexes.current(&mut tx, customer_id).await? else { return Ok(None) };
-        tx.commit().await?;
+        let Some(mut index) = indexes.lock(customer_id).await else { return Ok(None) };
+        if let Err(err) = self.catch_up(&mut index, customer_id).await {
+            tracing::warn!(customer_id, error = %err, "analytics index not brought up to date; answering by SQL");
+            return Ok(None);
+        }
         // A pass over a million faults takes milliseconds: not on the async workers.
-        let answered = tokio::task::spawn_blocking(move || index.as_ref().map(answer)).await;
-        Ok(answered.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
+        let answered = tokio::task::spawn_blocking(move || answer(&index)).await;
+        Ok(Some(answered.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))))
+    }
+
+    /// Bring `index` up to date in a read transaction of its own.
+    async fn catch_up(&self, index: &mut CustomerIndex, customer_id: &str) -> StoreResult<()> {
+        let mut tx = self.reader.begin().await?;
+        analytics_index::catch_up(&mut tx, index, customer_id).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Run `statements` in a transaction shared with other concurrent inserts; returns once
@@ -683,18 +694,27 @@ impl Store for SqliteStore {
     }
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
         let select = sql::list_faults(customer_id, query, Backend::Sqlite);
-        let mut faults = self.read_faults(&select, query.limit <= MAX_INLINE_ROWS).await?;
+        // A free-text search may read a long history to fill a page: not on this thread.
+        let inline = query.limit <= MAX_INLINE_ROWS && query.filter.text.is_none();
+        let mut faults = self.read_faults(&select, inline).await?;
         faults.sort_unstable_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         Ok(faults)
     }
 
     async fn top_resources(&self, customer_id: &str, query: &TopQuery<'_>) -> StoreResult<Vec<TopResource>> {
         // One read transaction sees one snapshot of the database: counts and samples agree.
-        let mut tx = self.reader.begin().await?;
-        let index = match &self.analytics {
-            Some(indexes) => indexes.current(&mut tx, customer_id).await?,
+        // The index's lock before the transaction's connection (see `AnalyticsIndexes`).
+        let mut index = match &self.analytics {
+            Some(indexes) => indexes.lock(customer_id).await,
             None => None,
         };
+        let mut tx = self.reader.begin().await?;
+        if let Some(locked) = index.as_mut()
+            && let Err(err) = analytics_index::catch_up(&mut tx, locked, customer_id).await
+        {
+            tracing::warn!(customer_id, error = %err, "analytics index not brought up to date; answering by SQL");
+            index = None;
+        }
         let top = match index {
             None => read_top_resources(&mut tx, customer_id, query).await?,
             Some(index) => {
@@ -707,11 +727,10 @@ impl Store for SqliteStore {
                 };
                 let (limit, since) = (query.limit, query.since);
                 let counts = tokio::task::spawn_blocking(move || {
-                    index.as_ref().map(|i| i.top_groups(&counted, GroupBy::Resource, limit, since))
+                    index.top_groups(&counted, GroupBy::Resource, limit, since)
                 })
                 .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-                .unwrap_or_default();
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
                 with_samples(&mut tx, customer_id, query, counts).await?
             }
         };
