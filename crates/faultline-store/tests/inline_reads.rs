@@ -1,7 +1,7 @@
 //! SQLite reads one fault, or a page of a list, on the caller's thread; a read that runs past its
 //! budget there is handed to the reader pool and answers the same.
 
-use faultline_core::fault::{Fault, NewFault, Severity};
+use faultline_core::fault::{Comment, Fault, NewFault, Severity};
 use faultline_core::filter::FaultFilter;
 use faultline_core::time::now_micros;
 use faultline_store::testing::TestDb;
@@ -49,6 +49,21 @@ async fn short_reads_run_inline_and_long_ones_are_handed_to_the_pool() {
         store.insert_faults(&batch, "test", None).await.unwrap();
     }
     let now = now_micros();
+    // Two comments on the newest fault, the later one first.
+    let newest = store
+        .list_faults(&customer, &FaultQuery { filter: &FaultFilter::default(), after: None, limit: 1, now })
+        .await
+        .unwrap()
+        .remove(0);
+    for (id, at) in [("cmt_b", now - 10), ("cmt_a", now - 20)] {
+        let comment = Comment {
+            id: id.to_owned(),
+            user_id: "usr_1".to_owned(),
+            comment: format!("{id}, \"quoted\"\nline"),
+            created_at: at,
+        };
+        store.add_comment(&customer, &newest.id, &comment, "test", None).await.unwrap();
+    }
     let (answered, handed_over) = store.inline_read_counts().expect("a file database reads inline");
 
     let one = store.get_fault(&customer, &oldest).await.unwrap().expect("the fault");
@@ -59,6 +74,10 @@ async fn short_reads_run_inline_and_long_ones_are_handed_to_the_pool() {
         .await
         .unwrap();
     assert_eq!(page.len(), 51);
+    let comments: Vec<&str> = page[0].comments.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!((page[0].id.as_str(), comments), (newest.id.as_str(), vec!["cmt_a", "cmt_b"]), "oldest first");
+    assert_eq!(page[0].comments[0].comment, "cmt_a, \"quoted\"\nline");
+    assert!(page[1..].iter().all(|f| f.comments.is_empty()));
     assert!(
         page.windows(2).all(|w| (w[0].created_at, &w[0].id) > (w[1].created_at, &w[1].id)),
         "newest first"

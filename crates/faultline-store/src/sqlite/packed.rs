@@ -78,14 +78,6 @@ pub(super) fn fault_page(select: &str) -> String {
     )
 }
 
-/// The faults `select` reads, a row each, with their comments packed in a last column (for a
-/// driver whose rows are cheap): the columns of [`crate::rows::FaultRow`], then the comments
-/// as [`comments`] reads them.
-pub(super) fn fault_rows(select: &str) -> String {
-    let columns: Vec<String> = FAULT_FIELDS.iter().map(|(c, _)| format!("packed.{c}")).collect();
-    format!("SELECT {}, {} FROM ({select}) AS packed", columns.join(", "), comments_of_packed())
-}
-
 /// The comments of the fault `packed.id`: their number, then each comment's fields.
 fn comments_of_packed() -> String {
     format!(
