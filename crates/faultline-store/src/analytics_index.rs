@@ -45,42 +45,6 @@ pub(crate) struct IndexRow<'a> {
     pub cause: &'a str,
 }
 
-/// An [`IndexRow`] as the database driver decodes it, its columns in the order of the fields
-/// (a backend's statement names them so).
-pub(crate) type IndexTuple = (
-    String,
-    i64,
-    Option<i64>,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-);
-
-impl<'a> From<&'a IndexTuple> for IndexRow<'a> {
-    fn from(t: &'a IndexTuple) -> IndexRow<'a> {
-        IndexRow {
-            id: &t.0,
-            created_at: t.1,
-            resolved_at: t.2,
-            status: &t.3,
-            severity: &t.4,
-            fault_type: &t.5,
-            resource_id: &t.6,
-            site_id: t.7.as_deref(),
-            microservice_id: &t.8,
-            resource_ancestry_path: &t.9,
-            message: &t.10,
-            cause: &t.11,
-        }
-    }
-}
-
 /// A string's number in the index's dictionary.
 type Sym = u32;
 

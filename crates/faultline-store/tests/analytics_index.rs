@@ -149,8 +149,13 @@ async fn assert_same_answers(
         for group in groups {
             cases.push(Some((group, &listed[..], "(other)")));
             cases.push(Some((group, &[][..], "(other)")));
+            // `other` named like a listed group counts as that group, as in SQL.
+            cases.push(Some((group, &listed[..], "HIGH")));
         }
-        for (f, slots) in [(filter, Slots { origin: 0, slot_micros: 86_400_000_000 }), (&windowed, slots)] {
+        // A window that ends before its first slot: nothing, and no slot counted.
+        let backwards = FaultFilter { to: Some(slots.origin - 3 * slots.slot_micros), ..windowed.clone() };
+        let whole_day = Slots { origin: 0, slot_micros: 86_400_000_000 };
+        for (f, slots) in [(filter, whole_day), (&windowed, slots), (&backwards, slots)] {
             for group in &cases {
                 let mut a = indexed.counts_by_slot(customer, f, slots, *group, now).await.unwrap();
                 let mut b = by_sql.counts_by_slot(customer, f, slots, *group, now).await.unwrap();

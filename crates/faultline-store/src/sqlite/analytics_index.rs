@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
-use crate::analytics_index::{CustomerIndex, IndexRow, IndexTuple};
+use crate::analytics_index::{CustomerIndex, IndexRow};
 use crate::error::{StoreError, StoreResult};
-use crate::sql::{Sql, bind_positional};
+use crate::sql::{Param, Sql, bind_positional};
 
 use super::packed::{self, Field, Fields};
 
@@ -160,29 +160,29 @@ async fn read_index(reader: &SqlitePool, customer_id: &str) -> StoreResult<Custo
     let mut index = CustomerIndex::default();
     index.applied_seq =
         sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM fault_events").fetch_one(&mut *tx).await?;
-    let statement = load_page();
     let (mut before_created, mut before_id) = (i64::MAX, String::new());
     loop {
-        let (count, packed): (i64, Option<String>) = sqlx::query_as(&statement)
-            .bind(customer_id)
-            .bind(before_created)
-            .bind(&before_id)
-            .bind(LOAD_PAGE)
-            .fetch_one(&mut *tx)
-            .await?;
-        let Some(packed) = packed else { break };
-        let mut fields = Fields(&packed);
-        let mut last: Option<(i64, &str)> = None;
-        for _ in 0..count {
-            let row =
-                unpack(&mut fields).ok_or_else(|| StoreError::Corrupt("analytics index page".to_owned()))?;
-            index.upsert(&row);
-            // The page comes in no set order: the next starts after its smallest key.
-            if last.is_none_or(|key| (row.created_at, row.id) < key) {
-                last = Some((row.created_at, row.id));
-            }
+        // One range of `faults_by_customer`, newest first: a load reads the customer's faults
+        // only.
+        let params = vec![
+            Param::Text(customer_id.to_owned()),
+            Param::Int(before_created),
+            Param::Text(before_id.clone()),
+            Param::Int(LOAD_PAGE),
+        ];
+        let page = Sql::new(
+            "SELECT * FROM faults INDEXED BY faults_by_customer WHERE customer_id = $1 \
+             AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
+            params,
+        );
+        let (count, packed) = read_packed(&mut tx, page).await?;
+        let rows = unpack(count, &packed)?;
+        for row in &rows {
+            index.upsert(row);
         }
-        let Some((created_at, id)) = last else { break };
+        // The page comes in no set order: the next starts after its smallest key.
+        let Some(last) = rows.iter().min_by_key(|row| (row.created_at, row.id)) else { break };
+        let (created_at, id) = (last.created_at, last.id);
         (before_created, before_id) = (created_at, id.to_owned());
         if count < LOAD_PAGE {
             break;
@@ -199,8 +199,7 @@ async fn read_index(reader: &SqlitePool, customer_id: &str) -> StoreResult<Custo
     Ok(index)
 }
 
-/// The columns of [`IndexRow`], in the order of its fields, of [`IndexTuple`] and of
-/// [`unpack`]: the one list the statements here are made from.
+/// The columns of [`IndexRow`], in the order of its fields and of [`unpack`].
 const INDEX_FIELDS: [(&str, Field); 12] = [
     ("id", Field::Text),
     ("created_at", Field::Integer),
@@ -216,18 +215,29 @@ const INDEX_FIELDS: [(&str, Field); 12] = [
     ("cause", Field::Text),
 ];
 
-/// A page of a customer's faults before `($2, $3)` in `(created_at, id)` order, newest first,
-/// packed: one range of `faults_by_customer`, so a load reads the customer's faults only.
-fn load_page() -> String {
-    format!(
-        "SELECT {} FROM (SELECT * FROM faults INDEXED BY faults_by_customer WHERE customer_id = $1 \
-         AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4)",
-        packed::page_columns(&INDEX_FIELDS)
-    )
+/// The [`INDEX_FIELDS`] of the faults `select` reads (a statement over `faults`), packed: their
+/// count and text.
+async fn read_packed(tx: &mut SqliteConnection, select: Sql) -> StoreResult<(i64, String)> {
+    let statement = Sql::new(
+        format!("SELECT {} FROM ({}) AS packed", packed::page_columns(&INDEX_FIELDS), select.text),
+        select.params,
+    );
+    let (count, text): (i64, Option<String>) =
+        bind_positional!(sqlx::query_as, statement).fetch_one(&mut *tx).await?;
+    Ok((count, text.unwrap_or_default()))
+}
+
+/// The `count` rows of a [`read_packed`] text.
+fn unpack(count: i64, text: &str) -> StoreResult<Vec<IndexRow<'_>>> {
+    let corrupt = || StoreError::Corrupt("a packed page of the analytics index".to_owned());
+    let mut fields = Fields(text);
+    let rows =
+        (0..count).map(|_| unpack_row(&mut fields).ok_or_else(corrupt)).collect::<StoreResult<Vec<_>>>()?;
+    if fields.is_empty() { Ok(rows) } else { Err(corrupt()) }
 }
 
 /// The next row of packed [`INDEX_FIELDS`]; `None` if it is malformed.
-fn unpack<'a>(fields: &mut Fields<'a>) -> Option<IndexRow<'a>> {
+fn unpack_row<'a>(fields: &mut Fields<'a>) -> Option<IndexRow<'a>> {
     Some(IndexRow {
         id: fields.text()?,
         created_at: fields.integer()?,
@@ -265,19 +275,18 @@ pub(super) async fn catch_up(
         let mut changed: Vec<String> = entries.into_iter().map(|(_, id)| id).collect();
         changed.sort_unstable();
         changed.dedup();
-        let mut rows = Vec::new();
+        let mut pages = Vec::new();
         for chunk in changed.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::default();
             let customer = sql.text(customer_id);
             let ids = sql.list(chunk.iter().cloned());
-            sql.text = format!(
-                "SELECT {} FROM faults WHERE customer_id = {customer} AND id IN ({ids})",
-                INDEX_FIELDS.map(|(column, _)| column).join(", ")
-            );
-            let read: Vec<IndexTuple> = bind_positional!(sqlx::query_as, sql).fetch_all(&mut *tx).await?;
-            rows.extend(read);
+            sql.text = format!("SELECT * FROM faults WHERE customer_id = {customer} AND id IN ({ids})");
+            pages.push(read_packed(tx, sql).await?);
         }
-        let rows: Vec<IndexRow<'_>> = rows.iter().map(IndexRow::from).collect();
+        let mut rows = Vec::new();
+        for (count, text) in &pages {
+            rows.extend(unpack(*count, text)?);
+        }
         index.apply(&changed, &rows, last);
         if !page_full {
             return Ok(());
@@ -292,12 +301,13 @@ mod tests {
     #[test]
     fn a_packed_index_row_reads_back() {
         let packed = "5:flt_a10,,10:unresolved4:HIGH4:site6:site_1-1:m6:site_14:down0:";
-        let row = unpack(&mut Fields(packed)).unwrap();
+        let row = unpack(1, packed).unwrap().remove(0);
         assert_eq!((row.id, row.created_at, row.resolved_at, row.site_id), ("flt_a", 10, None, None));
         assert_eq!(
             (row.resource_id, row.microservice_id, row.message, row.cause),
             ("site_1", "m", "down", "")
         );
-        assert!(unpack(&mut Fields("5:flt_a10,")).is_none());
+        assert!(unpack(1, "5:flt_a10,").is_err());
+        assert!(unpack(0, packed).is_err(), "text left over");
     }
 }

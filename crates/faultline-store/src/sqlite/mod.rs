@@ -240,10 +240,7 @@ impl SqliteStore {
         if inline && let Some(faults) = self.inline_reads.as_ref().and_then(|reads| reads.faults(select)) {
             return Ok(faults);
         }
-        let statement = Sql::new(packed::fault_page(&select.text), select.params.clone());
-        let (count, text): (i64, Option<String>) =
-            sql::bind_positional!(sqlx::query_as, statement).fetch_one(&self.reader).await?;
-        packed::faults(count, text.as_deref().unwrap_or(""))
+        read_packed_faults(&self.reader, select).await
     }
 
     /// How many reads ran on the caller's thread, and how many of those were handed to the
@@ -281,9 +278,7 @@ impl SqliteStore {
             tracing::warn!(customer_id, error = %err, "analytics index not brought up to date; answering by SQL");
             return Ok(None);
         }
-        // A pass over a million faults takes milliseconds: not on the async workers.
-        let answered = tokio::task::spawn_blocking(move || answer(&index)).await;
-        Ok(Some(answered.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))))
+        Ok(Some(off_the_workers(move || answer(&index)).await))
     }
 
     /// Bring `index` up to date in a read transaction of its own.
@@ -726,11 +721,9 @@ impl Store for SqliteStore {
                     ..FaultFilter::default()
                 };
                 let (limit, since) = (query.limit, query.since);
-                let counts = tokio::task::spawn_blocking(move || {
-                    index.top_groups(&counted, GroupBy::Resource, limit, since)
-                })
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                let counts =
+                    off_the_workers(move || index.top_groups(&counted, GroupBy::Resource, limit, since))
+                        .await;
                 with_samples(&mut tx, customer_id, query, counts).await?
             }
         };
@@ -1090,11 +1083,24 @@ async fn load_fault(
     customer_id: &str,
     fault_id: &str,
 ) -> StoreResult<Option<Fault>> {
-    let select = fault_select(customer_id, fault_id);
-    let statement = Sql::new(packed::fault_page(&select.text), select.params);
+    Ok(read_packed_faults(conn, &fault_select(customer_id, fault_id)).await?.pop())
+}
+
+/// The faults `select` reads, with their comments, in no set order, as one [packed] page.
+async fn read_packed_faults<'c>(
+    executor: impl Executor<'c, Database = sqlx::Sqlite>,
+    select: &Sql,
+) -> StoreResult<Vec<Fault>> {
+    let statement = Sql::new(packed::fault_page(&select.text), select.params.clone());
     let (count, text): (i64, Option<String>) =
-        sql::bind_positional!(sqlx::query_as, statement).fetch_one(&mut *conn).await?;
-    Ok(packed::faults(count, text.as_deref().unwrap_or(""))?.pop())
+        sql::bind_positional!(sqlx::query_as, statement).fetch_one(executor).await?;
+    packed::faults(count, text.as_deref().unwrap_or(""))
+}
+
+/// `work` on a thread of tokio's blocking pool (a pass over a million faults takes
+/// milliseconds: not on the async workers); its panic goes on in the caller.
+async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// The `SELECT` of one fault.

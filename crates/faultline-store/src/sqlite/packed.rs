@@ -11,6 +11,7 @@
 use faultline_core::fault::{Comment, Fault};
 
 use crate::error::{StoreError, StoreResult};
+use crate::rows::FaultRow;
 
 /// How a column is packed.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +88,7 @@ fn comments_of_packed() -> String {
 }
 
 /// The comments packed at `fields`, oldest first.
-pub(super) fn comments(fields: &mut Fields<'_>) -> Option<Vec<Comment>> {
+fn comments(fields: &mut Fields<'_>) -> Option<Vec<Comment>> {
     let mut comments = Vec::new();
     for _ in 0..fields.integer()? {
         let (id, user_id, comment) =
@@ -105,35 +106,32 @@ pub(super) fn faults(count: i64, packed: &str) -> StoreResult<Vec<Fault>> {
     let mut fields = Fields(packed);
     let mut faults = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     for _ in 0..count {
-        let mut text = || fields.text().map(str::to_owned).ok_or_else(corrupt);
-        let (id, customer_id, resource_id, microservice_id, fault_type, status, severity, message, cause) =
-            (text()?, text()?, text()?, text()?, text()?, text()?, text()?, text()?, text()?);
-        let created_at = fields.integer().ok_or_else(corrupt)?;
-        let resolved_at = fields.optional_integer().ok_or_else(corrupt)?;
-        let path = fields.text().ok_or_else(corrupt)?.to_owned();
-        let site_id = fields.optional_text().ok_or_else(corrupt)?.map(str::to_owned);
-        let ttl = fields.integer().ok_or_else(corrupt)?;
-        let comments = comments(&mut fields).ok_or_else(corrupt)?;
-        let mut fault = crate::rows::fault((
-            id,
-            customer_id,
-            resource_id,
-            microservice_id,
-            fault_type,
-            status,
-            severity,
-            message,
-            cause,
-            created_at,
-            resolved_at,
-            path,
-            site_id,
-            ttl,
-        ))?;
-        fault.comments = comments;
+        let mut fault = crate::rows::fault(fault_row(&mut fields).ok_or_else(corrupt)?)?;
+        fault.comments = comments(&mut fields).ok_or_else(corrupt)?;
         faults.push(fault);
     }
     if fields.is_empty() { Ok(faults) } else { Err(corrupt()) }
+}
+
+/// The next packed [`FAULT_FIELDS`] as the row [`crate::rows::fault`] reads.
+fn fault_row(f: &mut Fields<'_>) -> Option<FaultRow> {
+    let text = |f: &mut Fields<'_>| f.text().map(str::to_owned);
+    Some((
+        text(f)?,
+        text(f)?,
+        text(f)?,
+        text(f)?,
+        text(f)?,
+        text(f)?,
+        text(f)?,
+        text(f)?,
+        text(f)?,
+        f.integer()?,
+        f.optional_integer()?,
+        text(f)?,
+        f.optional_text()?.map(str::to_owned),
+        f.integer()?,
+    ))
 }
 
 /// Reads the fields of packed rows in order; each read is `None` on malformed input.
