@@ -18,8 +18,6 @@ use faultline_core::filter::FaultFilter;
 use faultline_core::time::now_micros;
 use faultline_store::{FaultQuery, Store, StoreResult};
 
-use crate::faults::FaultView;
-
 pub const CSV: &str = "text/csv; charset=utf-8";
 pub const NDJSON: &str = "application/x-ndjson";
 /// Faults read from the store at a time.
@@ -55,10 +53,14 @@ impl Format {
 
 pub use faultline_core::csv::{FAULT_COLUMNS as CSV_COLUMNS, row as csv_row};
 
-fn fault_ndjson(f: Fault) -> String {
-    let mut line = serde_json::to_string(&FaultView::from(f)).unwrap_or_default();
-    line.push('\n');
-    line
+/// One fault a line.
+fn ndjson(faults: &[Fault]) -> String {
+    let mut text = Vec::with_capacity(faults.len() * 640);
+    for f in faults {
+        crate::fault_json::write_fault(&mut text, f);
+        text.push(b'\n');
+    }
+    String::from_utf8(text).expect("JSON written from strings is UTF-8")
 }
 
 struct Walk {
@@ -87,7 +89,7 @@ impl Walk {
             }
             let last = faults.last().map(|f| Position { created_at: f.created_at, id: f.id.clone() });
             let rows = faults.len();
-            let text = faults.into_iter().map(fault_ndjson).collect();
+            let text = ndjson(&faults);
             Ok(Page { text, rows, last })
         }));
     }

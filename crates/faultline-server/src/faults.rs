@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
-use crate::etag::json_with_etag;
+use crate::etag::json_bytes_with_etag;
 use crate::extract::{JsonBody, QueryPairs};
 use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
 use crate::state::AppState;
@@ -264,9 +264,8 @@ pub async fn list_faults(
         let position = Position { created_at: last.created_at, id: last.id.clone() };
         state.cursors.encode(&principal.customer_id, &canonical, &position)
     });
-    let data: Vec<FaultView> = faults.into_iter().map(FaultView::from).collect();
-    let meta = ListMeta { count: data.len(), cursor, has_more };
-    json_with_etag(&headers, &FaultList { data, meta })
+    let meta = ListMeta { count: faults.len(), cursor, has_more };
+    json_bytes_with_etag(&headers, crate::fault_json::fault_list(&faults, &meta))
 }
 
 /// Create a fault.
@@ -327,7 +326,7 @@ pub async fn get_fault(
         .await?
         .filter(|f| principal.scope.as_ref().is_none_or(|scope| scope.matches(f)))
         .ok_or_else(ApiError::not_found)?;
-    json_with_etag(&headers, &FaultView::from(fault))
+    json_bytes_with_etag(&headers, crate::fault_json::fault(&fault))
 }
 
 /// Delete a fault for good.

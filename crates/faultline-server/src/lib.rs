@@ -12,6 +12,7 @@ pub mod etag;
 pub mod events;
 pub mod export;
 pub mod extract;
+pub mod fault_json;
 pub mod faults;
 pub mod health;
 pub mod heartbeats;

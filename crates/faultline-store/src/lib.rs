@@ -11,6 +11,8 @@ mod error;
 mod heartbeat;
 mod idempotency;
 mod ingest;
+#[cfg(test)]
+mod migration_tests;
 mod model;
 mod postgres;
 mod rows;

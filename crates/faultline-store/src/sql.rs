@@ -202,6 +202,11 @@ pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>, backend: Ba
             let site = sql.text(site);
             common.push(format!("a.customer_id = {customer}"));
             common.push(format!("a.element = {site}"));
+            // Checked on the ancestor row, before the join (`f.severity` is checked again after).
+            if !filter.severities.is_empty() {
+                let list = sql.list(filter.severities.iter().map(|s| s.as_str().to_owned()));
+                common.push(format!("a.severity IN ({list})"));
+            }
             ("fault_ancestors a JOIN faults f ON f.id = a.fault_id", "a.created_at", "a.fault_id")
         }
         sites => {
@@ -530,16 +535,17 @@ pub(crate) fn insert_ancestors(faults: &[Fault]) -> Vec<Sql> {
             .iter()
             .map(|(f, element)| {
                 format!(
-                    "({}, {}, {}, {})",
+                    "({}, {}, {}, {}, {})",
                     sql.text(&f.customer_id),
                     sql.text(element),
                     sql.int(f.created_at),
-                    sql.text(&f.id)
+                    sql.text(&f.id),
+                    sql.text(f.severity.as_str())
                 )
             })
             .collect();
         sql.text = format!(
-            "INSERT INTO fault_ancestors (customer_id, element, created_at, fault_id) VALUES {}",
+            "INSERT INTO fault_ancestors (customer_id, element, created_at, fault_id, severity) VALUES {}",
             rows.join(", ")
         );
         statements.push(sql);

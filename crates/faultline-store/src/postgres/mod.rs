@@ -19,7 +19,7 @@ use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql, TopQuery};
 use crate::{Backend, Resolution, Store};
 use faultline_core::fault::Fault;
 
-const MIGRATIONS: &[(i64, &str)] = &[
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
     (2, include_str!("migrations/0002_faults.sql")),
     (3, include_str!("migrations/0003_tokens.sql")),
@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_idempotency.sql")),
     (7, include_str!("migrations/0007_heartbeats_and_stream.sql")),
     (8, include_str!("migrations/0008_ancestors_without_cascade.sql")),
+    (9, include_str!("migrations/0009_ancestors_with_severity.sql")),
 ];
 
 /// Advisory lock keys, one per cross-replica critical section.

@@ -1,0 +1,91 @@
+//! Migrations applied to a database that already holds data, on both backends: the schema a
+//! release before a migration leaves, rows written there, then the migration.
+
+use sqlx::Connection;
+
+use crate::testing::{POSTGRES_URL_VAR, skip};
+
+/// Two faults of one site, their ancestry elements, and an element whose fault is gone (which
+/// the table could hold once migration 8 dropped its foreign key).
+const BEFORE_9: &str = "
+INSERT INTO customers (id, name, created_at) VALUES ('cus_a', 'A', 0);
+INSERT INTO faults (id, customer_id, resource_id, microservice_id, type, status, severity, message,
+    cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl)
+VALUES ('flt_1', 'cus_a', 'tun_1', 'm', 'wantunnel', 'unresolved', 'HIGH', 'down', 'bfd', 10, NULL,
+        'site_1|dev_1|tun_1', 'site_1', 99),
+       ('flt_2', 'cus_a', 'dev_1', 'm', 'reboot', 'resolved', 'LOW', 'reboot', 'power', 20, 30,
+        'site_1|dev_1', 'site_1', 99);
+INSERT INTO fault_ancestors (customer_id, element, created_at, fault_id) VALUES
+    ('cus_a', 'site_1', 10, 'flt_1'), ('cus_a', 'dev_1', 10, 'flt_1'), ('cus_a', 'tun_1', 10, 'flt_1'),
+    ('cus_a', 'site_1', 20, 'flt_2'), ('cus_a', 'dev_1', 20, 'flt_2'),
+    ('cus_a', 'site_1', 5, 'flt_gone');
+";
+
+const AFTER_9: &str = "SELECT element, fault_id, severity FROM fault_ancestors ORDER BY customer_id, element, created_at, fault_id";
+
+/// What builds the database: migrations 1 to 8, the rows, then migration 9.
+fn steps(migrations: &'static [(i64, &'static str)]) -> Vec<&'static str> {
+    assert_eq!(migrations[8].0, 9);
+    migrations[..8].iter().map(|(_, sql)| *sql).chain([BEFORE_9, migrations[8].1]).collect()
+}
+
+fn expected_after_9() -> Vec<(String, String, String)> {
+    [
+        ("dev_1", "flt_1", "HIGH"),
+        ("dev_1", "flt_2", "LOW"),
+        ("site_1", "flt_1", "HIGH"),
+        ("site_1", "flt_2", "LOW"),
+        ("tun_1", "flt_1", "HIGH"),
+    ]
+    .into_iter()
+    .map(|(e, f, s)| (e.to_owned(), f.to_owned(), s.to_owned()))
+    .collect()
+}
+
+#[tokio::test]
+async fn migration_9_gives_every_ancestor_row_its_fault_s_severity_on_sqlite() {
+    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+    for sql in steps(crate::sqlite::MIGRATIONS) {
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    }
+    let rows: Vec<(String, String, String)> = sqlx::query_as(AFTER_9).fetch_all(&mut conn).await.unwrap();
+    assert_eq!(rows, expected_after_9());
+    // Still keyed as the pages read it, and the column cannot be left empty.
+    let missing = sqlx::raw_sql(
+        "INSERT INTO fault_ancestors (customer_id, element, created_at, fault_id) VALUES ('cus_a', 'x', 1, 'flt_1')",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(missing.is_err(), "severity is NOT NULL");
+    let duplicate =
+        sqlx::raw_sql("INSERT INTO fault_ancestors VALUES ('cus_a', 'site_1', 10, 'flt_1', 'HIGH')")
+            .execute(&mut conn)
+            .await;
+    assert!(duplicate.is_err(), "the primary key survives the rebuild");
+}
+
+#[tokio::test]
+async fn migration_9_gives_every_ancestor_row_its_fault_s_severity_on_postgres() {
+    let test = "migration_9_postgres";
+    let Ok(base) = std::env::var(POSTGRES_URL_VAR) else {
+        return skip(test, &format!("{POSTGRES_URL_VAR} is not set"));
+    };
+    let schema = format!("t_migration_9_{}", faultline_core::ids::random_base62(8).to_lowercase());
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::raw_sql(&format!("CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\""))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for sql in steps(crate::postgres::MIGRATIONS) {
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    }
+    let rows: Vec<(String, String, String)> = sqlx::query_as(AFTER_9).fetch_all(&mut conn).await.unwrap();
+    let missing = sqlx::raw_sql(
+        "INSERT INTO fault_ancestors (customer_id, element, created_at, fault_id) VALUES ('cus_a', 'x', 1, 'flt_1')",
+    )
+    .execute(&mut conn)
+    .await;
+    sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE")).execute(&mut conn).await.unwrap();
+    assert_eq!(rows, expected_after_9());
+    assert!(missing.is_err(), "severity is NOT NULL");
+}
