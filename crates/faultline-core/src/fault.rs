@@ -128,6 +128,85 @@ pub struct Fault {
     pub comments: Vec<Comment>,
 }
 
+impl Fault {
+    /// This fault, borrowed.
+    pub fn as_ref(&self) -> FaultRef<'_> {
+        FaultRef {
+            id: &self.id,
+            customer_id: &self.customer_id,
+            resource_id: &self.resource_id,
+            microservice_id: &self.microservice_id,
+            fault_type: &self.fault_type,
+            status: self.status,
+            severity: self.severity,
+            message: &self.message,
+            cause: &self.cause,
+            created_at: self.created_at,
+            resolved_at: self.resolved_at,
+            resource_ancestry_path: &self.resource_ancestry_path,
+            site_id: self.site_id.as_deref(),
+            ttl: self.ttl,
+            comments: &self.comments,
+        }
+    }
+}
+
+/// A stored fault whose text is borrowed: from a [`Fault`], or straight from the row a store
+/// is reading (so a page can be written out without a copy of each field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultRef<'a> {
+    pub id: &'a str,
+    pub customer_id: &'a str,
+    pub resource_id: &'a str,
+    pub microservice_id: &'a str,
+    pub fault_type: &'a str,
+    pub status: FaultStatus,
+    pub severity: Severity,
+    pub message: &'a str,
+    pub cause: &'a str,
+    pub created_at: Micros,
+    pub resolved_at: Option<Micros>,
+    pub resource_ancestry_path: &'a str,
+    pub site_id: Option<&'a str>,
+    pub ttl: i64,
+    pub comments: &'a [Comment],
+}
+
+impl FaultRef<'_> {
+    /// This fault, owned.
+    pub fn to_fault(&self) -> Fault {
+        Fault {
+            id: self.id.to_owned(),
+            customer_id: self.customer_id.to_owned(),
+            resource_id: self.resource_id.to_owned(),
+            microservice_id: self.microservice_id.to_owned(),
+            fault_type: self.fault_type.to_owned(),
+            status: self.status,
+            severity: self.severity,
+            message: self.message.to_owned(),
+            cause: self.cause.to_owned(),
+            created_at: self.created_at,
+            resolved_at: self.resolved_at,
+            resource_ancestry_path: self.resource_ancestry_path.to_owned(),
+            site_id: self.site_id.map(str::to_owned),
+            ttl: self.ttl,
+            comments: self.comments.to_vec(),
+        }
+    }
+}
+
+/// What a page of faults is given to as the store reads it (`Store::list_faults_into`), newest
+/// first.
+pub trait FaultSink: Send {
+    /// The next fault, with the comments the store has read with it.
+    fn fault(&mut self, fault: &FaultRef<'_>);
+    /// A comment of the `index`-th fault given (from 0), when the store reads comments after
+    /// their faults: after every fault, each fault's oldest first.
+    fn comment(&mut self, index: usize, comment: &Comment);
+    /// Forget everything given so far: the store starts the page again (another way).
+    fn clear(&mut self);
+}
+
 /// A validated request to create a fault; the customer comes from the credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewFault {

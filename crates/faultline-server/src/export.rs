@@ -57,7 +57,7 @@ pub use faultline_core::csv::{FAULT_COLUMNS as CSV_COLUMNS, row as csv_row};
 fn ndjson(faults: &[Fault]) -> String {
     let mut text = Vec::with_capacity(faults.len() * 640);
     for f in faults {
-        crate::fault_json::write_fault(&mut text, f);
+        crate::fault_json::write_fault(&mut text, &f.as_ref());
         text.push(b'\n');
     }
     String::from_utf8(text).expect("JSON written from strings is UTF-8")

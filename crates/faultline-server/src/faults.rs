@@ -249,23 +249,20 @@ pub async fn list_faults(
             })?)
         }
     };
-    let limit = request.limit as usize;
     let query = FaultQuery {
         filter: &request.filter,
         after: after.as_ref(),
         limit: request.limit + 1,
         now: now_micros(),
     };
-    let mut faults = state.store.list_faults(&principal.customer_id, &query).await?;
-    let has_more = faults.len() > limit;
-    faults.truncate(limit);
-    let cursor = has_more.then(|| {
-        let last = faults.last().expect("a full page has a last fault");
-        let position = Position { created_at: last.created_at, id: last.id.clone() };
+    let mut page = crate::fault_json::PageWriter::new(request.limit as usize);
+    state.store.list_faults_into(&principal.customer_id, &query, &mut page).await?;
+    let cursor = page.has_more().then(|| {
+        let (created_at, id) = page.last().expect("a full page has a last fault");
+        let position = Position { created_at, id: id.to_owned() };
         state.cursors.encode(&principal.customer_id, &canonical, &position)
     });
-    let meta = ListMeta { count: faults.len(), cursor, has_more };
-    json_bytes_with_etag(&headers, crate::fault_json::fault_list(&faults, &meta))
+    json_bytes_with_etag(&headers, page.finish(cursor.as_deref()))
 }
 
 /// Create a fault.

@@ -23,7 +23,7 @@ pub mod testing;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use faultline_core::fault::Fault;
+use faultline_core::fault::{Fault, FaultSink};
 
 pub use error::{StoreError, StoreResult};
 pub use model::*;
@@ -247,6 +247,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// A page of the customer's faults matching the query, newest first.
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>>;
+
+    /// [`Store::list_faults`], each fault given to `sink` as it is read (newest first), so a
+    /// backend that can lend its rows skips building a [`Fault`] of each. On an error the sink
+    /// may hold part of the page.
+    async fn list_faults_into(
+        &self,
+        customer_id: &str,
+        query: &FaultQuery<'_>,
+        sink: &mut dyn FaultSink,
+    ) -> StoreResult<()> {
+        for fault in self.list_faults(customer_id, query).await? {
+            sink.fault(&fault.as_ref());
+        }
+        Ok(())
+    }
 
     /// The resources with the most faults created since `query.since` (within its scope), at
     /// most `query.limit`, most faults first, ties by resource id in byte order; each with its

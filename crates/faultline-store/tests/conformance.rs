@@ -625,3 +625,92 @@ conformance_test!(the_recent_view_is_unresolved_or_from_the_last_day, |store: Db
     assert_eq!(recent(&["site_1", "site_2"], &["reboot"], 1_000).await, ids(&[&new_closed]));
     assert_eq!(recent(&["site_2"], &["wantunnel"], 1_000).await, ids(&[&new_open]));
 });
+
+/// A sink that keeps what it is given.
+#[derive(Default)]
+struct Given(Vec<faultline_core::fault::Fault>);
+
+impl faultline_core::fault::FaultSink for Given {
+    fn fault(&mut self, fault: &faultline_core::fault::FaultRef<'_>) {
+        self.0.push(fault.to_fault());
+    }
+    fn comment(&mut self, index: usize, comment: &faultline_core::fault::Comment) {
+        self.0[index].comments.push(comment.clone());
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+conformance_test!(a_page_given_to_a_sink_is_the_page_listed, |store: Db| async move {
+    use faultline_core::fault::{Comment, Severity};
+    use faultline_core::filter::FaultFilter;
+    let customer = store.create_customer("Acme").await.unwrap();
+    let other = store.create_customer("Other").await.unwrap();
+    let severities = [Severity::Low, Severity::High, Severity::Critical];
+    let faults: Vec<_> = (0..40)
+        .map(|i| {
+            let mut f = sample_fault(&customer.id, i);
+            f.severity = severities[i as usize % 3];
+            f.resource_ancestry_path = format!("site_{}|dev_{i}", i % 2);
+            f
+        })
+        .collect();
+    store.insert_faults(&faults, "test", None).await.unwrap();
+    store.insert_faults(&[sample_fault(&other.id, 0)], "test", None).await.unwrap();
+    let now = faultline_core::time::now_micros();
+    // Comments on a few faults, one with two given newest first.
+    for (fault, id, at) in
+        [(0, "cmt_b", now - 5), (0, "cmt_a", now - 9), (3, "cmt_c", now - 7), (39, "cmt_d", now)]
+    {
+        let comment = Comment {
+            id: id.to_owned(),
+            user_id: "usr_1".to_owned(),
+            comment: format!("{id} \"said\""),
+            created_at: at,
+        };
+        store.add_comment(&customer.id, &faults[fault].id, &comment, "test", None).await.unwrap();
+    }
+    let site_high = FaultFilter {
+        sites: vec!["site_1".to_owned()],
+        severities: vec![Severity::High, Severity::Critical],
+        ..FaultFilter::default()
+    };
+    let recent = FaultFilter { recent: true, ..FaultFilter::default() };
+    let all = FaultFilter::default();
+    let first = store
+        .list_faults(&customer.id, &faultline_store::FaultQuery { filter: &all, after: None, limit: 11, now })
+        .await
+        .unwrap();
+    let after = faultline_core::cursor::Position { created_at: first[9].created_at, id: first[9].id.clone() };
+    for (filter, after, limit) in [
+        (&all, None, 11),
+        (&all, Some(&after), 11),
+        (&all, None, 101),
+        (&site_high, None, 5),
+        (&site_high, Some(&after), 51),
+        (&recent, None, 51),
+    ] {
+        let query = faultline_store::FaultQuery { filter, after, limit, now };
+        let listed = store.list_faults(&customer.id, &query).await.unwrap();
+        let mut given = Given::default();
+        store.list_faults_into(&customer.id, &query, &mut given).await.unwrap();
+        assert!(!listed.is_empty());
+        assert_eq!(given.0, listed, "{filter:?} after {after:?} limit {limit}");
+    }
+    let with_comments = store
+        .list_faults(
+            &customer.id,
+            &faultline_store::FaultQuery { filter: &all, after: None, limit: 101, now },
+        )
+        .await
+        .unwrap();
+    let ids = |f: &faultline_core::fault::Fault| f.comments.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    let commented: Vec<_> = with_comments.iter().filter(|f| !f.comments.is_empty()).map(ids).collect();
+    // (sample_fault gives each later fault a later time.)
+    assert_eq!(
+        commented,
+        [vec!["cmt_d"], vec!["cmt_c"], vec!["cmt_a", "cmt_b"]],
+        "each fault's oldest first"
+    );
+});

@@ -1,7 +1,7 @@
 //! SQLite reads one fault, or a page of a list, on the caller's thread; a read that runs past its
 //! budget there is handed to the reader pool and answers the same.
 
-use faultline_core::fault::{Comment, Fault, NewFault, Severity};
+use faultline_core::fault::{Comment, Fault, FaultRef, FaultSink, NewFault, Severity};
 use faultline_core::filter::FaultFilter;
 use faultline_core::time::now_micros;
 use faultline_store::testing::TestDb;
@@ -9,10 +9,11 @@ use faultline_store::{Backend, FaultQuery, SqliteStore, Store};
 
 /// Fault `n` of site_0, created `n + 1` seconds ago, resolved, of `severity`.
 fn fault(customer_id: &str, n: i64, severity: Severity, message: &str) -> Fault {
+    let fault_type = if severity == Severity::Critical { "site" } else { "wan-degradation" };
     let now = now_micros();
     let new = NewFault {
         resource_id: format!("tun_{}", n % 500),
-        fault_type: "wan-degradation".to_owned(),
+        fault_type: fault_type.to_owned(),
         severity,
         message: message.to_owned(),
         cause: "packet loss".to_owned(),
@@ -26,14 +27,41 @@ fn fault(customer_id: &str, n: i64, severity: Severity, message: &str) -> Fault 
     fault
 }
 
+/// A sink that keeps what it is given.
+#[derive(Default)]
+struct Given {
+    faults: Vec<Fault>,
+    cleared: usize,
+}
+
+impl FaultSink for Given {
+    fn fault(&mut self, fault: &FaultRef<'_>) {
+        self.faults.push(fault.to_fault());
+    }
+    fn comment(&mut self, index: usize, comment: &Comment) {
+        self.faults[index].comments.push(comment.clone());
+    }
+    fn clear(&mut self) {
+        self.faults.clear();
+        self.cleared += 1;
+    }
+}
+
+async fn collect(store: &SqliteStore, customer: &str, query: &FaultQuery<'_>) -> Given {
+    let mut given = Given::default();
+    store.list_faults_into(customer, query, &mut given).await.unwrap();
+    given
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_reads_run_inline_and_long_ones_are_handed_to_the_pool() {
     let db = TestDb::new(Backend::Sqlite, "inline_reads").await.expect("sqlite is always here");
     let store = SqliteStore::open(&db.url).await.unwrap();
     let customer = store.create_customer("Acme").await.unwrap().id;
-    // 50,000 faults of one site, the oldest the only critical one: a page of the site's
-    // critical faults reads the site's whole history, far past a read's budget on the caller's
-    // thread. (Its message is also the only one with "needle".)
+    // 50,000 faults of one site, the oldest the only critical one and the only one of type
+    // `site`: a page of the site's faults of that type reads the site's whole history, far past
+    // a read's budget on the caller's thread (each of its rows looked up in `faults` for its
+    // type). (Its message is also the only one with "needle".)
     const FAULTS: i64 = 50_000;
     let mut oldest = String::new();
     for start in (0..FAULTS).step_by(1_000) {
@@ -86,7 +114,7 @@ async fn short_reads_run_inline_and_long_ones_are_handed_to_the_pool() {
 
     let critical = FaultFilter {
         sites: vec!["site_0".to_owned()],
-        severities: vec![Severity::Critical],
+        types: vec!["site".to_owned()],
         ..FaultFilter::default()
     };
     let found = store
@@ -102,6 +130,17 @@ async fn short_reads_run_inline_and_long_ones_are_handed_to_the_pool() {
     // Its connection was kept: the next read needs no new one, and answers inline.
     assert!(store.get_fault(&customer, &oldest).await.unwrap().is_some());
     assert_eq!(store.inline_read_counts().unwrap(), (answered + 3, handed_over + 1));
+
+    // A page given to a sink: inline, each fault lent from its row and the comments after,
+    // the same page; handed over, the sink is cleared and given the pool's page.
+    let given = collect(&store, &customer, &FaultQuery { filter: &all, after: None, limit: 51, now }).await;
+    assert_eq!((given.faults, given.cleared), (page, 0));
+    assert_eq!(store.inline_read_counts().unwrap(), (answered + 4, handed_over + 1));
+    let given =
+        collect(&store, &customer, &FaultQuery { filter: &critical, after: None, limit: 51, now }).await;
+    assert_eq!((given.faults, given.cleared), (found, 1));
+    assert_eq!(store.inline_read_counts().unwrap(), (answered + 4, handed_over + 2));
+    let (answered, handed_over) = (answered + 1, handed_over + 1);
 
     // A free-text search is never read inline (it may read a long history for a page).
     let needle = FaultFilter { text: Some("NEEDLE".to_owned()), ..FaultFilter::default() };

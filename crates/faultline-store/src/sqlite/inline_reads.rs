@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use faultline_core::fault::Fault;
+use faultline_core::fault::{Comment, Fault, FaultRef, FaultSink};
 
 use crate::sql::{Param, Sql};
 
@@ -78,42 +78,30 @@ impl InlineReads {
         self.run(|conn| {
             let snapshot = Snapshot::begin(conn)?;
             let mut faults = Vec::new();
-            let mut prepared = prepare(&snapshot, select)?;
-            let mut rows = prepared.raw_query();
-            while let Some(row) = rows.next()? {
-                let fault = crate::rows::fault((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                    row.get(7)?,
-                    row.get(8)?,
-                    row.get(9)?,
-                    row.get(10)?,
-                    row.get(11)?,
-                    row.get(12)?,
-                    row.get(13)?,
-                ));
-                // Not what the schema promises: sqlx's path reads it again and says so.
-                faults.push(fault.map_err(|_| rusqlite::Error::InvalidQuery)?);
-            }
-            drop(rows);
-            drop(prepared);
-            if !faults.is_empty() {
-                let ids: Vec<&str> = faults.iter().map(|f| f.id.as_str()).collect();
-                let mut prepared = prepare(&snapshot, &crate::sql::comments_of(&ids))?;
-                let mut rows = prepared.raw_query();
-                let mut comments: Vec<crate::rows::CommentRow> = Vec::new();
-                while let Some(row) = rows.next()? {
-                    comments.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?));
-                }
-                crate::rows::attach_comments(&mut faults, comments);
-            }
+            each_fault(&snapshot, select, |f| faults.push(f.to_fault()))?;
+            let ids: Vec<&str> = faults.iter().map(|f| f.id.as_str()).collect();
+            let comments = comments_of(&snapshot, &ids)?;
+            crate::rows::attach_comments(&mut faults, comments);
             Ok(faults)
         })
+    }
+
+    /// [`InlineReads::faults`], each fault given to `sink` straight from its row (no field
+    /// copied), in the statement's order, then the comments; `false` when they could not be
+    /// read here (the sink may then hold part of them).
+    pub(super) fn faults_into(&self, select: &Sql, sink: &mut dyn FaultSink) -> bool {
+        self.run(|conn| {
+            let snapshot = Snapshot::begin(conn)?;
+            let ids = each_fault(&snapshot, select, |f| sink.fault(f))?;
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            for (fault_id, id, user_id, comment, created_at) in comments_of(&snapshot, &ids)? {
+                if let Some(index) = ids.iter().position(|&f| f == fault_id) {
+                    sink.comment(index, &Comment { id, user_id, comment, created_at });
+                }
+            }
+            Ok(())
+        })
+        .is_some()
     }
 
     /// `read`, run here within [`BUDGET`]; `None` if it was not.
@@ -185,6 +173,64 @@ impl Drop for Snapshot<'_> {
             tracing::debug!(error = %err, "inline read: the read transaction did not end");
         }
     }
+}
+
+/// Each fault `select` reads (its result columns those of [`crate::rows::FaultRow`]), lent
+/// to `give` from its row, without comments; the faults' ids, in order.
+fn each_fault(
+    conn: &Connection,
+    select: &Sql,
+    mut give: impl FnMut(&FaultRef<'_>),
+) -> rusqlite::Result<Vec<String>> {
+    // Not what the schema promises: sqlx's path reads it again and says so.
+    fn corrupt<E>(_: E) -> rusqlite::Error {
+        rusqlite::Error::InvalidQuery
+    }
+    fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> rusqlite::Result<&'r str> {
+        row.get_ref(column)?.as_str().map_err(corrupt)
+    }
+    fn int(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<i64> {
+        row.get_ref(column)?.as_i64().map_err(corrupt)
+    }
+    let mut prepared = prepare(conn, select)?;
+    let mut rows = prepared.raw_query();
+    let mut ids = Vec::new();
+    while let Some(row) = rows.next()? {
+        let fault = FaultRef {
+            id: text(row, 0)?,
+            customer_id: text(row, 1)?,
+            resource_id: text(row, 2)?,
+            microservice_id: text(row, 3)?,
+            fault_type: text(row, 4)?,
+            status: text(row, 5)?.parse().map_err(corrupt)?,
+            severity: text(row, 6)?.parse().map_err(corrupt)?,
+            message: text(row, 7)?,
+            cause: text(row, 8)?,
+            created_at: int(row, 9)?,
+            resolved_at: row.get_ref(10)?.as_i64_or_null().map_err(corrupt)?,
+            resource_ancestry_path: text(row, 11)?,
+            site_id: row.get_ref(12)?.as_str_or_null().map_err(corrupt)?,
+            ttl: int(row, 13)?,
+            comments: &[],
+        };
+        ids.push(fault.id.to_owned());
+        give(&fault);
+    }
+    Ok(ids)
+}
+
+/// The comments of the faults `ids`, each fault's oldest first.
+fn comments_of(conn: &Connection, ids: &[&str]) -> rusqlite::Result<Vec<crate::rows::CommentRow>> {
+    let mut comments = Vec::new();
+    if ids.is_empty() {
+        return Ok(comments);
+    }
+    let mut prepared = prepare(conn, &crate::sql::comments_of(ids))?;
+    let mut rows = prepared.raw_query();
+    while let Some(row) = rows.next()? {
+        comments.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?));
+    }
+    Ok(comments)
 }
 
 /// `statement` prepared (from the connection's cache) with its parameters bound.

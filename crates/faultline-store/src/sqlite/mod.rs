@@ -22,7 +22,7 @@ use crate::model::{
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
 use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql, TopQuery};
 use crate::{Backend, Resolution, Store};
-use faultline_core::fault::Fault;
+use faultline_core::fault::{Fault, FaultSink};
 use faultline_core::filter::FaultFilter;
 
 mod analytics_index;
@@ -179,6 +179,11 @@ async fn run_in_transaction(writer: &SqlitePool, statements: &[&Sql]) -> StoreRe
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// A page read packed (in no set order) in the list's order.
+fn newest_first(faults: &mut [Fault]) {
+    faults.sort_unstable_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
 }
 
 /// How much of the database file each connection maps into memory (`PRAGMA mmap_size`): all
@@ -698,8 +703,31 @@ impl Store for SqliteStore {
         // A free-text search may read a long history to fill a page: not on this thread.
         let inline = query.limit <= MAX_INLINE_ROWS && query.filter.text.is_none();
         let mut faults = self.read_faults(&select, inline).await?;
-        faults.sort_unstable_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        newest_first(&mut faults);
         Ok(faults)
+    }
+
+    async fn list_faults_into(
+        &self,
+        customer_id: &str,
+        query: &FaultQuery<'_>,
+        sink: &mut dyn FaultSink,
+    ) -> StoreResult<()> {
+        let select = sql::list_faults(customer_id, query, Backend::Sqlite);
+        let inline = query.limit <= MAX_INLINE_ROWS && query.filter.text.is_none();
+        // Inline rows come in the statement's order, newest first.
+        if inline && let Some(reads) = &self.inline_reads {
+            if reads.faults_into(&select, sink) {
+                return Ok(());
+            }
+            sink.clear();
+        }
+        let mut faults = read_packed_faults(&self.reader, &select).await?;
+        newest_first(&mut faults);
+        for fault in &faults {
+            sink.fault(&fault.as_ref());
+        }
+        Ok(())
     }
 
     async fn top_resources(&self, customer_id: &str, query: &TopQuery<'_>) -> StoreResult<Vec<TopResource>> {
