@@ -104,6 +104,14 @@ pub trait Store: Send + Sync + 'static {
     /// Close the pools, waiting for connections in use to be returned.
     async fn close(&self);
 
+    /// Bring the query planner's statistics up to date after a bulk load (`faultline demo`).
+    /// PostgreSQL otherwise plans with none until autovacuum analyses the new rows: on a
+    /// freshly loaded 1,000,000 faults it sorted a whole site (76 ms) to answer one page of
+    /// `site=…&severity=…` (0.4 ms once analysed). SQLite's plans need no statistics.
+    async fn analyze(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     // ---- customers and API keys ----
 
     async fn create_customer(&self, name: &str) -> StoreResult<Customer>;

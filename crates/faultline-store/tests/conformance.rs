@@ -714,3 +714,18 @@ conformance_test!(a_page_given_to_a_sink_is_the_page_listed, |store: Db| async m
         "each fault's oldest first"
     );
 });
+
+conformance_test!(analysing_after_a_load_keeps_every_answer, |store: Db| async move {
+    let customer = store.create_customer("Acme").await.unwrap();
+    let faults: Vec<_> = (0..20).map(|i| sample_fault(&customer.id, i)).collect();
+    store.insert_faults(&faults, "test", None).await.unwrap();
+    store.analyze().await.unwrap();
+    let filter = faultline_core::filter::FaultFilter {
+        sites: vec!["site_1".to_owned()],
+        severities: vec![faultline_core::fault::Severity::Low],
+        ..Default::default()
+    };
+    let now = faultline_core::time::now_micros();
+    let query = faultline_store::FaultQuery { filter: &filter, after: None, limit: 50, now };
+    assert_eq!(store.list_faults(&customer.id, &query).await.unwrap().len(), 20);
+});

@@ -116,6 +116,7 @@ async fn load(
         progress.add(chunk.len() as u64, started.elapsed());
     }
     producer.await.map_err(|e| format!("demo: the generator failed: {e}"))?;
+    store.analyze().await.map_err(|e| format!("demo: analysing the loaded tables failed: {e}"))?;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "faultline: demo: inserted {} faults in {elapsed:.1} s ({:.0} faults/s)",

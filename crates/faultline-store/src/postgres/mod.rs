@@ -145,6 +145,11 @@ impl Store for PostgresStore {
         self.pool.close().await;
     }
 
+    async fn analyze(&self) -> StoreResult<()> {
+        sqlx::raw_sql("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn create_customer(&self, name: &str) -> StoreResult<Customer> {
         let customer = rows::new_customer(None, name);
         sqlx::query("INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)")

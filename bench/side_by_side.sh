@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Several builds of faultline, one after another on one SQLite database, under the same load:
+# for comparing a change with what it replaces, on the same data and in the same minutes.
+#
+#   bench/side_by_side.sh DATABASE KEY_FILE BINARY...
+#
+# DATABASE is a SQLite file made by `faultline demo --faults N --database-url sqlite://FILE`,
+# KEY_FILE that command's output (its first line's second field is the API key). For each
+# binary in turn: start it on the database, then for each request below run wrk -t2 -c16 for
+# WARM (2) seconds and then DURATION (5) seconds, and print requests/s and the server's CPU
+# time per request (from /proc, user + system). Repeat with ROUNDS=N (default 1). Reads only:
+# the database is left as it was (but for the migrations a newer binary applies).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 3 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+DATABASE=$1 KEY_FILE=$2
+shift 2
+WARM="${WARM:-2}" DURATION="${DURATION:-5}" ROUNDS="${ROUNDS:-1}"
+RESULTS=bench/results
+FAULTLINE_BIN=unused
+source bench/common.sh
+need_tools jq
+KEY=$(awk 'NR == 1 { print $2 }' "$KEY_FILE")
+ticks=$(getconf CLK_TCK)
+
+for round in $(seq 1 "$ROUNDS"); do
+    for BIN in "$@"; do
+        log "round $round: $BIN"
+        start_server side-by-side "sqlite://$DATABASE"
+        pid=${SERVER_PIDS[-1]}
+        first=$(curl -fsS -H "Authorization: Bearer $KEY" "$BASE/fault?limit=1")
+        id=$(jq -r '.data[0].id' <<<"$first")
+        site=$(jq -r '.data[0].site_id' <<<"$first")
+        for path in /healthz "/fault/$id" /fault "/fault?site=$site&severity=HIGH,CRITICAL"; do
+            wrk -t2 -c16 -d"${WARM}s" -H "Authorization: Bearer $KEY" "$BASE$path" >/dev/null
+            before=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+            out=$(wrk -t2 -c16 -d"${DURATION}s" -H "Authorization: Bearer $KEY" "$BASE$path")
+            after=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+            awk -v path="$path" -v cpu=$((after - before)) -v ticks="$ticks" '
+                /requests in/ { n = $1 } /Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $5 }
+                END { printf "%-50s %10.0f req/s %8.1f us CPU/request%s\n", substr(path, 1, 50), rps,
+                      cpu * 1e6 / ticks / n, bad ? "  NON-2XX " bad : "" }' <<<"$out"
+        done
+        stop_servers
+    done
+done
