@@ -198,11 +198,8 @@ impl FaultRef<'_> {
 /// What a page of faults is given to as the store reads it (`Store::list_faults_into`), newest
 /// first.
 pub trait FaultSink: Send {
-    /// The next fault, with the comments the store has read with it.
+    /// The next fault, with its comments (oldest first).
     fn fault(&mut self, fault: &FaultRef<'_>);
-    /// A comment of the `index`-th fault given (from 0), when the store reads comments after
-    /// their faults: after every fault, each fault's oldest first.
-    fn comment(&mut self, index: usize, comment: &Comment);
     /// Forget everything given so far: the store starts the page again (another way).
     fn clear(&mut self);
 }

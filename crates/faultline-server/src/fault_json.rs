@@ -15,11 +15,6 @@ use faultline_core::time::{Micros, write_micros};
 
 /// One fault, as `serde_json::to_vec(&FaultView::from(fault))` writes it.
 pub fn write_fault(out: &mut Vec<u8>, f: &FaultRef<'_>) {
-    write_fault_at(out, f);
-}
-
-/// [`write_fault`], answering where the `]` that closes its comments is in `out`.
-fn write_fault_at(out: &mut Vec<u8>, f: &FaultRef<'_>) -> usize {
     out.extend_from_slice(b"{\"id\":");
     write_str(out, f.id);
     out.extend_from_slice(b",\"resource_id\":");
@@ -56,14 +51,12 @@ fn write_fault_at(out: &mut Vec<u8>, f: &FaultRef<'_>) -> usize {
         }
         write_comment(out, comment);
     }
-    let comments_end = out.len();
     out.extend_from_slice(b"],\"site_id\":");
     match f.site_id {
         Some(site) => write_str(out, site),
         None => out.extend_from_slice(b"null"),
     }
     out.push(b'}');
-    comments_end
 }
 
 /// One fault's JSON.
@@ -84,27 +77,13 @@ pub struct PageWriter {
     /// The position of the last fault written, for the cursor.
     last_created_at: Micros,
     last_id: String,
-    /// For each fault written, where the `]` closing its comments is and whether any comment
-    /// was written before it.
-    comment_ends: Vec<(usize, bool)>,
-    /// Comments given after their faults, with their fault's index.
-    late: Vec<(usize, Comment)>,
 }
 
 impl PageWriter {
     pub fn new(limit: usize) -> PageWriter {
         let mut out = Vec::with_capacity(128 + limit * 640);
         out.extend_from_slice(b"{\"data\":[");
-        PageWriter {
-            out,
-            limit,
-            count: 0,
-            has_more: false,
-            last_created_at: 0,
-            last_id: String::new(),
-            comment_ends: Vec::with_capacity(limit),
-            late: Vec::new(),
-        }
+        PageWriter { out, limit, count: 0, has_more: false, last_created_at: 0, last_id: String::new() }
     }
 
     /// Whether more faults were given than the page holds.
@@ -118,8 +97,8 @@ impl PageWriter {
     }
 
     /// The page's JSON, with `cursor` in its `meta`.
-    pub fn finish(mut self, cursor: Option<&str>) -> Vec<u8> {
-        let mut out = if self.late.is_empty() { self.out } else { self.with_late_comments() };
+    pub fn finish(self, cursor: Option<&str>) -> Vec<u8> {
+        let mut out = self.out;
         out.extend_from_slice(b"],\"meta\":{\"count\":");
         out.extend_from_slice(itoa::Buffer::new().format(self.count).as_bytes());
         out.extend_from_slice(b",\"cursor\":");
@@ -128,29 +107,6 @@ impl PageWriter {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(if self.has_more { b",\"has_more\":true}}" } else { b",\"has_more\":false}}" });
-        out
-    }
-
-    /// The faults written so far with the late comments put in their places.
-    fn with_late_comments(&mut self) -> Vec<u8> {
-        // Stable: each fault's comments stay in the order given.
-        self.late.sort_by_key(|(index, _)| *index);
-        let mut out = Vec::with_capacity(self.out.len() + self.late.len() * 128);
-        let mut copied = 0;
-        let mut late = self.late.iter().peekable();
-        while let Some(&&(index, _)) = late.peek() {
-            let (end, mut any) = self.comment_ends[index];
-            out.extend_from_slice(&self.out[copied..end]);
-            copied = end;
-            while let Some((_, comment)) = late.next_if(|&&(i, _)| i == index) {
-                if any {
-                    out.push(b',');
-                }
-                write_comment(&mut out, comment);
-                any = true;
-            }
-        }
-        out.extend_from_slice(&self.out[copied..]);
         out
     }
 }
@@ -164,18 +120,11 @@ impl FaultSink for PageWriter {
         if self.count > 0 {
             self.out.push(b',');
         }
-        let end = write_fault_at(&mut self.out, f);
-        self.comment_ends.push((end, !f.comments.is_empty()));
+        write_fault(&mut self.out, f);
         self.count += 1;
         self.last_created_at = f.created_at;
         self.last_id.clear();
         self.last_id.push_str(f.id);
-    }
-
-    fn comment(&mut self, index: usize, comment: &Comment) {
-        if index < self.count {
-            self.late.push((index, comment.clone()));
-        }
     }
 
     fn clear(&mut self) {
@@ -357,7 +306,6 @@ mod tests {
         fn a_page_is_written_as_serde_writes_it(
             faults in proptest::collection::vec(a_fault(), 0..5),
             limit in 1usize..4,
-            late_comments in any::<bool>(),
             cleared_first in any::<bool>(),
             cursor in proptest::option::of(text()),
         ) {
@@ -369,20 +317,8 @@ mod tests {
                 }
                 page.clear();
             }
-            if late_comments {
-                // As the inline SQLite read gives them: faults bare, then the comments.
-                for f in &faults {
-                    page.fault(&FaultRef { comments: &[], ..f.as_ref() });
-                }
-                for (index, f) in faults.iter().enumerate() {
-                    for comment in &f.comments {
-                        page.comment(index, comment);
-                    }
-                }
-            } else {
-                for f in &faults {
-                    page.fault(&f.as_ref());
-                }
+            for f in &faults {
+                page.fault(&f.as_ref());
             }
             let on_page = &faults[..faults.len().min(limit)];
             prop_assert_eq!(page.has_more(), faults.len() > limit);

@@ -89,3 +89,32 @@ async fn migration_9_gives_every_ancestor_row_its_fault_s_severity_on_postgres()
     assert_eq!(rows, expected_after_9());
     assert!(missing.is_err(), "severity is NOT NULL");
 }
+
+#[tokio::test]
+async fn migration_10_counts_the_comments_faults_already_have_on_sqlite() {
+    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+    let migrations = crate::sqlite::MIGRATIONS;
+    assert_eq!(migrations[9].0, 10);
+    for (_, sql) in &migrations[..9] {
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    }
+    let before_10 = "
+        INSERT INTO customers (id, name, created_at) VALUES ('cus_a', 'A', 0);
+        INSERT INTO faults (id, customer_id, resource_id, microservice_id, type, status, severity,
+            message, cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl)
+        VALUES ('flt_1', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 1, NULL, 'r', NULL, 9),
+               ('flt_2', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 2, NULL, 'r', NULL, 9),
+               ('flt_3', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 3, NULL, 'r', NULL, 9);
+        INSERT INTO comments (id, fault_id, customer_id, user_id, comment, created_at) VALUES
+            ('cmt_1', 'flt_1', 'cus_a', 'u', 'x', 5), ('cmt_2', 'flt_1', 'cus_a', 'u', 'y', 6),
+            ('cmt_3', 'flt_3', 'cus_a', 'u', 'z', 7);
+    ";
+    sqlx::raw_sql(before_10).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(migrations[9].1).execute(&mut conn).await.unwrap();
+    let counts: Vec<(String, i64)> = sqlx::query_as("SELECT id, comment_count FROM faults ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let expected = [("flt_1", 2), ("flt_2", 0), ("flt_3", 1)].map(|(id, n)| (id.to_owned(), n));
+    assert_eq!(counts, expected);
+}

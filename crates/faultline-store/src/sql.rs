@@ -190,6 +190,18 @@ fn escape_like(text: &str) -> String {
 /// read the type's whole history through `faults_by_type` (160-190 ms on 300,000 faults,
 /// against 12-15 ms).
 pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>, backend: Backend) -> Sql {
+    list_faults_with(customer_id, query, backend, None)
+}
+
+/// [`list_faults`] with one more result column after the fault's, named `extra`: `extra`, an
+/// expression on the fault's alias `f`.
+pub(crate) fn list_faults_with(
+    customer_id: &str,
+    query: &FaultQuery<'_>,
+    backend: Backend,
+    extra: Option<&str>,
+) -> Sql {
+    let extra_column = extra.map(|e| format!(", {e} AS extra")).unwrap_or_default();
     let mut sql = Sql::default();
     let customer = sql.text(customer_id);
     let limit = sql.int(i64::from(query.limit));
@@ -227,7 +239,10 @@ pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>, backend: Ba
     let order = format!("ORDER BY {order_created} DESC, {order_id} DESC");
     let branch = |from: &str, extra: &[String]| {
         let conditions: Vec<&str> = common.iter().chain(extra).map(String::as_str).collect();
-        format!("SELECT {FAULT_COLUMNS} FROM {from} WHERE {} {order} LIMIT {limit}", conditions.join(" AND "))
+        format!(
+            "SELECT {FAULT_COLUMNS}{extra_column} FROM {from} WHERE {} {order} LIMIT {limit}",
+            conditions.join(" AND ")
+        )
     };
     let by_status = match (backend, from) {
         (Backend::Sqlite, "faults f") => "faults f INDEXED BY faults_by_status",
@@ -249,12 +264,13 @@ pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>, backend: Ba
         }
         if branches.is_empty() {
             // Asked for recent faults of no status: nothing.
-            format!("SELECT {FAULT_COLUMNS} FROM faults f WHERE 1 = 0")
+            format!("SELECT {FAULT_COLUMNS}{extra_column} FROM faults f WHERE 1 = 0")
         } else {
             let parts: Vec<String> =
                 branches.iter().enumerate().map(|(n, b)| format!("SELECT * FROM ({b}) AS b{n}")).collect();
             format!(
-                "SELECT {FAULT_COLUMN_NAMES} FROM ({}) AS u ORDER BY created_at DESC, id DESC LIMIT {limit}",
+                "SELECT {FAULT_COLUMN_NAMES}{} FROM ({}) AS u ORDER BY created_at DESC, id DESC LIMIT {limit}",
+                if extra.is_some() { ", extra" } else { "" },
                 parts.join(" UNION ALL ")
             )
         }

@@ -634,9 +634,6 @@ impl faultline_core::fault::FaultSink for Given {
     fn fault(&mut self, fault: &faultline_core::fault::FaultRef<'_>) {
         self.0.push(fault.to_fault());
     }
-    fn comment(&mut self, index: usize, comment: &faultline_core::fault::Comment) {
-        self.0[index].comments.push(comment.clone());
-    }
     fn clear(&mut self) {
         self.0.clear();
     }

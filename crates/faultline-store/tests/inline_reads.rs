@@ -38,9 +38,6 @@ impl FaultSink for Given {
     fn fault(&mut self, fault: &FaultRef<'_>) {
         self.faults.push(fault.to_fault());
     }
-    fn comment(&mut self, index: usize, comment: &Comment) {
-        self.faults[index].comments.push(comment.clone());
-    }
     fn clear(&mut self) {
         self.faults.clear();
         self.cleared += 1;
@@ -131,8 +128,8 @@ async fn short_reads_run_inline_and_long_ones_are_handed_to_the_pool() {
     assert!(store.get_fault(&customer, &oldest).await.unwrap().is_some());
     assert_eq!(store.inline_read_counts().unwrap(), (answered + 3, handed_over + 1));
 
-    // A page given to a sink: inline, each fault lent from its row and the comments after,
-    // the same page; handed over, the sink is cleared and given the pool's page.
+    // A page given to a sink: inline, each fault lent from its row, the same page; handed
+    // over, the sink is cleared and given the pool's page.
     let given = collect(&store, &customer, &FaultQuery { filter: &all, after: None, limit: 51, now }).await;
     assert_eq!((given.faults, given.cleared), (page, 0));
     assert_eq!(store.inline_read_counts().unwrap(), (answered + 4, handed_over + 1));

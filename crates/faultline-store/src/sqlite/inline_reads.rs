@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use faultline_core::fault::{Comment, Fault, FaultRef, FaultSink};
+use faultline_core::fault::{Fault, FaultRef, FaultSink};
 
 use crate::sql::{Param, Sql};
 
@@ -70,38 +70,22 @@ impl InlineReads {
     }
 
     /// The faults `select` reads (a statement whose result columns are those of
-    /// [`crate::rows::FaultRow`]), with their comments, or `None` when they could not be read
-    /// here within [`BUDGET`]. Statements here are cheap, so the comments come from a second
-    /// one in the same read transaction rather than a lookup per fault in the first (which
-    /// took 40% of a page's query when there were no comments to find).
+    /// [`crate::rows::FaultRow`] and then [`super::packed::comments_column`]), with their
+    /// comments, or `None` when they could not be read here within [`BUDGET`]. One statement
+    /// is one read transaction: the comments are read in the same snapshot as their faults.
     pub(super) fn faults(&self, select: &Sql) -> Option<Vec<Fault>> {
         self.run(|conn| {
-            let snapshot = Snapshot::begin(conn)?;
             let mut faults = Vec::new();
-            each_fault(&snapshot, select, |f| faults.push(f.to_fault()))?;
-            let ids: Vec<&str> = faults.iter().map(|f| f.id.as_str()).collect();
-            let comments = comments_of(&snapshot, &ids)?;
-            crate::rows::attach_comments(&mut faults, comments);
+            each_fault(conn, select, |f| faults.push(f.to_fault()))?;
             Ok(faults)
         })
     }
 
     /// [`InlineReads::faults`], each fault given to `sink` straight from its row (no field
-    /// copied), in the statement's order, then the comments; `false` when they could not be
-    /// read here (the sink may then hold part of them).
+    /// copied), in the statement's order; `false` when they could not be read here (the sink
+    /// may then hold part of them).
     pub(super) fn faults_into(&self, select: &Sql, sink: &mut dyn FaultSink) -> bool {
-        self.run(|conn| {
-            let snapshot = Snapshot::begin(conn)?;
-            let ids = each_fault(&snapshot, select, |f| sink.fault(f))?;
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            for (fault_id, id, user_id, comment, created_at) in comments_of(&snapshot, &ids)? {
-                if let Some(index) = ids.iter().position(|&f| f == fault_id) {
-                    sink.comment(index, &Comment { id, user_id, comment, created_at });
-                }
-            }
-            Ok(())
-        })
-        .is_some()
+        self.run(|conn| each_fault(conn, select, |f| sink.fault(f))).is_some()
     }
 
     /// `read`, run here within [`BUDGET`]; `None` if it was not.
@@ -146,42 +130,9 @@ impl InlineReads {
     }
 }
 
-/// A read transaction, ended when dropped. Its `BEGIN` and `ROLLBACK` are prepared once per
-/// connection (rusqlite's own transactions prepare them anew each time: 2% of a page's time).
-struct Snapshot<'c>(&'c Connection);
-
-impl<'c> Snapshot<'c> {
-    fn begin(conn: &'c Connection) -> rusqlite::Result<Snapshot<'c>> {
-        conn.prepare_cached("BEGIN")?.execute([])?;
-        Ok(Snapshot(conn))
-    }
-}
-
-impl std::ops::Deref for Snapshot<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.0
-    }
-}
-
-impl Drop for Snapshot<'_> {
-    fn drop(&mut self) {
-        // Nothing was written, so ending it cannot lose anything; if it cannot end, the
-        // connection is not reused (`is_autocommit` is checked before it goes back).
-        let ended = self.0.prepare_cached("ROLLBACK").and_then(|mut rollback| rollback.execute([]));
-        if let Err(err) = ended {
-            tracing::debug!(error = %err, "inline read: the read transaction did not end");
-        }
-    }
-}
-
-/// Each fault `select` reads (its result columns those of [`crate::rows::FaultRow`]), lent
-/// to `give` from its row, without comments; the faults' ids, in order.
-fn each_fault(
-    conn: &Connection,
-    select: &Sql,
-    mut give: impl FnMut(&FaultRef<'_>),
-) -> rusqlite::Result<Vec<String>> {
+/// Each fault `select` reads (its result columns those of [`crate::rows::FaultRow`], then
+/// [`super::packed::comments_column`]), lent to `give` from its row.
+fn each_fault(conn: &Connection, select: &Sql, mut give: impl FnMut(&FaultRef<'_>)) -> rusqlite::Result<()> {
     // Not what the schema promises: sqlx's path reads it again and says so.
     fn corrupt<E>(_: E) -> rusqlite::Error {
         rusqlite::Error::InvalidQuery
@@ -194,9 +145,12 @@ fn each_fault(
     }
     let mut prepared = prepare(conn, select)?;
     let mut rows = prepared.raw_query();
-    let mut ids = Vec::new();
     while let Some(row) = rows.next()? {
-        let fault = FaultRef {
+        let comments = match row.get_ref(14)?.as_str_or_null().map_err(corrupt)? {
+            None => Vec::new(),
+            Some(packed) => super::packed::read_comments(packed).ok_or(rusqlite::Error::InvalidQuery)?,
+        };
+        give(&FaultRef {
             id: text(row, 0)?,
             customer_id: text(row, 1)?,
             resource_id: text(row, 2)?,
@@ -211,26 +165,10 @@ fn each_fault(
             resource_ancestry_path: text(row, 11)?,
             site_id: row.get_ref(12)?.as_str_or_null().map_err(corrupt)?,
             ttl: int(row, 13)?,
-            comments: &[],
-        };
-        ids.push(fault.id.to_owned());
-        give(&fault);
+            comments: &comments,
+        });
     }
-    Ok(ids)
-}
-
-/// The comments of the faults `ids`, each fault's oldest first.
-fn comments_of(conn: &Connection, ids: &[&str]) -> rusqlite::Result<Vec<crate::rows::CommentRow>> {
-    let mut comments = Vec::new();
-    if ids.is_empty() {
-        return Ok(comments);
-    }
-    let mut prepared = prepare(conn, &crate::sql::comments_of(ids))?;
-    let mut rows = prepared.raw_query();
-    while let Some(row) = rows.next()? {
-        comments.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?));
-    }
-    Ok(comments)
+    Ok(())
 }
 
 /// `statement` prepared (from the connection's cache) with its parameters bound.

@@ -40,6 +40,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/0007_heartbeats_and_stream.sql")),
     (8, include_str!("migrations/0008_ancestors_without_cascade.sql")),
     (9, include_str!("migrations/0009_ancestors_with_severity.sql")),
+    (10, include_str!("migrations/0010_comment_counts.sql")),
 ];
 
 pub struct SqliteStore {
@@ -699,7 +700,7 @@ impl Store for SqliteStore {
         Ok(crate::sql::bind_positional!(sqlx::query_scalar, statement).fetch_one(&self.reader).await?)
     }
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
-        let select = sql::list_faults(customer_id, query, Backend::Sqlite);
+        let select = list_select(customer_id, query);
         // A free-text search may read a long history to fill a page: not on this thread.
         let inline = query.limit <= MAX_INLINE_ROWS && query.filter.text.is_none();
         let mut faults = self.read_faults(&select, inline).await?;
@@ -713,7 +714,7 @@ impl Store for SqliteStore {
         query: &FaultQuery<'_>,
         sink: &mut dyn FaultSink,
     ) -> StoreResult<()> {
-        let select = sql::list_faults(customer_id, query, Backend::Sqlite);
+        let select = list_select(customer_id, query);
         let inline = query.limit <= MAX_INLINE_ROWS && query.filter.text.is_none();
         // Inline rows come in the statement's order, newest first.
         if inline && let Some(reads) = &self.inline_reads {
@@ -1107,6 +1108,11 @@ async fn insert_comment(
         .bind(comment.created_at)
         .execute(&mut *conn)
         .await?;
+    // Read by `packed::comments_column`: a fault counted 0 is read without comments.
+    sqlx::query("UPDATE faults SET comment_count = comment_count + 1 WHERE id = $1")
+        .bind(fault_id)
+        .execute(&mut *conn)
+        .await?;
     let detail = serde_json::json!({"comment_id": comment.id}).to_string();
     append_event(conn, customer_id, fault_id, "commented", actor, &detail).await
 }
@@ -1140,7 +1146,17 @@ async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 's
 /// The `SELECT` of one fault.
 fn fault_select(customer_id: &str, fault_id: &str) -> Sql {
     let params = vec![sql::Param::Text(fault_id.to_owned()), sql::Param::Text(customer_id.to_owned())];
-    Sql::new(format!("SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2"), params)
+    let comments = packed::comments_column();
+    Sql::new(
+        format!("SELECT {FAULT_COLUMNS}, {comments} FROM faults f WHERE f.id = $1 AND f.customer_id = $2"),
+        params,
+    )
+}
+
+/// A page of a list, with each fault's comments packed after its columns (what inline reads
+/// read; the pool's packed read ignores that column).
+fn list_select(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
+    sql::list_faults_with(customer_id, query, Backend::Sqlite, Some(&packed::comments_column()))
 }
 
 /// The newest unresolved fault of a (resource, type): its id and `created_at`.
