@@ -67,8 +67,53 @@ const MAX_INLINE_ROWS: u32 = 101;
 const MAX_GROUP: usize = 256;
 
 struct InsertJob {
-    statements: Vec<Sql>,
+    insert: Insert,
     done: tokio::sync::oneshot::Sender<StoreResult<()>>,
+}
+
+/// What one write of a group inserts.
+enum Insert {
+    /// New faults by `actor`: written in the same multi-row statements as the group's other
+    /// new faults by the same actor.
+    Faults { faults: Vec<Fault>, actor: String },
+    /// Statements of their own (a minted token).
+    Statements(Vec<Sql>),
+}
+
+/// The statements of a whole group, those it builds kept in `built`: each actor's new faults
+/// together, so a group of `k` new faults is a handful of multi-row statements rather than
+/// three statements a fault (each statement is a round trip to the connection's thread; those
+/// trips were a third of the time of `POST /fault` on SQLite); a minted token's own.
+fn group_statements<'g>(group: &'g [InsertJob], built: &'g mut Vec<Sql>) -> Vec<&'g Sql> {
+    let mut by_actor: Vec<(&str, Vec<&Fault>)> = Vec::new();
+    for job in group {
+        if let Insert::Faults { faults, actor } = &job.insert {
+            match by_actor.iter_mut().find(|(a, _)| a == actor) {
+                Some((_, all)) => all.extend(faults),
+                None => by_actor.push((actor, faults.iter().collect())),
+            }
+        }
+    }
+    for (actor, faults) in by_actor {
+        match group.iter().find(|job| matches!(&job.insert, Insert::Faults { actor: a, .. } if a == actor)) {
+            // One write's faults: no copy.
+            Some(InsertJob { insert: Insert::Faults { faults: own, .. }, .. })
+                if own.len() == faults.len() =>
+            {
+                built.extend(sql::insert_faults(own, actor));
+            }
+            _ => {
+                let faults: Vec<Fault> = faults.into_iter().cloned().collect();
+                built.extend(sql::insert_faults(&faults, actor));
+            }
+        }
+    }
+    let built: &'g Vec<Sql> = built;
+    let own = group.iter().filter_map(|job| match &job.insert {
+        Insert::Statements(statements) => Some(statements),
+        Insert::Faults { .. } => None,
+    });
+    own.flatten().chain(built).collect()
 }
 
 /// Write queued inserts in groups: one `BEGIN IMMEDIATE … COMMIT` for all the inserts that
@@ -86,16 +131,21 @@ async fn group_committer(writer: SqlitePool, mut jobs: tokio::sync::mpsc::Receiv
                 Err(_) => break,
             }
         }
-        let all: Vec<&Sql> = group.iter().flat_map(|job| &job.statements).collect();
+        let mut built = Vec::new();
+        let all = group_statements(&group, &mut built);
         if run_in_transaction(&writer, &all).await.is_ok() {
+            drop(all);
             for job in group {
                 let _ = job.done.send(Ok(()));
             }
             continue;
         }
+        drop(all);
         for job in group {
-            let statements: Vec<&Sql> = job.statements.iter().collect();
-            let _ = job.done.send(run_in_transaction(&writer, &statements).await);
+            let mut built = Vec::new();
+            let result =
+                run_in_transaction(&writer, &group_statements(std::slice::from_ref(&job), &mut built)).await;
+            let _ = job.done.send(result);
         }
     }
 }
@@ -303,9 +353,9 @@ impl SqliteStore {
 
     /// Run `statements` in a transaction shared with other concurrent inserts; returns once
     /// it has committed.
-    async fn group_write(&self, statements: Vec<Sql>) -> StoreResult<()> {
+    async fn group_write(&self, insert: Insert) -> StoreResult<()> {
         let (done, acknowledged) = tokio::sync::oneshot::channel();
-        let job = InsertJob { statements, done };
+        let job = InsertJob { insert, done };
         self.inserts.send(job).await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
         acknowledged.await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
     }
@@ -483,7 +533,10 @@ impl Store for SqliteStore {
         idem: Option<&Idempotency<'_, [Fault]>>,
     ) -> StoreResult<()> {
         match idem {
-            None => self.group_write(sql::insert_faults(faults, actor)).await,
+            None => {
+                let insert = Insert::Faults { faults: faults.to_vec(), actor: actor.to_owned() };
+                self.group_write(insert).await
+            }
             Some(idem) => self.write_once(sql::insert_faults(faults, actor), idem, faults).await,
         }
     }
@@ -810,7 +863,7 @@ impl Store for SqliteStore {
         let statements = sql::insert_access_token(token, short_code)?;
         match idem {
             // Through the group committer: concurrent mints share a commit.
-            None => self.group_write(statements).await,
+            None => self.group_write(Insert::Statements(statements)).await,
             Some(idem) => self.write_once(statements, idem, token).await,
         }
     }
@@ -1172,4 +1225,60 @@ async fn open_fault_of(
         .bind(fault_type)
         .fetch_optional(&mut *conn)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(insert: Insert) -> InsertJob {
+        InsertJob { insert, done: tokio::sync::oneshot::channel().0 }
+    }
+
+    fn faults(n: i64) -> Vec<Fault> {
+        (0..n)
+            .map(|i| {
+                let new = faultline_core::fault::NewFault {
+                    resource_id: format!("dev_{i}"),
+                    fault_type: "reboot".into(),
+                    severity: faultline_core::fault::Severity::Low,
+                    message: "m".into(),
+                    cause: String::new(),
+                    microservice_id: "test".into(),
+                    resource_ancestry_path: format!("site_1|dev_{i}"),
+                    created_at: None,
+                };
+                Fault::create("cus_1", new, 1_000_000 + i, 60)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_group_writes_each_actor_s_faults_in_shared_statements() {
+        let token =
+            Sql::new("INSERT INTO access_tokens (id) VALUES ($1)", vec![sql::Param::Text("t".into())]);
+        let group = [
+            job(Insert::Faults { faults: faults(2), actor: "key_a".into() }),
+            job(Insert::Statements(vec![token])),
+            job(Insert::Faults { faults: faults(3), actor: "key_b".into() }),
+            job(Insert::Faults { faults: faults(4), actor: "key_a".into() }),
+        ];
+        let mut built = Vec::new();
+        let statements = group_statements(&group, &mut built);
+        let texts: Vec<&str> = statements.iter().map(|s| s.text.as_str()).collect();
+        // The token's own statement, then per actor: faults, ancestry elements, events.
+        assert_eq!(texts.len(), 1 + 2 * 3, "{texts:#?}");
+        assert!(texts[0].starts_with("INSERT INTO access_tokens"));
+        let rows = |text: &str| text.matches("), (").count() + 1;
+        assert!(texts[1].starts_with("INSERT INTO faults") && rows(texts[1]) == 6, "key_a's 2 + 4");
+        assert!(texts[4].starts_with("INSERT INTO faults") && rows(texts[4]) == 3, "key_b's 3");
+        // One write alone is written as before.
+        let mut alone = Vec::new();
+        let one = group_statements(&group[2..3], &mut alone);
+        let expected = sql::insert_faults(&faults(3), "key_b");
+        assert_eq!(
+            one.iter().map(|s| &s.text).collect::<Vec<_>>(),
+            expected.iter().map(|s| &s.text).collect::<Vec<_>>()
+        );
+    }
 }
