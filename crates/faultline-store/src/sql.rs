@@ -190,18 +190,18 @@ fn escape_like(text: &str) -> String {
 /// read the type's whole history through `faults_by_type` (160-190 ms on 300,000 faults,
 /// against 12-15 ms).
 pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>, backend: Backend) -> Sql {
-    list_faults_with(customer_id, query, backend, None)
+    list_faults_with_comments(customer_id, query, backend, None)
 }
 
-/// [`list_faults`] with one more result column after the fault's, named `extra`: `extra`, an
-/// expression on the fault's alias `f`.
-pub(crate) fn list_faults_with(
+/// [`list_faults`] with one more result column after the fault's, named `comments`: the
+/// expression `comments`, on the fault's alias `f`.
+pub(crate) fn list_faults_with_comments(
     customer_id: &str,
     query: &FaultQuery<'_>,
     backend: Backend,
-    extra: Option<&str>,
+    comments: Option<&str>,
 ) -> Sql {
-    let extra_column = extra.map(|e| format!(", {e} AS extra")).unwrap_or_default();
+    let extra_column = comments.map(|e| format!(", {e} AS comments")).unwrap_or_default();
     let mut sql = Sql::default();
     let customer = sql.text(customer_id);
     let limit = sql.int(i64::from(query.limit));
@@ -270,7 +270,7 @@ pub(crate) fn list_faults_with(
                 branches.iter().enumerate().map(|(n, b)| format!("SELECT * FROM ({b}) AS b{n}")).collect();
             format!(
                 "SELECT {FAULT_COLUMN_NAMES}{} FROM ({}) AS u ORDER BY created_at DESC, id DESC LIMIT {limit}",
-                if extra.is_some() { ", extra" } else { "" },
+                if comments.is_some() { ", comments" } else { "" },
                 parts.join(" UNION ALL ")
             )
         }

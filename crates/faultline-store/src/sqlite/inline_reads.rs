@@ -109,7 +109,7 @@ impl InlineReads {
         let interrupted = matches!(&result, Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted);
         // A connection whose read was interrupted is as good as new (its statement was reset);
         // after any other error it is closed.
-        if (result.is_ok() || interrupted) && conn.is_autocommit() {
+        if result.is_ok() || interrupted {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < MAX_IDLE {
                 idle.push(conn);

@@ -85,28 +85,21 @@ enum Insert {
 /// three statements a fault (each statement is a round trip to the connection's thread; those
 /// trips were a third of the time of `POST /fault` on SQLite); a minted token's own.
 fn group_statements<'g>(group: &'g [InsertJob], built: &'g mut Vec<Sql>) -> Vec<&'g Sql> {
-    let mut by_actor: Vec<(&str, Vec<&Fault>)> = Vec::new();
+    let mut by_actor: Vec<(&str, Vec<&[Fault]>)> = Vec::new();
     for job in group {
         if let Insert::Faults { faults, actor } = &job.insert {
             match by_actor.iter_mut().find(|(a, _)| a == actor) {
-                Some((_, all)) => all.extend(faults),
-                None => by_actor.push((actor, faults.iter().collect())),
+                Some((_, writes)) => writes.push(faults),
+                None => by_actor.push((actor, vec![faults])),
             }
         }
     }
-    for (actor, faults) in by_actor {
-        match group.iter().find(|job| matches!(&job.insert, Insert::Faults { actor: a, .. } if a == actor)) {
-            // One write's faults: no copy.
-            Some(InsertJob { insert: Insert::Faults { faults: own, .. }, .. })
-                if own.len() == faults.len() =>
-            {
-                built.extend(sql::insert_faults(own, actor));
-            }
-            _ => {
-                let faults: Vec<Fault> = faults.into_iter().cloned().collect();
-                built.extend(sql::insert_faults(&faults, actor));
-            }
-        }
+    for (actor, writes) in by_actor {
+        built.extend(match writes.as_slice() {
+            // One write's faults (a demo's chunk of 10,000, say): not copied.
+            [faults] => sql::insert_faults(faults, actor),
+            writes => sql::insert_faults(&writes.concat(), actor),
+        });
     }
     let built: &'g Vec<Sql> = built;
     let own = group.iter().filter_map(|job| match &job.insert {
@@ -132,15 +125,12 @@ async fn group_committer(writer: SqlitePool, mut jobs: tokio::sync::mpsc::Receiv
             }
         }
         let mut built = Vec::new();
-        let all = group_statements(&group, &mut built);
-        if run_in_transaction(&writer, &all).await.is_ok() {
-            drop(all);
+        if run_in_transaction(&writer, &group_statements(&group, &mut built)).await.is_ok() {
             for job in group {
                 let _ = job.done.send(Ok(()));
             }
             continue;
         }
-        drop(all);
         for job in group {
             let mut built = Vec::new();
             let result =
@@ -754,9 +744,7 @@ impl Store for SqliteStore {
     }
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
         let select = list_select(customer_id, query);
-        // A free-text search may read a long history to fill a page: not on this thread.
-        let inline = query.limit <= MAX_INLINE_ROWS && query.filter.text.is_none();
-        let mut faults = self.read_faults(&select, inline).await?;
+        let mut faults = self.read_faults(&select, reads_inline(query)).await?;
         newest_first(&mut faults);
         Ok(faults)
     }
@@ -768,9 +756,10 @@ impl Store for SqliteStore {
         sink: &mut dyn FaultSink,
     ) -> StoreResult<()> {
         let select = list_select(customer_id, query);
-        let inline = query.limit <= MAX_INLINE_ROWS && query.filter.text.is_none();
         // Inline rows come in the statement's order, newest first.
-        if inline && let Some(reads) = &self.inline_reads {
+        if reads_inline(query)
+            && let Some(reads) = &self.inline_reads
+        {
             if reads.faults_into(&select, sink) {
                 return Ok(());
             }
@@ -1201,15 +1190,23 @@ fn fault_select(customer_id: &str, fault_id: &str) -> Sql {
     let params = vec![sql::Param::Text(fault_id.to_owned()), sql::Param::Text(customer_id.to_owned())];
     let comments = packed::comments_column();
     Sql::new(
-        format!("SELECT {FAULT_COLUMNS}, {comments} FROM faults f WHERE f.id = $1 AND f.customer_id = $2"),
+        format!(
+            "SELECT {FAULT_COLUMNS}, {comments} AS comments FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
+        ),
         params,
     )
 }
 
-/// A page of a list, with each fault's comments packed after its columns (what inline reads
-/// read; the pool's packed read ignores that column).
+/// A page of a list, with each fault's comments packed after its columns (as both inline reads
+/// and the pool's packed reads read them).
 fn list_select(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
-    sql::list_faults_with(customer_id, query, Backend::Sqlite, Some(&packed::comments_column()))
+    sql::list_faults_with_comments(customer_id, query, Backend::Sqlite, Some(&packed::comments_column()))
+}
+
+/// Whether a page is read on the caller's thread: not an export's long page, not a free-text
+/// search (which may read a long history to fill a page).
+fn reads_inline(query: &FaultQuery<'_>) -> bool {
+    query.limit <= MAX_INLINE_ROWS && query.filter.text.is_none()
 }
 
 /// The newest unresolved fault of a (resource, type): its id and `created_at`.

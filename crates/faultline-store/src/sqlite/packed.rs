@@ -69,35 +69,26 @@ const COMMENT_FIELDS: [(&str, Field); 4] = [
 ];
 
 /// The faults `select` reads (a statement whose result columns are named as the `faults`
-/// table's), each with its comments, packed, in one statement: its row count and its text,
-/// for [`faults`]. Each fault's fields are followed by its number of comments and their fields.
+/// table's, then `comments`, a [`comments_column`]), packed in one statement: its row count and
+/// its text, for [`faults`]. Each fault's fields are followed by its number of comments and
+/// their fields.
 pub(super) fn fault_page(select: &str) -> String {
     format!(
-        "SELECT COUNT(*), group_concat({} || {}, '') FROM ({select}) AS packed",
-        expression(&FAULT_FIELDS),
-        comments_of_packed()
+        "SELECT COUNT(*), group_concat({} || COALESCE(packed.comments, '0,'), '') FROM ({select}) AS packed",
+        expression(&FAULT_FIELDS)
     )
 }
 
-/// The comments of the fault `packed.id`: their number, then each comment's fields.
-fn comments_of_packed() -> String {
-    comments_of("packed.id")
-}
-
-/// The comments of the fault whose id is `fault_id` (an expression), packed: their number, then
-/// each comment's fields.
-fn comments_of(fault_id: &str) -> String {
+/// A result column of the fault on alias `f`: its comments packed (their number, then each
+/// comment's fields), or NULL when it has none. `faults.comment_count` says which, so the
+/// faults without comments, nearly all, cost no lookup (a lookup each took 40% of a page's
+/// query).
+pub(super) fn comments_column() -> String {
     format!(
-        "(SELECT COUNT(*) || ',' || COALESCE(group_concat({}, ''), '') FROM comments c WHERE c.fault_id = {fault_id})",
+        "CASE WHEN f.comment_count > 0 THEN (SELECT COUNT(*) || ',' || group_concat({}, '') \
+         FROM comments c WHERE c.fault_id = f.id) END",
         expression(&COMMENT_FIELDS)
     )
-}
-
-/// A result column of the fault on alias `f`: its comments packed (for [`read_comments`]), or
-/// NULL when it has none. `faults.comment_count` says which, so the faults without comments,
-/// nearly all, cost no lookup (a lookup each took 40% of a page's query).
-pub(super) fn comments_column() -> String {
-    format!("CASE WHEN f.comment_count > 0 THEN {} END", comments_of("f.id"))
 }
 
 /// The comments of a [`comments_column`], oldest first; `None` when malformed.
