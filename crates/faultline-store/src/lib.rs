@@ -112,6 +112,20 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Insert a long run of new faults (`faultline demo`): every chunk `chunks` yields, in
+    /// order, as [`Store::insert_faults`] would (the same rows, the same `created` events),
+    /// calling `inserted` with each chunk's size once it is written. All of it is committed
+    /// when this returns `Ok`; on an error, what is committed depends on the backend (SQLite:
+    /// nothing, see `sqlite::bulk_load`; PostgreSQL: the chunks before the one that failed).
+    async fn bulk_insert_faults(
+        &self,
+        chunks: tokio::sync::mpsc::Receiver<Vec<Fault>>,
+        actor: &str,
+        inserted: Box<dyn FnMut(usize) + Send>,
+    ) -> StoreResult<()> {
+        insert_chunk_by_chunk(self, chunks, actor, inserted).await
+    }
+
     // ---- customers and API keys ----
 
     async fn create_customer(&self, name: &str) -> StoreResult<Customer>;
@@ -398,4 +412,18 @@ pub trait Store: Send + Sync + 'static {
     /// PostgreSQL the lease is a session advisory lock on a connection of its own, so it ends
     /// when that connection (or its process) dies; on SQLite there is only one process.
     async fn lease(&self, job: &str) -> StoreResult<Option<Box<dyn Lease>>>;
+}
+
+/// [`Store::bulk_insert_faults`] as a transaction of [`Store::insert_faults`] per chunk.
+async fn insert_chunk_by_chunk<S: Store + ?Sized>(
+    store: &S,
+    mut chunks: tokio::sync::mpsc::Receiver<Vec<Fault>>,
+    actor: &str,
+    mut inserted: Box<dyn FnMut(usize) + Send>,
+) -> StoreResult<()> {
+    while let Some(chunk) = chunks.recv().await {
+        store.insert_faults(&chunk, actor, None).await?;
+        inserted(chunk.len());
+    }
+    Ok(())
 }

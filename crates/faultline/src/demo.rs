@@ -2,6 +2,8 @@
 //! `faultline_core::demo`) into the store.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -11,7 +13,7 @@ use faultline_core::fault::Fault;
 use faultline_core::time::now_micros;
 use faultline_store::{NewApiKey, Store};
 
-/// Faults per insert transaction.
+/// Faults generated at a time.
 const CHUNK: usize = 10_000;
 /// What `serve --demo` loads: enough to fill the views, quick to insert.
 const SERVE_DEMO_FAULTS: u64 = 10_000;
@@ -71,7 +73,7 @@ pub async fn load_for_serve(store: &dyn Store, customer_id: &str, retention: Dur
     load(store, ids, SERVE_DEMO_FAULTS, SERVE_DEMO_SITES, SERVE_DEMO_SEED, retention).await
 }
 
-/// Generate and insert, one transaction per chunk. Generation runs on a blocking thread one
+/// Generate and insert (`Store::bulk_insert_faults`). Generation runs on a blocking thread one
 /// chunk ahead of the inserts, so the two overlap.
 async fn load(
     store: &dyn Store,
@@ -96,7 +98,7 @@ async fn load(
         "faultline: demo: {faults} faults over the last year on {} sites, {} routers, {} WAN tunnels (seed {seed})",
         fleet.sites, fleet.devices, fleet.tunnels
     );
-    let (chunks, mut incoming) = tokio::sync::mpsc::channel::<Vec<Fault>>(1);
+    let (chunks, incoming) = tokio::sync::mpsc::channel::<Vec<Fault>>(1);
     let producer = tokio::task::spawn_blocking(move || {
         loop {
             let chunk = generator.next_chunk(CHUNK);
@@ -108,20 +110,18 @@ async fn load(
     });
     let started = Instant::now();
     let mut progress = Progress::new(faults);
-    while let Some(chunk) = incoming.recv().await {
-        store
-            .insert_faults(&chunk, "demo", None)
-            .await
-            .map_err(|e| format!("demo: inserting faults failed: {e}"))?;
-        progress.add(chunk.len() as u64, started.elapsed());
-    }
+    let done = progress.done.clone();
+    store
+        .bulk_insert_faults(incoming, "demo", Box::new(move |n| progress.add(n as u64, started.elapsed())))
+        .await
+        .map_err(|e| format!("demo: inserting faults failed: {e}"))?;
     producer.await.map_err(|e| format!("demo: the generator failed: {e}"))?;
     store.analyze().await.map_err(|e| format!("demo: analysing the loaded tables failed: {e}"))?;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "faultline: demo: inserted {} faults in {elapsed:.1} s ({:.0} faults/s)",
-        progress.done,
-        progress.done as f64 / elapsed.max(1e-9)
+        done.load(Ordering::Relaxed),
+        done.load(Ordering::Relaxed) as f64 / elapsed.max(1e-9)
     );
     Ok(())
 }
@@ -130,30 +130,35 @@ async fn load(
 /// otherwise.
 struct Progress {
     total: u64,
-    done: u64,
+    /// Inserted so far, read again once the load is over.
+    done: Arc<AtomicU64>,
     next_line: u64,
     terminal: bool,
 }
 
 impl Progress {
     fn new(total: u64) -> Progress {
-        Progress { total, done: 0, next_line: total / 10, terminal: std::io::stderr().is_terminal() }
+        Progress {
+            total,
+            done: Arc::default(),
+            next_line: total / 10,
+            terminal: std::io::stderr().is_terminal(),
+        }
     }
 
     fn add(&mut self, inserted: u64, elapsed: Duration) {
-        self.done += inserted;
-        let rate = self.done as f64 / elapsed.as_secs_f64().max(1e-9);
-        let percent = self.done * 100 / self.total.max(1);
-        let text =
-            format!("faultline: demo: {}/{} faults ({percent}%), {rate:.0} faults/s", self.done, self.total);
+        let done = self.done.fetch_add(inserted, Ordering::Relaxed) + inserted;
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
+        let percent = done * 100 / self.total.max(1);
+        let text = format!("faultline: demo: {done}/{} faults ({percent}%), {rate:.0} faults/s", self.total);
         if self.terminal {
             eprint!("\r{text}");
-            if self.done >= self.total {
+            if done >= self.total {
                 eprintln!();
             }
-        } else if self.done >= self.next_line && self.done < self.total {
+        } else if done >= self.next_line && done < self.total {
             eprintln!("{text}");
-            self.next_line = self.done + self.total / 10;
+            self.next_line = done + self.total / 10;
         }
     }
 }

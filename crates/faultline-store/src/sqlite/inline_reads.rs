@@ -172,7 +172,10 @@ fn each_fault(conn: &Connection, select: &Sql, mut give: impl FnMut(&FaultRef<'_
 }
 
 /// `statement` prepared (from the connection's cache) with its parameters bound.
-fn prepare<'c>(conn: &'c Connection, statement: &Sql) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+pub(super) fn prepare<'c>(
+    conn: &'c Connection,
+    statement: &Sql,
+) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
     let (text, order) = statement.positional();
     let mut prepared = conn.prepare_cached(text)?;
     for (slot, &i) in order.iter().enumerate() {

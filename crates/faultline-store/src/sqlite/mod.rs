@@ -26,6 +26,7 @@ use faultline_core::fault::{Fault, FaultSink};
 use faultline_core::filter::FaultFilter;
 
 mod analytics_index;
+mod bulk_load;
 mod ingest_group;
 mod inline_reads;
 mod packed;
@@ -57,6 +58,8 @@ pub struct SqliteStore {
     analytics: Option<analytics_index::AnalyticsIndexes>,
     /// Reads of one fault or a page run on the caller's thread (`None`: in-memory database).
     inline_reads: Option<inline_reads::InlineReads>,
+    /// The database file (`None`: in-memory), for [`bulk_load`].
+    file: Option<std::path::PathBuf>,
 }
 
 /// Pages of at most this many faults are read on the caller's thread ([`inline_reads`]); longer
@@ -265,6 +268,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let inline_reads = inline_reads::InlineReads::new(options.get_filename());
+        let file = options.get_filename().is_file().then(|| options.get_filename().to_owned());
         let reader = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(8)
@@ -283,6 +287,7 @@ impl SqliteStore {
             ingest: Default::default(),
             analytics,
             inline_reads,
+            file,
         })
     }
 
@@ -529,6 +534,23 @@ impl Store for SqliteStore {
             }
             Some(idem) => self.write_once(sql::insert_faults(faults, actor), idem, faults).await,
         }
+    }
+
+    async fn bulk_insert_faults(
+        &self,
+        chunks: tokio::sync::mpsc::Receiver<Vec<Fault>>,
+        actor: &str,
+        mut inserted: Box<dyn FnMut(usize) + Send>,
+    ) -> StoreResult<()> {
+        let Some(file) = self.file.clone() else {
+            // In memory: through the writer.
+            return crate::insert_chunk_by_chunk(self, chunks, actor, inserted).await;
+        };
+        let actor = actor.to_owned();
+        tokio::task::spawn_blocking(move || bulk_load::load(&file, chunks, &actor, &mut *inserted))
+            .await
+            .map_err(|e| StoreError::NotWritten(format!("the bulk load failed: {e}")))?
+            .map_err(|e| StoreError::NotWritten(format!("the bulk load failed: {e}")))
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {

@@ -1,0 +1,85 @@
+//! Loading a long run of new faults (`faultline demo`) into SQLite.
+//!
+//! Through the store's usual writer, a million faults took 87 s on the benchmark machine: each
+//! statement was a round trip to sqlx's connection thread, each 10,000-fault transaction wrote
+//! the pages it touched to the write-ahead log again (10 GB written for a 2.2 GB database), and
+//! every row went into faults' ten indexes one B-tree search at a time.
+//!
+//! Here the same statements ([`sql::insert_faults`]) run on one connection of this module's
+//! own (`rusqlite`, on the same SQLite library), on a blocking thread, in **one** transaction:
+//!
+//! - nothing is committed unless everything is, so a load that fails or is killed leaves the
+//!   database as it was;
+//! - when the `faults` table is empty at the start, its secondary indexes are dropped inside
+//!   that transaction and created again from their own SQL (read from `sqlite_schema`, so a
+//!   later migration's index is included) once the rows are in: building an index from the
+//!   finished table sorts it once instead of searching it a million times. Readers never see
+//!   the table without them: the drop is not committed until they are back.
+//!
+//! The transaction holds SQLite's write lock for the whole load: other writers wait (up to the
+//! busy timeout) and then fail. `serve --demo` loads before it listens, and `faultline demo` is
+//! a command of its own, so nothing of faultline's writes meanwhile.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use faultline_core::fault::Fault;
+
+use crate::sql;
+
+/// Page cache of the loading connection: the pages the load keeps touching (the last leaf of
+/// each index, the ancestry elements' leaves) stay in memory until the commit.
+const CACHE_KIB: i64 = 512 * 1024;
+
+/// Insert every chunk `chunks` yields in one transaction of a new connection to the database
+/// file at `path`; see the module documentation. Runs on the calling (blocking) thread.
+pub(super) fn load(
+    path: &Path,
+    mut chunks: tokio::sync::mpsc::Receiver<Vec<Fault>>,
+    actor: &str,
+    inserted: &mut dyn FnMut(usize),
+) -> rusqlite::Result<()> {
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // As the store's own connections (`SqliteStore::open`).
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "temp_store", "memory")?;
+    conn.pragma_update(None, "mmap_size", super::MMAP_SIZE)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let empty: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM faults)", [], |row| row.get(0))?;
+    let deferred = if empty { secondary_indexes(&tx)? } else { Vec::new() };
+    for (name, _) in &deferred {
+        tx.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+    }
+    while let Some(chunk) = chunks.blocking_recv() {
+        for statement in sql::insert_faults(&chunk, actor) {
+            super::inline_reads::prepare(&tx, &statement)?.raw_execute()?;
+        }
+        inserted(chunk.len());
+    }
+    for (_, create) in &deferred {
+        tx.execute_batch(create)?;
+    }
+    tx.commit()?;
+    // The log now holds every page the load wrote: copy it into the database file and start it
+    // again from nothing, rather than leave a log as large as the load behind.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// `(name, CREATE INDEX statement)` of each index of `faults` that SQL created (not the one
+/// behind its primary key, which SQLite keeps itself).
+fn secondary_indexes(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut statement = conn.prepare(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'faults' AND sql IS NOT NULL \
+         ORDER BY name",
+    )?;
+    statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect()
+}
