@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Several builds of faultline, one after another on one SQLite database, under the same load:
-# for comparing a change with what it replaces, on the same data and in the same minutes.
+# Several builds of faultline, one after another on one database, under the same load: for
+# comparing a change with what it replaces, on the same data and in the same minutes.
 #
 #   bench/side_by_side.sh DATABASE KEY_FILE BINARY...
 #
 # DATABASE is a SQLite file made by `faultline demo --faults N --database-url sqlite://FILE`,
-# KEY_FILE that command's output (its first line's second field is the API key). For each
-# binary in turn: start it on the database, then for each request below run wrk -t2 -c16 for
+# or the postgres:// URL of a database that command loaded; KEY_FILE is that command's output
+# (its first line's second field is the API key). For each binary in turn: start it on the database, then for each request below run wrk -t2 -c16 for
 # WARM (2) seconds and then DURATION (5) seconds, and print requests/s and the server's CPU
 # time per request (from /proc, user + system). Repeat with ROUNDS=N (default 1). Reads only:
 # the database is left as it was (but for the migrations a newer binary applies).
@@ -21,12 +21,13 @@ FAULTLINE_BIN=unused
 source bench/common.sh
 need_tools jq
 KEY=$(awk 'NR == 1 { print $2 }' "$KEY_FILE")
+case "$DATABASE" in *://*) URL=$DATABASE ;; *) URL="sqlite://$DATABASE" ;; esac
 ticks=$(getconf CLK_TCK)
 
 for round in $(seq 1 "$ROUNDS"); do
     for BIN in "$@"; do
         log "round $round: $BIN"
-        start_server side-by-side "sqlite://$DATABASE"
+        start_server side-by-side "$URL"
         pid=${SERVER_PIDS[-1]}
         first=$(curl -fsS -H "Authorization: Bearer $KEY" "$BASE/fault?limit=1")
         id=$(jq -r '.data[0].id' <<<"$first")

@@ -231,17 +231,6 @@ pub(crate) const RETIRE_SIGNING_KEYS: &str =
 pub(crate) const RECORD_TOKEN_USE: &str = "UPDATE access_tokens SET use_count = use_count + $1, \
     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 ELSE last_used_at END WHERE id = $3";
 
-pub(crate) type CommentRow = (String, String, String, String, i64);
-
-/// Give each fault its comments (rows already oldest first).
-pub(crate) fn attach_comments(faults: &mut [Fault], rows: Vec<CommentRow>) {
-    for (fault_id, id, user_id, comment, created_at) in rows {
-        if let Some(f) = faults.iter_mut().find(|f| f.id == fault_id) {
-            f.comments.push(faultline_core::fault::Comment { id, user_id, comment, created_at });
-        }
-    }
-}
-
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO fault_events (customer_id, fault_id, kind, actor, at, detail) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const INSERT_COMMENT: &str = "INSERT INTO comments (id, fault_id, customer_id, user_id, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const RESOLVE_FAULT: &str = "UPDATE faults SET status = 'resolved', resolved_at = $3, ttl = $4, \

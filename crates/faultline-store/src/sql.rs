@@ -189,19 +189,16 @@ fn escape_like(text: &str) -> String {
 /// `faults_by_status`. SQLite is told so (`INDEXED BY`): left alone, with a `type` filter it
 /// read the type's whole history through `faults_by_type` (160-190 ms on 300,000 faults,
 /// against 12-15 ms).
-pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>, backend: Backend) -> Sql {
-    list_faults_with_comments(customer_id, query, backend, None)
-}
-
-/// [`list_faults`] with one more result column after the fault's, named `comments`: the
-/// expression `comments`, on the fault's alias `f`.
-pub(crate) fn list_faults_with_comments(
+///
+/// After the fault's columns comes one more, `comments`: the backend's expression `comments`
+/// for the fault's comments (on the fault's alias `f`), so a page is one statement.
+pub(crate) fn list_faults(
     customer_id: &str,
     query: &FaultQuery<'_>,
     backend: Backend,
-    comments: Option<&str>,
+    comments: &str,
 ) -> Sql {
-    let extra_column = comments.map(|e| format!(", {e} AS comments")).unwrap_or_default();
+    let extra_column = format!(", {comments} AS comments");
     let mut sql = Sql::default();
     let customer = sql.text(customer_id);
     let limit = sql.int(i64::from(query.limit));
@@ -269,8 +266,7 @@ pub(crate) fn list_faults_with_comments(
             let parts: Vec<String> =
                 branches.iter().enumerate().map(|(n, b)| format!("SELECT * FROM ({b}) AS b{n}")).collect();
             format!(
-                "SELECT {FAULT_COLUMN_NAMES}{} FROM ({}) AS u ORDER BY created_at DESC, id DESC LIMIT {limit}",
-                if comments.is_some() { ", comments" } else { "" },
+                "SELECT {FAULT_COLUMN_NAMES}, comments FROM ({}) AS u ORDER BY created_at DESC, id DESC LIMIT {limit}",
                 parts.join(" UNION ALL ")
             )
         }
@@ -618,16 +614,6 @@ pub(crate) fn insert_log(actor: &str, entries: &[LogEntry<'_>]) -> Vec<Sql> {
     statements
 }
 
-/// The comments of `fault_ids`, oldest first.
-pub(crate) fn comments_of(fault_ids: &[&str]) -> Sql {
-    let mut sql = Sql::default();
-    let list = sql.list(fault_ids.iter().map(|id| (*id).to_owned()));
-    sql.text = format!(
-        "SELECT fault_id, id, user_id, comment, created_at FROM comments WHERE fault_id IN ({list}) ORDER BY created_at, id"
-    );
-    sql
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,7 +634,7 @@ mod tests {
         };
         let after = Position { created_at: 5, id: "flt_x".into() };
         let q = FaultQuery { filter: &filter, after: Some(&after), limit: 51, now: 1_000 };
-        let sql = list_faults("cus_1", &q, Backend::Sqlite);
+        let sql = list_faults("cus_1", &q, Backend::Sqlite, "NULL");
         let highest = (1..=sql.params.len()).rev().find(|n| sql.text.contains(&format!("${n}"))).unwrap();
         assert_eq!(highest, sql.params.len(), "{}", sql.text);
         assert!(sql.text.contains("UNION ALL") && sql.text.contains("fault_ancestors a"));
@@ -670,12 +656,12 @@ mod tests {
     fn recent_lists_read_the_status_index_on_sqlite() {
         let filter = FaultFilter { types: vec!["wantunnel".into()], recent: true, ..FaultFilter::default() };
         let q = FaultQuery { filter: &filter, after: None, limit: 51, now: 1_000 };
-        let sqlite = list_faults("cus_1", &q, Backend::Sqlite).text;
+        let sqlite = list_faults("cus_1", &q, Backend::Sqlite, "NULL").text;
         assert_eq!(sqlite.matches("INDEXED BY faults_by_status").count(), 2, "{sqlite}");
-        assert!(!list_faults("cus_1", &q, Backend::Postgres).text.contains("INDEXED BY"));
+        assert!(!list_faults("cus_1", &q, Backend::Postgres, "NULL").text.contains("INDEXED BY"));
         let plain = FaultFilter { recent: false, ..filter.clone() };
         let q = FaultQuery { filter: &plain, after: None, limit: 51, now: 1_000 };
-        assert!(!list_faults("cus_1", &q, Backend::Sqlite).text.contains("INDEXED BY"));
+        assert!(!list_faults("cus_1", &q, Backend::Sqlite, "NULL").text.contains("INDEXED BY"));
     }
 
     #[test]

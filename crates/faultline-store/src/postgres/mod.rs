@@ -15,8 +15,10 @@ use crate::model::{
     LogRead, LoggedEvent, NewApiKey, SigningKey, TokenUse, TopResource,
 };
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
-use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql, TopQuery};
+use crate::sql::{self, FaultQuery, Sql, TopQuery};
 use crate::{Backend, Resolution, Store};
+
+mod reads;
 use faultline_core::fault::Fault;
 
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
@@ -38,6 +40,8 @@ const LOCK_SIGNING_KEYS: i64 = 0x6661_756c_0003;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// One fault, or a page of a list, in one round trip (`reads`).
+    reads: reads::Reads,
 }
 
 impl PostgresStore {
@@ -51,9 +55,9 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, reads: reads::Reads::new(options) })
     }
 
     async fn locked_tx(&self, lock: i64) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
@@ -142,6 +146,7 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 
@@ -253,8 +258,7 @@ impl Store for PostgresStore {
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
-        let mut conn = self.pool.acquire().await?;
-        load_fault(&mut conn, customer_id, fault_id).await
+        Ok(self.reads.faults(&reads::fault_select(customer_id, fault_id)).await?.pop())
     }
 
     async fn delete_fault(&self, customer_id: &str, fault_id: &str, actor: &str) -> StoreResult<bool> {
@@ -437,11 +441,9 @@ impl Store for PostgresStore {
             .await?)
     }
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
-        let statement = sql::list_faults(customer_id, query, Backend::Postgres);
-        let mut conn = self.pool.acquire().await?;
-        let mut faults = rows::faults(fetch(&statement).fetch_all(&mut *conn).await?)?;
-        with_comments(&mut conn, &mut faults).await?;
-        Ok(faults)
+        self.reads
+            .faults(&sql::list_faults(customer_id, query, Backend::Postgres, reads::comments_column()))
+            .await
     }
 
     async fn top_resources(&self, customer_id: &str, query: &TopQuery<'_>) -> StoreResult<Vec<TopResource>> {
@@ -753,11 +755,6 @@ fn execute(statement: &Sql) -> sqlx::query::Query<'_, sqlx::Postgres, PgArgument
     sql::bind_params!(sqlx::query(&statement.text), statement)
 }
 
-/// A fault-returning statement with its parameters bound.
-fn fetch(statement: &Sql) -> sqlx::query::QueryAs<'_, sqlx::Postgres, rows::FaultRow, PgArguments> {
-    sql::bind_params!(sqlx::query_as(&statement.text), statement)
-}
-
 fn bind_signing_key<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, PgArguments>,
     key: &'q SigningKey,
@@ -917,35 +914,9 @@ async fn load_fault(
     customer_id: &str,
     fault_id: &str,
 ) -> StoreResult<Option<Fault>> {
-    let row = sqlx::query_as(&format!(
-        "SELECT {FAULT_COLUMNS} FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
-    ))
-    .bind(fault_id)
-    .bind(customer_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(fault) = row.map(rows::fault).transpose()? else {
-        return Ok(None);
-    };
-    let mut faults = vec![fault];
-    with_comments(conn, &mut faults).await?;
-    Ok(faults.pop())
-}
-
-/// Load the comments of a page of faults in one query.
-async fn with_comments(
-    conn: &mut <sqlx::Postgres as sqlx::Database>::Connection,
-    faults: &mut [Fault],
-) -> StoreResult<()> {
-    if faults.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<&str> = faults.iter().map(|f| f.id.as_str()).collect();
-    let statement = sql::comments_of(&ids);
-    let rows: Vec<rows::CommentRow> =
-        sql::bind_params!(sqlx::query_as(&statement.text), statement).fetch_all(&mut *conn).await?;
-    rows::attach_comments(faults, rows);
-    Ok(())
+    let statement = reads::fault_select(customer_id, fault_id);
+    let row = sql::bind_params!(sqlx::query(&statement.text), statement).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(reads::fault).transpose()
 }
 
 /// The newest unresolved fault of a (resource, type): its id and `created_at`.

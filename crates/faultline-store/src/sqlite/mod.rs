@@ -1222,7 +1222,7 @@ fn fault_select(customer_id: &str, fault_id: &str) -> Sql {
 /// A page of a list, with each fault's comments packed after its columns (as both inline reads
 /// and the pool's packed reads read them).
 fn list_select(customer_id: &str, query: &FaultQuery<'_>) -> Sql {
-    sql::list_faults_with_comments(customer_id, query, Backend::Sqlite, Some(&packed::comments_column()))
+    sql::list_faults(customer_id, query, Backend::Sqlite, &packed::comments_column())
 }
 
 /// Whether a page is read on the caller's thread: not an export's long page, not a free-text
