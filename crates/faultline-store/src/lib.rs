@@ -114,12 +114,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Insert a long run of new faults (`faultline demo`): every chunk `chunks` yields, in
     /// order, as [`Store::insert_faults`] would (the same rows, the same `created` events),
-    /// calling `inserted` with each chunk's size once it is written. All of it is committed
-    /// when this returns `Ok`; on an error, what is committed depends on the backend (SQLite:
-    /// nothing, see `sqlite::bulk_load`; PostgreSQL: the chunks before the one that failed).
+    /// calling `inserted` with each chunk's size once it is written, until [`BulkFaults::End`].
+    /// A channel that closes before `End` (its producer failed) fails the load. All of it is
+    /// committed when this returns `Ok`; on an error, what is committed depends on the backend
+    /// (SQLite: nothing, see `sqlite::bulk_load`; PostgreSQL: the chunks before the failure).
     async fn bulk_insert_faults(
         &self,
-        chunks: tokio::sync::mpsc::Receiver<Vec<Fault>>,
+        chunks: tokio::sync::mpsc::Receiver<BulkFaults>,
         actor: &str,
         inserted: Box<dyn FnMut(usize) + Send>,
     ) -> StoreResult<()> {
@@ -414,16 +415,37 @@ pub trait Store: Send + Sync + 'static {
     async fn lease(&self, job: &str) -> StoreResult<Option<Box<dyn Lease>>>;
 }
 
+/// What [`Store::bulk_insert_faults`] reads.
+#[derive(Debug)]
+pub enum BulkFaults {
+    /// New faults, inserted in order.
+    Chunk(Vec<Fault>),
+    /// The load is complete: commit it.
+    End,
+}
+
+impl BulkFaults {
+    /// The error of a load whose channel closed before [`BulkFaults::End`].
+    pub(crate) fn cut_short() -> StoreError {
+        StoreError::NotWritten("the faults to load stopped before their end".into())
+    }
+}
+
 /// [`Store::bulk_insert_faults`] as a transaction of [`Store::insert_faults`] per chunk.
 async fn insert_chunk_by_chunk<S: Store + ?Sized>(
     store: &S,
-    mut chunks: tokio::sync::mpsc::Receiver<Vec<Fault>>,
+    mut chunks: tokio::sync::mpsc::Receiver<BulkFaults>,
     actor: &str,
     mut inserted: Box<dyn FnMut(usize) + Send>,
 ) -> StoreResult<()> {
-    while let Some(chunk) = chunks.recv().await {
-        store.insert_faults(&chunk, actor, None).await?;
-        inserted(chunk.len());
+    loop {
+        match chunks.recv().await {
+            Some(BulkFaults::Chunk(chunk)) => {
+                store.insert_faults(&chunk, actor, None).await?;
+                inserted(chunk.len());
+            }
+            Some(BulkFaults::End) => return Ok(()),
+            None => return Err(BulkFaults::cut_short()),
+        }
     }
-    Ok(())
 }

@@ -11,7 +11,7 @@ use faultline_core::demo::{DemoConfig, DemoFaults};
 use faultline_core::fault::{Fault, FaultStatus, Severity};
 use faultline_core::filter::FaultFilter;
 use faultline_store::testing::TestDb;
-use faultline_store::{Backend, FaultQuery, Store};
+use faultline_store::{Backend, BulkFaults, FaultQuery, Store};
 
 /// Which faults a filter should find.
 type Keep<'a> = Box<dyn Fn(&Fault) -> bool + 'a>;
@@ -34,12 +34,18 @@ fn history(customer_id: &str, seed: u64) -> Vec<Vec<Fault>> {
     std::iter::from_fn(|| Some(demo.next_chunk(CHUNK)).filter(|chunk| !chunk.is_empty())).collect()
 }
 
-/// Load `chunks` with `bulk_insert_faults`; the sum of what it reported inserted, or its error.
-async fn bulk(store: &Arc<dyn Store>, chunks: Vec<Vec<Fault>>) -> Result<usize, faultline_store::StoreError> {
+/// Load `chunks` with `bulk_insert_faults`, ended by `BulkFaults::End` when `end`; the sum of
+/// what it reported inserted, or its error.
+async fn bulk_load(
+    store: &Arc<dyn Store>,
+    chunks: Vec<Vec<Fault>>,
+    end: bool,
+) -> Result<usize, faultline_store::StoreError> {
     let (send, receive) = tokio::sync::mpsc::channel(1);
     let feeder = tokio::spawn(async move {
-        for chunk in chunks {
-            if send.send(chunk).await.is_err() {
+        let messages = chunks.into_iter().map(BulkFaults::Chunk).chain(end.then_some(BulkFaults::End));
+        for message in messages {
+            if send.send(message).await.is_err() {
                 break;
             }
         }
@@ -51,6 +57,10 @@ async fn bulk(store: &Arc<dyn Store>, chunks: Vec<Vec<Fault>>) -> Result<usize, 
         .await;
     feeder.await.unwrap();
     result.map(|()| counted.load(Ordering::SeqCst))
+}
+
+async fn bulk(store: &Arc<dyn Store>, chunks: Vec<Vec<Fault>>) -> Result<usize, faultline_store::StoreError> {
+    bulk_load(store, chunks, true).await
 }
 
 /// Every fault `filter` finds for the customer, walked page by page, newest first.
@@ -100,22 +110,25 @@ async fn a_bulk_load_writes_what_inserts_write(backend: Backend) {
     let other = store.create_customer("Globex").await.unwrap().id;
     let failing = store.create_customer("Initech").await.unwrap().id;
 
-    // A load into the empty table that fails part-way: a good chunk, then one that holds an
-    // id twice.
+    // Loads into the empty table that fail part-way: a chunk that holds an id twice (with
+    // more chunks behind it than the channel holds), and faults that stop before their end.
     let mut broken = history(&failing, 9);
-    broken.truncate(2);
     broken[1][5] = broken[1][4].clone();
     let fresh = broken[0][0].id.clone();
     assert!(bulk(&store, broken).await.is_err(), "a duplicate id fails the load");
     let kept = store.get_fault(&failing, &fresh).await.unwrap();
+    let unfinished = history(&failing, 10);
+    let unfinished_id = unfinished[0][0].id.clone();
+    assert!(bulk_load(&store, unfinished, false).await.is_err(), "a load cut short fails");
+    let unfinished_kept = store.get_fault(&failing, &unfinished_id).await.unwrap();
     match backend {
-        // One transaction: nothing of the failed load, and the indexes it dropped are back.
+        // One transaction: nothing of a failed load, and the indexes it dropped are back.
         Backend::Sqlite => {
-            assert_eq!(kept, None);
+            assert_eq!((kept, unfinished_kept), (None, None));
             assert_eq!(&sqlite_schema(&db.url), schema.as_ref().unwrap());
         }
-        // A transaction per chunk: the chunk before the failure stays.
-        Backend::Postgres => assert!(kept.is_some()),
+        // A transaction per chunk: the chunks before the failure stay.
+        Backend::Postgres => assert!(kept.is_some() && unfinished_kept.is_some()),
     }
 
     // Into an empty table (SQLite defers the indexes; on PostgreSQL it holds the failed
@@ -174,13 +187,15 @@ async fn a_bulk_load_writes_what_inserts_write(backend: Backend) {
         assert_eq!(ids(&walk(&store, &customer, filter).await), want, "{filter:?}");
     }
     // Each fault's `created` entry is in the event log.
-    let log = store.read_log(0, 10_000).await.unwrap();
-    let mut created: Vec<String> = log
-        .entries
-        .iter()
-        .filter(|e| e.customer_id == customer && e.kind == "created")
-        .map(|e| e.fault_id.clone())
-        .collect();
+    let mut created: Vec<String> = Vec::new();
+    let mut after = 0;
+    loop {
+        let log = store.read_log(after, 1_000).await.unwrap();
+        let Some(last) = log.entries.last() else { break };
+        after = last.seq;
+        let mine = log.entries.iter().filter(|e| e.customer_id == customer && e.kind == "created");
+        created.extend(mine.map(|e| e.fault_id.clone()));
+    }
     created.sort();
     let mut want = ids(&faults);
     want.sort();

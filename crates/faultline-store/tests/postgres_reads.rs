@@ -51,19 +51,26 @@ async fn reads_survive_connections_the_server_ended() {
     let query = FaultQuery { filter: &filter, after: None, limit: 50, now };
 
     for round in 0..3 {
-        // Each read leaves its connection idle; then the server ends them all.
-        assert_eq!(
-            store.get_fault(&customer, &fault.id).await.unwrap().as_ref(),
-            Some(&fault),
-            "round {round}"
-        );
+        // Reads at once leave several connections idle; then the server ends them all, and
+        // each following read must still be answered (not by another dead idle connection).
+        let reads: Vec<_> = (0..16)
+            .map(|_| {
+                let (store, customer, id) = (store.clone(), customer.clone(), fault.id.clone());
+                tokio::spawn(async move { store.get_fault(&customer, &id).await })
+            })
+            .collect();
+        for read in reads {
+            assert_eq!(read.await.unwrap().unwrap().as_ref(), Some(&fault), "round {round}");
+        }
         assert_eq!(store.list_faults(&customer, &query).await.unwrap(), vec![fault.clone()], "round {round}");
-        assert!(terminate(&db.url, &application).await >= 1, "round {round}: the store's connections ended");
-        assert_eq!(
-            store.get_fault(&customer, &fault.id).await.unwrap().as_ref(),
-            Some(&fault),
-            "round {round}: a read after its idle connection was ended"
-        );
+        assert!(terminate(&db.url, &application).await >= 2, "round {round}: the store's connections ended");
+        for read in 0..8 {
+            assert_eq!(
+                store.get_fault(&customer, &fault.id).await.unwrap().as_ref(),
+                Some(&fault),
+                "round {round}, read {read} after the idle connections were ended"
+            );
+        }
         assert!(terminate(&db.url, &application).await >= 1);
         assert_eq!(store.list_faults(&customer, &query).await.unwrap().len(), 1, "round {round}: a page too");
     }

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use faultline_core::Permissions;
 use faultline_core::demo::{DemoConfig, DemoFaults, customer_name};
-use faultline_core::fault::Fault;
 use faultline_core::time::now_micros;
-use faultline_store::{NewApiKey, Store};
+use faultline_store::{BulkFaults, NewApiKey, Store};
 
 /// Faults generated at a time.
 const CHUNK: usize = 10_000;
@@ -98,12 +97,14 @@ async fn load(
         "faultline: demo: {faults} faults over the last year on {} sites, {} routers, {} WAN tunnels (seed {seed})",
         fleet.sites, fleet.devices, fleet.tunnels
     );
-    let (chunks, incoming) = tokio::sync::mpsc::channel::<Vec<Fault>>(1);
+    let (chunks, incoming) = tokio::sync::mpsc::channel::<BulkFaults>(1);
     let producer = tokio::task::spawn_blocking(move || {
         loop {
             let chunk = generator.next_chunk(CHUNK);
+            let message = if chunk.is_empty() { BulkFaults::End } else { BulkFaults::Chunk(chunk) };
+            let end = matches!(message, BulkFaults::End);
             // A closed channel means the inserts failed; their error is reported.
-            if chunk.is_empty() || chunks.blocking_send(chunk).is_err() {
+            if chunks.blocking_send(message).is_err() || end {
                 break;
             }
         }

@@ -10,13 +10,16 @@
 //!
 //! - a fault's comments come in the same statement as the fault, as one JSON column
 //!   ([`comments_column`]); one statement is also one snapshot;
-//! - connections are this module's own, kept idle in a list and handed out without a ping. A
-//!   connection that turns out lost (the server restarted or ended it, a proxy closed it)
-//!   fails its read: it is dropped and the read, which changes nothing, is sent once more on a
-//!   new connection. A connection is only put back after a read that finished, so a read
-//!   abandoned half-way (its request dropped) never leaves a connection mid-protocol behind.
+//! - connections are this module's own, kept idle in a list and handed out without a ping. An
+//!   idle connection that turns out lost (the server restarted or ended it, a proxy closed it)
+//!   fails its read: it and every other idle connection are dropped, and the read, which
+//!   changes nothing, is sent once more on a new connection. A connection is put back only
+//!   when its read got an answer from the server (rows or an SQL error), so a read abandoned
+//!   half-way (its request dropped) never leaves a connection mid-protocol behind; such a
+//!   request costs the next read a new connection.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{ConnectOptions, Connection, FromRow, Row};
@@ -30,6 +33,15 @@ use crate::sql::{self, FAULT_COLUMNS, Sql};
 
 /// Connections this module opens at most (beside the pool's).
 pub(super) const MAX_CONNECTIONS: usize = 8;
+/// An idle connection is closed after this long unused (as sqlx's pool does by default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a read waits for a connection (as the pool's `acquire_timeout`).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Run `select`.
+async fn query(conn: &mut PgConnection, select: &Sql) -> Result<Vec<PgRow>, sqlx::Error> {
+    sql::bind_params!(sqlx::query(&select.text), select).fetch_all(conn).await
+}
 
 /// The result column, on the fault's alias `f`, with the fault's comments oldest first as a JSON
 /// array of `[id, user_id, comment, created_at]` arrays, or NULL when it has none.
@@ -76,7 +88,8 @@ fn connection_lost(err: &sqlx::Error) -> bool {
 
 pub(super) struct Reads {
     options: PgConnectOptions,
-    idle: Mutex<Vec<PgConnection>>,
+    /// Idle connections, each with when it was last put back.
+    idle: Mutex<Vec<(PgConnection, Instant)>>,
     connections: Semaphore,
 }
 
@@ -88,35 +101,57 @@ impl Reads {
     /// The faults `select` reads (its result columns [`FaultRow`]'s, then a
     /// [`comments_column`]), in its order.
     pub(super) async fn faults(&self, select: &Sql) -> StoreResult<Vec<Fault>> {
-        let _permit = self.connections.acquire().await.map_err(|_| sqlx::Error::PoolClosed)?;
-        let mut retried = false;
-        loop {
-            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let (mut conn, reused) = match idle {
-                Some(conn) => (conn, true),
-                None => (self.options.connect().await?, false),
-            };
-            match sql::bind_params!(sqlx::query(&select.text), select).fetch_all(&mut conn).await {
-                Ok(rows) => {
-                    self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-                    return rows.iter().map(fault).collect();
+        let _permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.connections.acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        let mut conn = match self.take_idle() {
+            Some(mut conn) => match query(&mut conn, select).await {
+                Err(err) if connection_lost(&err) => {
+                    // Lost while idle, and so, most likely, are the others (a restart, a proxy
+                    // that closes idle connections): drop them all, and read once more on a new
+                    // connection.
+                    drop(conn);
+                    self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    self.connect().await?
                 }
-                // A connection lost while it was idle: once more, on a new one.
-                Err(err) if connection_lost(&err) && reused && !retried => retried = true,
-                Err(err) if connection_lost(&err) => return Err(err.into()),
-                Err(err) => {
-                    self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-                    return Err(err.into());
-                }
-            }
+                answer => return self.kept(conn, answer),
+            },
+            None => self.connect().await?,
+        };
+        let answer = query(&mut conn, select).await;
+        self.kept(conn, answer)
+    }
+
+    /// The most recently used idle connection; those idle longer than [`IDLE_TIMEOUT`] are
+    /// closed (dropped).
+    fn take_idle(&self) -> Option<PgConnection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+        idle.pop().map(|(conn, _)| conn)
+    }
+
+    async fn connect(&self) -> StoreResult<PgConnection> {
+        Ok(tokio::time::timeout(ACQUIRE_TIMEOUT, self.options.connect())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??)
+    }
+
+    /// `answer`, after putting `conn` back among the idle ones unless it was lost or this
+    /// store is closed.
+    fn kept(&self, conn: PgConnection, answer: Result<Vec<PgRow>, sqlx::Error>) -> StoreResult<Vec<Fault>> {
+        let lost = matches!(&answer, Err(err) if connection_lost(err));
+        if !lost && !self.connections.is_closed() {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((conn, Instant::now()));
         }
+        answer?.iter().map(fault).collect()
     }
 
     /// Close the idle connections; reads after this fail, as the pool's do once it is closed.
     pub(super) async fn close(&self) {
         self.connections.close();
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
-        for conn in idle {
+        for (conn, _) in idle {
             conn.close().await.ok();
         }
     }

@@ -8,8 +8,8 @@
 //! Here the same statements ([`sql::insert_faults`]) run on one connection of this module's
 //! own (`rusqlite`, on the same SQLite library), on a blocking thread, in **one** transaction:
 //!
-//! - nothing is committed unless everything is, so a load that fails or is killed leaves the
-//!   database as it was;
+//! - nothing of the faults is committed unless all of them are (up to [`BulkFaults::End`]), so
+//!   a load that fails or is killed leaves them out;
 //! - when the `faults` table is empty at the start, its secondary indexes are dropped inside
 //!   that transaction and created again from their own SQL (read from `sqlite_schema`, so a
 //!   later migration's index is included) once the rows are in: building an index from the
@@ -25,53 +25,94 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use faultline_core::fault::Fault;
-
-use crate::sql;
+use crate::error::{StoreError, StoreResult};
+use crate::{BulkFaults, sql};
 
 /// Page cache of the loading connection: the pages the load keeps touching (the last leaf of
 /// each index, the ancestry elements' leaves) stay in memory until the commit.
 const CACHE_KIB: i64 = 512 * 1024;
 
-/// Insert every chunk `chunks` yields in one transaction of a new connection to the database
-/// file at `path`; see the module documentation. Runs on the calling (blocking) thread.
+/// Insert every chunk `chunks` yields, up to [`BulkFaults::End`], in one transaction of a new
+/// connection to the database file at `path`; see the module documentation. Runs on the
+/// calling (blocking) thread.
 pub(super) fn load(
     path: &Path,
-    mut chunks: tokio::sync::mpsc::Receiver<Vec<Fault>>,
+    chunks: tokio::sync::mpsc::Receiver<BulkFaults>,
     actor: &str,
     inserted: &mut dyn FnMut(usize),
-) -> rusqlite::Result<()> {
-    let mut conn = Connection::open_with_flags(
+) -> StoreResult<()> {
+    let failed = |e: rusqlite::Error| StoreError::NotWritten(format!("the bulk load failed: {e}"));
+    let conn = insert_all(path, chunks, actor, inserted)?;
+    // The log now holds every page the load wrote: copy it into the database file and start it
+    // again from nothing, rather than leave a log as large as the load behind. The load is
+    // committed already, so this is only tried: a reader holding an old snapshot, or the
+    // store's own checkpointer at work, leaves it to the background checkpoints.
+    let checkpoint: rusqlite::Result<(i64, i64, i64)> =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        });
+    match checkpoint {
+        Ok((0, _, _)) => {}
+        Ok((_, log, copied)) => {
+            tracing::warn!(log, copied, "after the bulk load: the log was not truncated (busy)")
+        }
+        Err(err) => tracing::warn!(error = %failed(err), "after the bulk load: the log was not checkpointed"),
+    }
+    Ok(())
+}
+
+/// Insert and commit everything, as the module documentation says; the connection, for the
+/// checkpoint after.
+fn insert_all(
+    path: &Path,
+    mut chunks: tokio::sync::mpsc::Receiver<BulkFaults>,
+    actor: &str,
+    inserted: &mut dyn FnMut(usize),
+) -> StoreResult<Connection> {
+    let failed = |e: rusqlite::Error| StoreError::NotWritten(format!("the bulk load failed: {e}"));
+    let mut conn = open(path).map_err(failed)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
+    let empty: bool =
+        tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM faults)", [], |row| row.get(0)).map_err(failed)?;
+    let deferred = if empty { secondary_indexes(&tx).map_err(failed)? } else { Vec::new() };
+    for (name, _) in &deferred {
+        tx.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))).map_err(failed)?;
+    }
+    loop {
+        match chunks.blocking_recv() {
+            Some(BulkFaults::Chunk(chunk)) => {
+                for statement in sql::insert_faults(&chunk, actor) {
+                    super::inline_reads::prepare(&tx, &statement)
+                        .and_then(|mut prepared| prepared.raw_execute())
+                        .map_err(failed)?;
+                }
+                inserted(chunk.len());
+            }
+            Some(BulkFaults::End) => break,
+            // Dropping `tx` rolls everything back, the dropped indexes included.
+            None => return Err(BulkFaults::cut_short()),
+        }
+    }
+    for (_, create) in &deferred {
+        tx.execute_batch(create).map_err(failed)?;
+    }
+    tx.commit().map_err(failed)?;
+    Ok(conn)
+}
+
+/// A connection set up as the store's own (`SqliteStore::open`), with a larger page cache.
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    // As the store's own connections (`SqliteStore::open`).
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "temp_store", "memory")?;
     conn.pragma_update(None, "mmap_size", super::MMAP_SIZE)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let empty: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM faults)", [], |row| row.get(0))?;
-    let deferred = if empty { secondary_indexes(&tx)? } else { Vec::new() };
-    for (name, _) in &deferred {
-        tx.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
-    }
-    while let Some(chunk) = chunks.blocking_recv() {
-        for statement in sql::insert_faults(&chunk, actor) {
-            super::inline_reads::prepare(&tx, &statement)?.raw_execute()?;
-        }
-        inserted(chunk.len());
-    }
-    for (_, create) in &deferred {
-        tx.execute_batch(create)?;
-    }
-    tx.commit()?;
-    // The log now holds every page the load wrote: copy it into the database file and start it
-    // again from nothing, rather than leave a log as large as the load behind.
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    Ok(())
+    Ok(conn)
 }
 
 /// `(name, CREATE INDEX statement)` of each index of `faults` that SQL created (not the one

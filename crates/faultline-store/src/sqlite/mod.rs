@@ -538,7 +538,7 @@ impl Store for SqliteStore {
 
     async fn bulk_insert_faults(
         &self,
-        chunks: tokio::sync::mpsc::Receiver<Vec<Fault>>,
+        chunks: tokio::sync::mpsc::Receiver<crate::BulkFaults>,
         actor: &str,
         mut inserted: Box<dyn FnMut(usize) + Send>,
     ) -> StoreResult<()> {
@@ -550,7 +550,6 @@ impl Store for SqliteStore {
         tokio::task::spawn_blocking(move || bulk_load::load(&file, chunks, &actor, &mut *inserted))
             .await
             .map_err(|e| StoreError::NotWritten(format!("the bulk load failed: {e}")))?
-            .map_err(|e| StoreError::NotWritten(format!("the bulk load failed: {e}")))
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
