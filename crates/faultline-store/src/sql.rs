@@ -182,6 +182,18 @@ fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
+/// `SELECT` of one fault of `customer_id`, its columns then `comments`: the backend's
+/// expression `comments` for its comments (on the fault's alias `f`), as in [`list_faults`].
+pub(crate) fn fault_select(customer_id: &str, fault_id: &str, comments: &str) -> Sql {
+    let params = vec![Param::Text(fault_id.to_owned()), Param::Text(customer_id.to_owned())];
+    Sql::new(
+        format!(
+            "SELECT {FAULT_COLUMNS}, {comments} AS comments FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
+        ),
+        params,
+    )
+}
+
 /// `SELECT` of one page of faults, newest first, for `customer_id`.
 ///
 /// One site drives the query from the `fault_ancestors` index; `recent` is the union of the

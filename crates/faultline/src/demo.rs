@@ -2,8 +2,6 @@
 //! `faultline_core::demo`) into the store.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -98,31 +96,34 @@ async fn load(
         fleet.sites, fleet.devices, fleet.tunnels
     );
     let (chunks, incoming) = tokio::sync::mpsc::channel::<BulkFaults>(1);
+    // Returns how many faults it generated.
     let producer = tokio::task::spawn_blocking(move || {
+        let mut generated = 0;
         loop {
             let chunk = generator.next_chunk(CHUNK);
+            generated += chunk.len() as u64;
             let message = if chunk.is_empty() { BulkFaults::End } else { BulkFaults::Chunk(chunk) };
             let end = matches!(message, BulkFaults::End);
             // A closed channel means the inserts failed; their error is reported.
             if chunks.blocking_send(message).is_err() || end {
-                break;
+                return generated;
             }
         }
     });
     let started = Instant::now();
     let mut progress = Progress::new(faults);
-    let done = progress.done.clone();
     store
         .bulk_insert_faults(incoming, "demo", Box::new(move |n| progress.add(n as u64, started.elapsed())))
         .await
         .map_err(|e| format!("demo: inserting faults failed: {e}"))?;
-    producer.await.map_err(|e| format!("demo: the generator failed: {e}"))?;
+    // The load committed, so it holds every fault generated.
+    let inserted = producer.await.map_err(|e| format!("demo: the generator failed: {e}"))?;
     store.analyze().await.map_err(|e| format!("demo: analysing the loaded tables failed: {e}"))?;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "faultline: demo: inserted {} faults in {elapsed:.1} s ({:.0} faults/s)",
-        done.load(Ordering::Relaxed),
-        done.load(Ordering::Relaxed) as f64 / elapsed.max(1e-9)
+        inserted,
+        inserted as f64 / elapsed.max(1e-9)
     );
     Ok(())
 }
@@ -131,24 +132,19 @@ async fn load(
 /// otherwise.
 struct Progress {
     total: u64,
-    /// Inserted so far, read again once the load is over.
-    done: Arc<AtomicU64>,
+    done: u64,
     next_line: u64,
     terminal: bool,
 }
 
 impl Progress {
     fn new(total: u64) -> Progress {
-        Progress {
-            total,
-            done: Arc::default(),
-            next_line: total / 10,
-            terminal: std::io::stderr().is_terminal(),
-        }
+        Progress { total, done: 0, next_line: total / 10, terminal: std::io::stderr().is_terminal() }
     }
 
     fn add(&mut self, inserted: u64, elapsed: Duration) {
-        let done = self.done.fetch_add(inserted, Ordering::Relaxed) + inserted;
+        self.done += inserted;
+        let done = self.done;
         let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
         let percent = done * 100 / self.total.max(1);
         let text = format!("faultline: demo: {done}/{} faults ({percent}%), {rate:.0} faults/s", self.total);

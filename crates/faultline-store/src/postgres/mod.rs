@@ -17,9 +17,9 @@ use crate::model::{
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
 use crate::sql::{self, FaultQuery, Sql, TopQuery};
 use crate::{Backend, Resolution, Store};
+use faultline_core::fault::Fault;
 
 mod reads;
-use faultline_core::fault::Fault;
 
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
@@ -258,7 +258,7 @@ impl Store for PostgresStore {
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
-        Ok(self.reads.faults(&reads::fault_select(customer_id, fault_id)).await?.pop())
+        Ok(self.reads.faults(&fault_select(customer_id, fault_id)).await?.pop())
     }
 
     async fn delete_fault(&self, customer_id: &str, fault_id: &str, actor: &str) -> StoreResult<bool> {
@@ -914,9 +914,14 @@ async fn load_fault(
     customer_id: &str,
     fault_id: &str,
 ) -> StoreResult<Option<Fault>> {
-    let statement = reads::fault_select(customer_id, fault_id);
+    let statement = fault_select(customer_id, fault_id);
     let row = sql::bind_params!(sqlx::query(&statement.text), statement).fetch_optional(&mut *conn).await?;
     row.as_ref().map(reads::fault).transpose()
+}
+
+/// The `SELECT` of one fault, with its comments.
+fn fault_select(customer_id: &str, fault_id: &str) -> Sql {
+    sql::fault_select(customer_id, fault_id, reads::comments_column())
 }
 
 /// The newest unresolved fault of a (resource, type): its id and `created_at`.

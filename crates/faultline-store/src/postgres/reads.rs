@@ -29,7 +29,7 @@ use faultline_core::fault::{Comment, Fault};
 
 use crate::error::{StoreError, StoreResult};
 use crate::rows::{self, FaultRow};
-use crate::sql::{self, FAULT_COLUMNS, Sql};
+use crate::sql::{self, Sql};
 
 /// Connections this module opens at most (beside the pool's).
 pub(super) const MAX_CONNECTIONS: usize = 8;
@@ -48,18 +48,6 @@ async fn query(conn: &mut PgConnection, select: &Sql) -> Result<Vec<PgRow>, sqlx
 pub(super) fn comments_column() -> &'static str {
     "(SELECT json_agg(json_build_array(c.id, c.user_id, c.comment, c.created_at) \
       ORDER BY c.created_at, c.id)::text FROM comments c WHERE c.fault_id = f.id)"
-}
-
-/// `SELECT` of one fault with its [`comments_column`].
-pub(super) fn fault_select(customer_id: &str, fault_id: &str) -> Sql {
-    let params = vec![sql::Param::Text(fault_id.to_owned()), sql::Param::Text(customer_id.to_owned())];
-    Sql::new(
-        format!(
-            "SELECT {FAULT_COLUMNS}, {} AS comments FROM faults f WHERE f.id = $1 AND f.customer_id = $2",
-            comments_column()
-        ),
-        params,
-    )
 }
 
 /// A fault from a row of [`FaultRow`]'s columns followed by a [`comments_column`].

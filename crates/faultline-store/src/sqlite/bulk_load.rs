@@ -70,7 +70,13 @@ fn insert_all(
     inserted: &mut dyn FnMut(usize),
 ) -> StoreResult<Connection> {
     let failed = |e: rusqlite::Error| StoreError::NotWritten(format!("the bulk load failed: {e}"));
-    let mut conn = open(path).map_err(failed)?;
+    let mut conn = super::rusqlite_connection(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Duration::from_secs(10),
+        CACHE_KIB,
+    )
+    .map_err(failed)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
     let empty: bool =
         tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM faults)", [], |row| row.get(0)).map_err(failed)?;
@@ -97,21 +103,6 @@ fn insert_all(
         tx.execute_batch(create).map_err(failed)?;
     }
     tx.commit().map_err(failed)?;
-    Ok(conn)
-}
-
-/// A connection set up as the store's own (`SqliteStore::open`), with a larger page cache.
-fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "foreign_keys", true)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "temp_store", "memory")?;
-    conn.pragma_update(None, "mmap_size", super::MMAP_SIZE)?;
-    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     Ok(conn)
 }
 

@@ -12,7 +12,7 @@
 //! and `None` tells the caller to read through sqlx instead, as it does when anything else goes
 //! wrong here. So this path can make a read faster, never different or failed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,18 +39,14 @@ pub(super) struct InlineReads {
 }
 
 impl InlineReads {
-    /// Reads of the database file at `path` (which the writer has opened, so it exists);
-    /// `None` when there is no such file (an in-memory database).
-    pub(super) fn new(path: &Path) -> Option<InlineReads> {
-        if !path.is_file() {
-            return None;
-        }
-        Some(InlineReads {
-            path: path.to_owned(),
+    /// Reads of the database file at `path` (which the writer has opened, so it exists).
+    pub(super) fn new(path: PathBuf) -> InlineReads {
+        InlineReads {
+            path,
             idle: Mutex::default(),
             answered: AtomicU64::new(0),
             handed_over: AtomicU64::new(0),
-        })
+        }
     }
 
     /// `(answered here, handed to sqlx)` so far.
@@ -59,14 +55,8 @@ impl InlineReads {
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags)?;
         // A reader waits for a lock only while the log is being recovered; not here.
-        conn.busy_timeout(Duration::ZERO)?;
-        conn.pragma_update(None, "cache_size", -65_536)?;
-        conn.pragma_update(None, "temp_store", "memory")?;
-        conn.pragma_update(None, "mmap_size", super::MMAP_SIZE)?;
-        Ok(conn)
+        super::rusqlite_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY, Duration::ZERO, 65_536)
     }
 
     /// The faults `select` reads (a statement whose result columns are those of

@@ -20,7 +20,7 @@ use crate::model::{
     LogRead, LoggedEvent, NewApiKey, SigningKey, TokenUse, TopResource,
 };
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
-use crate::sql::{self, FAULT_COLUMNS, FaultQuery, Sql, TopQuery};
+use crate::sql::{self, FaultQuery, Sql, TopQuery};
 use crate::{Backend, Resolution, Store};
 use faultline_core::fault::{Fault, FaultSink};
 use faultline_core::filter::FaultFilter;
@@ -230,6 +230,26 @@ fn newest_first(faults: &mut [Fault]) {
     faults.sort_unstable_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
 }
 
+/// A `rusqlite` connection to the database file at `path` (inline reads, bulk loads), set up as
+/// the store's sqlx connections are (`SqliteStore::open`), with its own busy timeout and page
+/// cache (in KiB).
+fn rusqlite_connection(
+    path: &std::path::Path,
+    flags: rusqlite::OpenFlags,
+    busy_timeout: Duration,
+    cache_kib: i64,
+) -> rusqlite::Result<rusqlite::Connection> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, flags | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "temp_store", "memory")?;
+    conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    Ok(conn)
+}
+
 /// How much of the database file each connection maps into memory (`PRAGMA mmap_size`): all
 /// of it, up to 64 GiB. A page read from the map is neither a system call nor a copy.
 pub(super) const MMAP_SIZE: i64 = 64 << 30;
@@ -267,8 +287,8 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        let inline_reads = inline_reads::InlineReads::new(options.get_filename());
         let file = options.get_filename().is_file().then(|| options.get_filename().to_owned());
+        let inline_reads = file.clone().map(inline_reads::InlineReads::new);
         let reader = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(8)
@@ -1206,16 +1226,9 @@ async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 's
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// The `SELECT` of one fault.
+/// The `SELECT` of one fault, with its comments packed after its columns.
 fn fault_select(customer_id: &str, fault_id: &str) -> Sql {
-    let params = vec![sql::Param::Text(fault_id.to_owned()), sql::Param::Text(customer_id.to_owned())];
-    let comments = packed::comments_column();
-    Sql::new(
-        format!(
-            "SELECT {FAULT_COLUMNS}, {comments} AS comments FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
-        ),
-        params,
-    )
+    sql::fault_select(customer_id, fault_id, &packed::comments_column())
 }
 
 /// A page of a list, with each fault's comments packed after its columns (as both inline reads
