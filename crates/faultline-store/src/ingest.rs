@@ -17,6 +17,7 @@ use faultline_core::fault::{Fault, FaultStatus, expiry};
 use faultline_core::ingest::{IngestEvent, Outcome};
 use faultline_core::time::Micros;
 
+use crate::Backend;
 use crate::model::EventResult;
 use crate::sql::{LogEntry, Param, Sql, insert_ancestors, insert_fault_rows, insert_log};
 
@@ -131,7 +132,7 @@ pub(crate) struct Writes {
     pub rest: Vec<Sql>,
 }
 
-pub(crate) fn writes(customer_id: &str, plan: &Plan, actor: &str, now: Micros) -> Writes {
+pub(crate) fn writes(customer_id: &str, plan: &Plan, actor: &str, now: Micros, backend: Backend) -> Writes {
     const RESOLVES_PER_STATEMENT: usize = 50;
     let resolves = plan
         .resolves
@@ -161,16 +162,16 @@ pub(crate) fn writes(customer_id: &str, plan: &Plan, actor: &str, now: Micros) -
         .iter()
         .map(|(id, kind, at)| LogEntry { customer_id, fault_id: id, kind, at: at.unwrap_or(now) })
         .collect();
-    let mut rest = insert_ancestors(&plan.new_faults);
+    let mut rest = insert_ancestors(&plan.new_faults, backend);
     rest.extend(insert_log(actor, &entries));
     Writes { inserts: insert_fault_rows(&plan.new_faults, true), resolves, rest }
 }
 
 /// `apply_batch` (the planned path, `None` when a concurrent writer got in the way) and
-/// `apply_one_by_one` (the fallback) for the backend whose database type is `$db`; they use
+/// `apply_one_by_one` (the fallback) for the backend whose database type is `$db` (`$backend`); they use
 /// the backend's `execute`, `open_fault_of` and `CACHE_PLANS_OF_LOOKUPS`.
 macro_rules! ingest_fns {
-    ($db:ty) => {
+    ($db:ty, $backend:expr) => {
         /// The open faults of every (resource, type) of a batch, 100 keys a statement.
         async fn open_faults(
             conn: &mut <$db as sqlx::Database>::Connection,
@@ -224,7 +225,8 @@ macro_rules! ingest_fns {
             use $crate::ingest;
             let open = open_faults(&mut *conn, customer_id, events).await?;
             let plan = ingest::plan(events, open, retention_seconds);
-            let writes = ingest::writes(customer_id, &plan, actor, faultline_core::time::now_micros());
+            let writes =
+                ingest::writes(customer_id, &plan, actor, faultline_core::time::now_micros(), $backend);
             sqlx::query("SAVEPOINT ingest_batch").execute(&mut *conn).await?;
             // Resolves first: they free the keys that the batch's later triggers reopen.
             let mut resolved = 0;
@@ -277,7 +279,7 @@ macro_rules! ingest_fns {
                             .await?
                             .rows_affected();
                         if claimed == 1 {
-                            for statement in $crate::sql::insert_fault_extras(one, actor) {
+                            for statement in $crate::sql::insert_fault_extras(one, actor, $backend) {
                                 execute(&statement).execute(&mut *conn).await?;
                             }
                             (Some(fault.id.clone()), Outcome::Created)

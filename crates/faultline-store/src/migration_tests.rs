@@ -118,3 +118,138 @@ async fn migration_10_counts_the_comments_faults_already_have_on_sqlite() {
     let expected = [("flt_1", 2), ("flt_2", 0), ("flt_3", 1)].map(|(id, n)| (id.to_owned(), n));
     assert_eq!(counts, expected);
 }
+
+/// Every index and table definition of `tables` in `conn`'s schema, by name.
+async fn definitions(conn: &mut sqlx::SqliteConnection, tables: &str) -> Vec<(String, Option<String>)> {
+    sqlx::query_as(&format!(
+        "SELECT name, sql FROM sqlite_schema WHERE tbl_name IN ({tables}) AND type = 'index' ORDER BY name"
+    ))
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn migration_11_keys_faults_by_their_rowid_and_keeps_comments_on_sqlite() {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+    // As the store runs migrations: foreign keys on, in one transaction.
+    let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap().foreign_keys(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    let migrations = crate::sqlite::MIGRATIONS;
+    assert_eq!(migrations[10].0, 11);
+    for (_, sql) in &migrations[..10] {
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    }
+    let before_11 = "
+        INSERT INTO customers (id, name, created_at) VALUES ('cus_a', 'A', 0);
+        INSERT INTO faults (id, customer_id, resource_id, microservice_id, type, status, severity,
+            message, cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl, open_key)
+        VALUES ('flt_1', 'cus_a', 'tun_1', 'm', 'wantunnel', 'unresolved', 'HIGH', 'down', 'c', 10, NULL,
+                'site_1|tun_1', 'site_1', 99, 'tun_1' || char(31) || 'wantunnel'),
+               ('flt_2', 'cus_a', 'dev_1', 'm', 'reboot', 'resolved', 'LOW', 'm', 'c', 20, 30, 'site_1|dev_1', 'site_1', 99, NULL),
+               ('flt_3', 'cus_a', 'dev_2', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 30, NULL, 'site_2|dev_2', 'site_2', 99, NULL);
+        DELETE FROM faults WHERE id = 'flt_2';
+        INSERT INTO faults (id, customer_id, resource_id, microservice_id, type, status, severity,
+            message, cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl)
+        VALUES ('flt_4', 'cus_a', 'dev_1', 'm', 'reboot', 'resolved', 'LOW', 'm', 'c', 40, 50, 'site_1|dev_1', 'site_1', 99);
+        INSERT INTO comments (id, fault_id, customer_id, user_id, comment, created_at) VALUES
+            ('cmt_1', 'flt_1', 'cus_a', 'u', 'x', 5), ('cmt_2', 'flt_1', 'cus_a', 'u', 'y', 6),
+            ('cmt_3', 'flt_3', 'cus_a', 'u', 'z', 7);
+        UPDATE faults SET comment_count = 2 WHERE id = 'flt_1';
+        UPDATE faults SET comment_count = 1 WHERE id = 'flt_3';
+        INSERT INTO fault_ancestors (customer_id, element, created_at, fault_id, severity) VALUES
+            ('cus_a', 'site_1', 10, 'flt_1', 'HIGH'), ('cus_a', 'tun_1', 10, 'flt_1', 'HIGH'),
+            ('cus_a', 'site_2', 30, 'flt_3', 'LOW'), ('cus_a', 'dev_2', 30, 'flt_3', 'LOW'),
+            ('cus_a', 'site_1', 40, 'flt_4', 'LOW'), ('cus_a', 'dev_1', 40, 'flt_4', 'LOW'),
+            ('cus_a', 'site_1', 20, 'flt_2', 'LOW');
+    ";
+    sqlx::raw_sql(before_11).execute(&mut conn).await.unwrap();
+    let rowids: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, rowid FROM faults ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    let faults_before: Vec<(String, String, Option<String>, i64)> =
+        sqlx::query_as("SELECT id, message, open_key, comment_count FROM faults ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let comments_before: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT id, fault_id, comment FROM comments ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let indexes_before = definitions(&mut conn, "'faults', 'comments'").await;
+
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(migrations[10].1).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // Every fault and comment kept; each fault's seq is the rowid it had.
+    let seqs: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, seq FROM faults ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(seqs, rowids);
+    let faults_after: Vec<(String, String, Option<String>, i64)> =
+        sqlx::query_as("SELECT id, message, open_key, comment_count FROM faults ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(faults_after, faults_before);
+    let comments: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT id, fault_id, comment FROM comments ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(comments, comments_before);
+    // Each element carries its fault's seq; the element of the deleted fault is gone.
+    let elements: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT a.element, a.fault_id, a.fault_seq FROM fault_ancestors a ORDER BY a.element, a.created_at",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let seq_of = |id: &str| seqs.iter().find(|(i, _)| i == id).unwrap().1;
+    let expected: Vec<(String, String, i64)> = [
+        ("dev_1", "flt_4"),
+        ("dev_2", "flt_3"),
+        ("site_1", "flt_1"),
+        ("site_1", "flt_4"),
+        ("site_2", "flt_3"),
+        ("tun_1", "flt_1"),
+    ]
+    .into_iter()
+    .map(|(e, f)| (e.to_owned(), f.to_owned(), seq_of(f)))
+    .collect();
+    assert_eq!(elements, expected);
+    // The same indexes as before, and the foreign keys hold and still cascade.
+    assert_eq!(definitions(&mut conn, "'faults', 'comments'").await, indexes_before);
+    let violations: Vec<(String, i64, String, i64)> =
+        sqlx::query_as("PRAGMA foreign_key_check").fetch_all(&mut conn).await.unwrap();
+    assert!(violations.is_empty(), "{violations:?}");
+    let orphan = sqlx::raw_sql(
+        "INSERT INTO comments (id, fault_id, customer_id, user_id, comment, created_at) VALUES ('cmt_9', 'flt_9', 'cus_a', 'u', 'x', 1)",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(orphan.is_err(), "a comment needs its fault");
+    sqlx::raw_sql("DELETE FROM faults WHERE id = 'flt_1'").execute(&mut conn).await.unwrap();
+    let left: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM comments ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(left, [("cmt_3".to_owned(),)], "a fault's comments go with it");
+    // A new fault gets a seq of its own; an element cannot be left without one.
+    sqlx::raw_sql(
+        "INSERT INTO faults (id, customer_id, resource_id, microservice_id, type, status, severity, message, \
+         cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl) \
+         VALUES ('flt_5', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 60, NULL, 'r', NULL, 99)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let (seq,): (i64,) =
+        sqlx::query_as("SELECT seq FROM faults WHERE id = 'flt_5'").fetch_one(&mut conn).await.unwrap();
+    assert!(seqs.iter().all(|(_, s)| *s < seq));
+    let missing = sqlx::raw_sql(
+        "INSERT INTO fault_ancestors (customer_id, element, created_at, fault_id, severity) VALUES ('cus_a', 'r', 60, 'flt_5', 'LOW')",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(missing.is_err(), "fault_seq is NOT NULL");
+}

@@ -723,3 +723,84 @@ conformance_test!(analysing_after_a_load_keeps_every_answer, |store: Db| async m
     let query = faultline_store::FaultQuery { filter: &filter, after: None, limit: 50, now };
     assert_eq!(store.list_faults(&customer.id, &query).await.unwrap().len(), 20);
 });
+
+conformance_test!(a_site_s_pages_read_its_faults_whichever_way_they_were_written, |store: Db| async move {
+    use faultline_core::fault::Severity;
+    use faultline_core::filter::FaultFilter;
+    use faultline_core::ingest::IngestEvent;
+    let customer = store.create_customer("Acme").await.unwrap().id;
+    let other = store.create_customer("Other").await.unwrap().id;
+    let severities = [Severity::High, Severity::Low, Severity::Critical];
+    let start = faultline_core::time::now_micros() - HOUR;
+    // Fault i is created i ms after the first.
+    let fault = |customer: &str, i: i64, site: &str| {
+        let mut f = sample_fault(customer, i);
+        f.created_at = start + i * 1_000;
+        f.severity = severities[i as usize % 3];
+        f.resource_ancestry_path = format!("{site}|dev_{i}|tun_{i}");
+        f.resource_id = format!("tun_{i}");
+        f
+    };
+    // One fault alone; eight written concurrently (one group commit on SQLite); a batch of
+    // three events (the planned ingest path); faults of another site and of another customer.
+    store.insert_faults(&[fault(&customer, 0, "site_x")], "test", None).await.unwrap();
+    let concurrent = (1..9).map(|i| {
+        let (store, f) = (store.clone(), fault(&customer, i, "site_x"));
+        tokio::spawn(async move { store.insert_faults(&[f], "test", None).await })
+    });
+    for write in concurrent {
+        write.await.unwrap().unwrap();
+    }
+    let events: Vec<_> =
+        (9..12).map(|i| IngestEvent::Trigger(Box::new(fault(&customer, i, "site_x")))).collect();
+    store.apply_events(&customer, &events, 86_400, "test", None).await.unwrap();
+    store
+        .insert_faults(&[fault(&customer, 12, "site_y"), fault(&other, 13, "site_x")], "test", None)
+        .await
+        .unwrap();
+    let deleted = fault(&customer, 14, "site_x");
+    store.insert_faults(std::slice::from_ref(&deleted), "test", None).await.unwrap();
+    assert!(store.delete_fault(&customer, &deleted.id, "test").await.unwrap());
+
+    let now = faultline_core::time::now_micros();
+    for (site, wanted) in [
+        ("site_x", vec![]),
+        ("site_x", vec![Severity::High, Severity::Critical]),
+        ("dev_10", vec![]),
+        ("tun_10", vec![Severity::Low]),
+    ] {
+        let filter =
+            FaultFilter { sites: vec![site.to_owned()], severities: wanted, ..FaultFilter::default() };
+        // Every page of two, by the position of the last fault of the page before.
+        let mut walked = Vec::new();
+        loop {
+            let after = walked.last().map(|f: &faultline_core::fault::Fault| {
+                faultline_core::cursor::Position { created_at: f.created_at, id: f.id.clone() }
+            });
+            let query = faultline_store::FaultQuery { filter: &filter, after: after.as_ref(), limit: 2, now };
+            let page = store.list_faults(&customer, &query).await.unwrap();
+            let mut given = Given::default();
+            store.list_faults_into(&customer, &query, &mut given).await.unwrap();
+            assert_eq!(given.0, page);
+            if page.is_empty() {
+                break;
+            }
+            walked.extend(page);
+        }
+        // Newest first: i descending.
+        let mut expected = Vec::new();
+        for i in (0..12usize).rev() {
+            let in_site = site == "site_x" || site.ends_with(&format!("_{i}"));
+            let severity = severities[i % 3];
+            if in_site && (filter.severities.is_empty() || filter.severities.contains(&severity)) {
+                expected.push(format!("tun_{i}"));
+            }
+        }
+        let resources: Vec<&str> = walked.iter().map(|f| f.resource_id.as_str()).collect();
+        assert_eq!(resources, expected, "{site} {:?}", filter.severities);
+        // Each fault whole, as read by its id: a page reads the row its ancestry element names.
+        for f in &walked {
+            assert_eq!(store.get_fault(&customer, &f.id).await.unwrap().as_ref(), Some(f));
+        }
+    }
+});

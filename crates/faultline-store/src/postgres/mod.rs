@@ -120,6 +120,7 @@ impl Store for PostgresStore {
             if applied.contains(version) {
                 continue;
             }
+            tracing::info!(version, "applying migration");
             (&mut *tx)
                 .execute(sqlx::raw_sql(sql))
                 .await
@@ -254,7 +255,7 @@ impl Store for PostgresStore {
         actor: &str,
         idem: Option<&Idempotency<'_, [Fault]>>,
     ) -> StoreResult<()> {
-        self.write(sql::insert_faults(faults, actor), idem, faults).await
+        self.write(sql::insert_faults(faults, actor, Backend::Postgres), idem, faults).await
     }
 
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>> {
@@ -777,7 +778,7 @@ rows::customer_log_fn!(sqlx::Postgres);
 /// measurable (event ingest 11,850 events/s against 11,360 before).
 const CACHE_PLANS_OF_LOOKUPS: bool = false;
 
-crate::ingest::ingest_fns!(sqlx::Postgres);
+crate::ingest::ingest_fns!(sqlx::Postgres, Backend::Postgres);
 crate::sql::top_resources_fn!(sqlx::Postgres, Backend::Postgres);
 
 /// Run a write transaction again when it lost a deadlock: concurrent batches that touch the

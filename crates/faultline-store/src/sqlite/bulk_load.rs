@@ -87,7 +87,7 @@ fn insert_all(
     loop {
         match chunks.blocking_recv() {
             Some(BulkFaults::Chunk(chunk)) => {
-                for statement in sql::insert_faults(&chunk, actor) {
+                for statement in sql::insert_faults(&chunk, actor, crate::Backend::Sqlite) {
                     super::inline_reads::prepare(&tx, &statement)
                         .and_then(|mut prepared| prepared.raw_execute())
                         .map_err(failed)?;

@@ -42,6 +42,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("migrations/0008_ancestors_without_cascade.sql")),
     (9, include_str!("migrations/0009_ancestors_with_severity.sql")),
     (10, include_str!("migrations/0010_comment_counts.sql")),
+    (11, include_str!("migrations/0011_fault_seq.sql")),
 ];
 
 pub struct SqliteStore {
@@ -100,8 +101,8 @@ fn group_statements<'g>(group: &'g [InsertJob], built: &'g mut Vec<Sql>) -> Vec<
     for (actor, writes) in by_actor {
         built.extend(match writes.as_slice() {
             // One write's faults (a demo's chunk of 10,000, say): not copied.
-            [faults] => sql::insert_faults(faults, actor),
-            writes => sql::insert_faults(&writes.concat(), actor),
+            [faults] => sql::insert_faults(faults, actor, Backend::Sqlite),
+            writes => sql::insert_faults(&writes.concat(), actor, Backend::Sqlite),
         });
     }
     let built: &'g Vec<Sql> = built;
@@ -416,6 +417,8 @@ impl Store for SqliteStore {
             if applied.contains(version) {
                 continue;
             }
+            // Some rebuild a table: say what the wait is for.
+            tracing::info!(version, "applying migration");
             (&mut *tx)
                 .execute(sqlx::raw_sql(sql))
                 .await
@@ -552,7 +555,9 @@ impl Store for SqliteStore {
                 let insert = Insert::Faults { faults: faults.to_vec(), actor: actor.to_owned() };
                 self.group_write(insert).await
             }
-            Some(idem) => self.write_once(sql::insert_faults(faults, actor), idem, faults).await,
+            Some(idem) => {
+                self.write_once(sql::insert_faults(faults, actor, Backend::Sqlite), idem, faults).await
+            }
         }
     }
 
@@ -1137,7 +1142,7 @@ rows::customer_log_fn!(sqlx::Sqlite);
 /// statement of a hundred keys again each time would cost the single writer.
 const CACHE_PLANS_OF_LOOKUPS: bool = true;
 
-crate::ingest::ingest_fns!(sqlx::Sqlite);
+crate::ingest::ingest_fns!(sqlx::Sqlite, Backend::Sqlite);
 crate::heartbeat::heartbeat_fns!(sqlx::Sqlite, Backend::Sqlite);
 crate::sql::top_resources_fn!(sqlx::Sqlite, Backend::Sqlite);
 
@@ -1306,7 +1311,7 @@ mod tests {
         // One write alone is written as before.
         let mut alone = Vec::new();
         let one = group_statements(&group[2..3], &mut alone);
-        let expected = sql::insert_faults(&faults(3), "key_b");
+        let expected = sql::insert_faults(&faults(3), "key_b", Backend::Sqlite);
         assert_eq!(
             one.iter().map(|s| &s.text).collect::<Vec<_>>(),
             expected.iter().map(|s| &s.text).collect::<Vec<_>>()
