@@ -14,6 +14,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
+    /// The server's live event stream.
+    pub stream: Arc<faultline_server::stream::Hub>,
     /// A key of customer A with every permission.
     pub key: String,
     pub customer_id: String,
@@ -52,6 +54,7 @@ impl TestApp {
         config.heartbeat_interval = std::time::Duration::from_secs(86_400);
         configure(&mut config);
         let state = AppState::load(db.store.clone(), config).await.unwrap();
+        let stream = state.stream.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             let _ = rx.await;
@@ -69,6 +72,7 @@ impl TestApp {
             base,
             client: reqwest::Client::new(),
             store,
+            stream,
             key: String::new(),
             customer_id: customer.id.clone(),
             db: Some(db),

@@ -396,3 +396,24 @@ e2e_test!(
         app.finish().await;
     }
 );
+
+e2e_test!(
+    unwatched_writes_wait_for_the_poll_and_a_first_stream_still_starts_after_them,
+    |app: TestApp| async move {
+        // Nobody watching: writes do not each make the tailer read the log; it polls.
+        let (reads, started) = (app.stream.log_reads(), std::time::Instant::now());
+        let mut earlier = Vec::new();
+        for i in 0..30 {
+            earlier.push(app.create_fault(fault_at("site_1", &format!("tun_{i}"))).await);
+        }
+        let polls = started.elapsed().as_secs() + 2;
+        let read = app.stream.log_reads() - reads;
+        assert!(read <= polls, "{read} reads of the log for 30 unwatched writes in {:?}", started.elapsed());
+        // The first stream starts after the writes before it, though the tailer had not read them.
+        let mut stream = SseClient::open(&app, &app.key, None).await;
+        let fault = app.create_fault(fault_at("site_1", "tun_new")).await;
+        let first = stream.expect().await;
+        assert_eq!(first.data["fault_id"], fault["id"], "not one of the {} faults before it", earlier.len());
+        app.finish().await;
+    }
+);
