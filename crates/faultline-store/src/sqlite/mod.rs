@@ -217,13 +217,41 @@ async fn checkpoint(pool: &SqlitePool) -> Result<(i64, i64), sqlx::Error> {
     Ok((log, copied))
 }
 
+/// `statements` in one write transaction, sent to the writer's connection as one query,
+/// `BEGIN IMMEDIATE; …; COMMIT` (sqlx runs every statement of a query on the connection's
+/// thread, binding the anonymous parameters of each after the last's): statement by statement,
+/// each was a round trip to that thread, six for a group of new faults. A failed statement
+/// leaves the transaction open, so it is rolled back before the connection goes back to the
+/// pool; should that fail too, the connection is closed instead.
 async fn run_in_transaction(writer: &SqlitePool, statements: &[&Sql]) -> StoreResult<()> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut text = String::from("BEGIN IMMEDIATE;\n");
     for statement in statements {
-        execute(statement).execute(&mut *tx).await.map_err(|e| StoreError::on_constraint(e, "fault"))?;
+        text.push_str(&statement.positional().0);
+        text.push_str(";\n");
     }
-    tx.commit().await?;
-    Ok(())
+    text.push_str("COMMIT");
+    let mut query = sqlx::query(&text);
+    for statement in statements {
+        for &i in &statement.positional().1 {
+            query = match &statement.params[i] {
+                sql::Param::Text(v) => query.bind(v.as_str()),
+                sql::Param::Int(v) => query.bind(*v),
+                sql::Param::OptInt(v) => query.bind(*v),
+                sql::Param::OptText(v) => query.bind(v.as_deref()),
+            };
+        }
+    }
+    let mut conn = writer.acquire().await?;
+    match query.execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                // No transaction to end (BEGIN failed), or a connection not to trust.
+                conn.close_on_drop();
+            }
+            Err(StoreError::on_constraint(err, "fault"))
+        }
+    }
 }
 
 /// A page read packed (in no set order) in the list's order.
