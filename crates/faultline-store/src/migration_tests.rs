@@ -64,18 +64,25 @@ async fn migration_9_gives_every_ancestor_row_its_fault_s_severity_on_sqlite() {
     assert!(duplicate.is_err(), "the primary key survives the rebuild");
 }
 
-#[tokio::test]
-async fn migration_9_gives_every_ancestor_row_its_fault_s_severity_on_postgres() {
-    let test = "migration_9_postgres";
+/// A connection to the test PostgreSQL server whose search path is a new, empty schema (its
+/// name returned, for the test to drop); `None` (the test skipped) without a server.
+async fn postgres_schema(test: &str) -> Option<(sqlx::PgConnection, String)> {
     let Ok(base) = std::env::var(POSTGRES_URL_VAR) else {
-        return skip(test, &format!("{POSTGRES_URL_VAR} is not set"));
+        skip(test, &format!("{POSTGRES_URL_VAR} is not set"));
+        return None;
     };
-    let schema = format!("t_migration_9_{}", faultline_core::ids::random_base62(8).to_lowercase());
+    let schema = format!("t_{test}_{}", faultline_core::ids::random_base62(8).to_lowercase());
     let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
     sqlx::raw_sql(&format!("CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\""))
         .execute(&mut conn)
         .await
         .unwrap();
+    Some((conn, schema))
+}
+
+#[tokio::test]
+async fn migration_9_gives_every_ancestor_row_its_fault_s_severity_on_postgres() {
+    let Some((mut conn, schema)) = postgres_schema("migration_9_postgres").await else { return };
     for sql in steps(crate::postgres::MIGRATIONS) {
         sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
     }
@@ -90,6 +97,25 @@ async fn migration_9_gives_every_ancestor_row_its_fault_s_severity_on_postgres()
     assert!(missing.is_err(), "severity is NOT NULL");
 }
 
+/// Three faults, two of them with comments, as a release before migration 10 leaves them.
+const BEFORE_10: &str = "
+    INSERT INTO customers (id, name, created_at) VALUES ('cus_a', 'A', 0);
+    INSERT INTO faults (id, customer_id, resource_id, microservice_id, type, status, severity,
+        message, cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl)
+    VALUES ('flt_1', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 1, NULL, 'r', NULL, 9),
+           ('flt_2', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 2, NULL, 'r', NULL, 9),
+           ('flt_3', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 3, NULL, 'r', NULL, 9);
+    INSERT INTO comments (id, fault_id, customer_id, user_id, comment, created_at) VALUES
+        ('cmt_1', 'flt_1', 'cus_a', 'u', 'x', 5), ('cmt_2', 'flt_1', 'cus_a', 'u', 'y', 6),
+        ('cmt_3', 'flt_3', 'cus_a', 'u', 'z', 7);
+";
+
+const AFTER_10: &str = "SELECT id, CAST(comment_count AS BIGINT) FROM faults ORDER BY id";
+
+fn expected_after_10() -> Vec<(String, i64)> {
+    [("flt_1", 2), ("flt_2", 0), ("flt_3", 1)].map(|(id, n)| (id.to_owned(), n)).to_vec()
+}
+
 #[tokio::test]
 async fn migration_10_counts_the_comments_faults_already_have_on_sqlite() {
     let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
@@ -98,25 +124,25 @@ async fn migration_10_counts_the_comments_faults_already_have_on_sqlite() {
     for (_, sql) in &migrations[..9] {
         sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
     }
-    let before_10 = "
-        INSERT INTO customers (id, name, created_at) VALUES ('cus_a', 'A', 0);
-        INSERT INTO faults (id, customer_id, resource_id, microservice_id, type, status, severity,
-            message, cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl)
-        VALUES ('flt_1', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 1, NULL, 'r', NULL, 9),
-               ('flt_2', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 2, NULL, 'r', NULL, 9),
-               ('flt_3', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 3, NULL, 'r', NULL, 9);
-        INSERT INTO comments (id, fault_id, customer_id, user_id, comment, created_at) VALUES
-            ('cmt_1', 'flt_1', 'cus_a', 'u', 'x', 5), ('cmt_2', 'flt_1', 'cus_a', 'u', 'y', 6),
-            ('cmt_3', 'flt_3', 'cus_a', 'u', 'z', 7);
-    ";
-    sqlx::raw_sql(before_10).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(BEFORE_10).execute(&mut conn).await.unwrap();
     sqlx::raw_sql(migrations[9].1).execute(&mut conn).await.unwrap();
-    let counts: Vec<(String, i64)> = sqlx::query_as("SELECT id, comment_count FROM faults ORDER BY id")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-    let expected = [("flt_1", 2), ("flt_2", 0), ("flt_3", 1)].map(|(id, n)| (id.to_owned(), n));
-    assert_eq!(counts, expected);
+    let counts: Vec<(String, i64)> = sqlx::query_as(AFTER_10).fetch_all(&mut conn).await.unwrap();
+    assert_eq!(counts, expected_after_10());
+}
+
+#[tokio::test]
+async fn migration_10_counts_the_comments_faults_already_have_on_postgres() {
+    let Some((mut conn, schema)) = postgres_schema("migration_10_postgres").await else { return };
+    let migrations = crate::postgres::MIGRATIONS;
+    assert_eq!(migrations[9].0, 10);
+    for (_, sql) in &migrations[..9] {
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    }
+    sqlx::raw_sql(BEFORE_10).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(migrations[9].1).execute(&mut conn).await.unwrap();
+    let counts: Vec<(String, i64)> = sqlx::query_as(AFTER_10).fetch_all(&mut conn).await.unwrap();
+    sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE")).execute(&mut conn).await.unwrap();
+    assert_eq!(counts, expected_after_10());
 }
 
 /// Every index and table definition of `tables` in `conn`'s schema, by name.

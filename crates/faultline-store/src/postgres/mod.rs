@@ -31,6 +31,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/0007_heartbeats_and_stream.sql")),
     (8, include_str!("migrations/0008_ancestors_without_cascade.sql")),
     (9, include_str!("migrations/0009_ancestors_with_severity.sql")),
+    (10, include_str!("migrations/0010_comment_counts.sql")),
 ];
 
 /// Advisory lock keys, one per cross-replica critical section.
@@ -903,6 +904,11 @@ async fn insert_comment(
         .bind(&comment.user_id)
         .bind(&comment.comment)
         .bind(comment.created_at)
+        .execute(&mut *conn)
+        .await?;
+    // Read by `reads::comments_column`: a fault counted 0 is read without comments.
+    sqlx::query("UPDATE faults SET comment_count = comment_count + 1 WHERE id = $1")
+        .bind(fault_id)
         .execute(&mut *conn)
         .await?;
     let detail = serde_json::json!({"comment_id": comment.id}).to_string();
