@@ -88,6 +88,17 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
 
 /// Everything faultline keeps. Every method scoped to a customer takes the customer id
 /// first; the caller's credential, never the request body, supplies it.
+/// Logs that migration `version` is being applied: at `info` on a database that had some
+/// (an upgrade's migration may rebuild a table, and the log says what the wait is for), at
+/// `debug` on a new one, built in milliseconds.
+pub(crate) fn log_migration(version: i64, new_database: bool) {
+    if new_database {
+        tracing::debug!(version, "applying migration");
+    } else {
+        tracing::info!(version, "applying migration");
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;

@@ -121,7 +121,7 @@ impl Store for PostgresStore {
             if applied.contains(version) {
                 continue;
             }
-            tracing::info!(version, "applying migration");
+            crate::log_migration(*version, applied.is_empty());
             (&mut *tx)
                 .execute(sqlx::raw_sql(sql))
                 .await

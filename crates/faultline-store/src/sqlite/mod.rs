@@ -445,8 +445,7 @@ impl Store for SqliteStore {
             if applied.contains(version) {
                 continue;
             }
-            // Some rebuild a table: say what the wait is for.
-            tracing::info!(version, "applying migration");
+            crate::log_migration(*version, applied.is_empty());
             (&mut *tx)
                 .execute(sqlx::raw_sql(sql))
                 .await
