@@ -5,8 +5,8 @@
 //! process has a subscriber, it wakes when this process writes (a nudge from the write
 //! middleware) and when any replica commits to the log (PostgreSQL `LISTEN`); with or without
 //! one, at least every second. (A read of the log after every write cost `POST /fault` about
-//! 10% of its throughput on SQLite, for nobody.) The first subscriber waits for a read begun
-//! after it arrived, so a stream still starts at the writes before it. A client that
+//! 10% of its throughput on SQLite, for nobody.) A new subscriber waits for a read begun
+//! after it arrived before it joins, so a stream still starts after the writes before it. A client that
 //! reconnects with `Last-Event-ID` is first served the entries it missed from the log, then
 //! joins the live feed, so nothing is lost or repeated.
 //!
@@ -53,8 +53,9 @@ const PAGE: u32 = 1_000;
 /// How often the tailer polls when nothing woke it, and while it waits out a gap.
 const POLL: Duration = Duration::from_secs(1);
 const GAP_POLL: Duration = Duration::from_millis(20);
-/// How long the first subscriber waits for the tailer to read the log (it then starts from
-/// the position the tailer has, at most [`POLL`] behind).
+/// How long a new subscriber waits for the tailer to read the log (past it, it starts from
+/// the position the tailer has, which may be behind: the tailer may be failing to read, or
+/// waiting out a gap on PostgreSQL).
 const FIRST_READ_WAIT: Duration = Duration::from_secs(5);
 /// How often a stream checks that its credential still holds.
 const RECHECK: Duration = Duration::from_secs(2);
@@ -438,36 +439,50 @@ impl Hub {
     ) -> (WatchGuard, broadcast::Receiver<Arc<Published>>, i64) {
         let mut ready = self.ready.subscribe();
         let _ = ready.wait_for(|r| *r).await;
-        let (live, first) = {
-            let mut feed = self.feed();
-            *feed.watchers.entry(customer_id.to_owned()).or_default() += 1;
-            (self.sender.subscribe(), self.watching.fetch_add(1, Ordering::SeqCst) == 0)
-        };
-        let guard = WatchGuard { hub: self.clone(), customer_id: customer_id.to_owned() };
-        if first {
-            // Unwatched, the tailer read the log only every POLL: wait for a read begun after
-            // this subscriber was counted (so it reads what was written before it), then
-            // start from there. Every entry it publishes is prepared for this customer too.
-            let begun = self.reads_begun.load(Ordering::SeqCst);
-            self.nudge.notify_one();
-            let mut ended = self.reads_ended.subscribe();
-            let _ = tokio::time::timeout(FIRST_READ_WAIT, ended.wait_for(|&n| n > begun)).await;
-        }
-        let position = self.feed().position;
-        (guard, live, position)
+        // Counted first, so that writes now wake the tailer; then wait for a read begun after
+        // that (unwatched, the tailer read the log only every POLL), so the position read
+        // below follows every write made before this subscriber came. Only then does it join
+        // the feed: the entries that read publishes are not prepared for it, nor queued for a
+        // receiver nobody drains yet.
+        let counted = Counted::new(self.clone());
+        let begun = self.reads_begun.load(Ordering::SeqCst);
+        self.nudge.notify_one();
+        let mut ended = self.reads_ended.subscribe();
+        let _ = tokio::time::timeout(FIRST_READ_WAIT, ended.wait_for(|&n| n > begun)).await;
+        let mut feed = self.feed();
+        *feed.watchers.entry(customer_id.to_owned()).or_default() += 1;
+        let live = self.sender.subscribe();
+        let position = feed.position;
+        drop(feed);
+        (WatchGuard { customer_id: customer_id.to_owned(), counted }, live, position)
+    }
+}
+
+/// Counts a subscriber in [`Hub::watching`] while it lives (also while it waits to join).
+struct Counted(Arc<Hub>);
+
+impl Counted {
+    fn new(hub: Arc<Hub>) -> Counted {
+        hub.watching.fetch_add(1, Ordering::SeqCst);
+        Counted(hub)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.watching.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// Counts a subscriber for its customer while it lives.
 struct WatchGuard {
-    hub: Arc<Hub>,
     customer_id: String,
+    counted: Counted,
 }
 
 impl Drop for WatchGuard {
     fn drop(&mut self) {
-        let mut feed = self.hub.feed();
-        self.hub.watching.fetch_sub(1, Ordering::SeqCst);
+        let mut feed = self.counted.0.feed();
         if let Some(n) = feed.watchers.get_mut(&self.customer_id) {
             *n -= 1;
             if *n == 0 {

@@ -86,8 +86,6 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// Everything faultline keeps. Every method scoped to a customer takes the customer id
-/// first; the caller's credential, never the request body, supplies it.
 /// Logs that migration `version` is being applied: at `info` on a database that had some
 /// (an upgrade's migration may rebuild a table, and the log says what the wait is for), at
 /// `debug` on a new one, built in milliseconds.
@@ -99,6 +97,8 @@ pub(crate) fn log_migration(version: i64, new_database: bool) {
     }
 }
 
+/// Everything faultline keeps. Every method scoped to a customer takes the customer id
+/// first; the caller's credential, never the request body, supplies it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;

@@ -229,8 +229,12 @@ pub(crate) fn list_faults(
                 common.push(format!("a.severity IN ({list})"));
             }
             let join = match backend {
-                // By the integer key: one B-tree search a fault instead of two.
-                Backend::Sqlite => "fault_ancestors a JOIN faults f ON f.seq = a.fault_seq",
+                // By the integer key: one B-tree search a fault instead of two. The id is
+                // checked too: a `seq` is reused once the newest fault is deleted, so an element
+                // left behind would otherwise name another fault, perhaps another customer's.
+                Backend::Sqlite => {
+                    "fault_ancestors a JOIN faults f ON f.seq = a.fault_seq AND f.id = a.fault_id"
+                }
                 Backend::Postgres => "fault_ancestors a JOIN faults f ON f.id = a.fault_id",
             };
             (join, "a.created_at", "a.fault_id")

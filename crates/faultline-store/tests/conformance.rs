@@ -804,3 +804,37 @@ conformance_test!(a_site_s_pages_read_its_faults_whichever_way_they_were_written
         }
     }
 });
+
+/// SQLite reuses the integer key (`seq`) of a deleted newest fault. An ancestry element left
+/// behind (whatever deletes a fault deletes its elements; this one is planted by deleting the
+/// row alone) must not make a site's page show the fault that takes the key next, another
+/// customer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_fault_key_never_joins_a_stale_element_sqlite() {
+    use sqlx::Connection;
+    let Some(db) =
+        faultline_store::testing::TestDb::new(faultline_store::Backend::Sqlite, "reused_fault_key").await
+    else {
+        return;
+    };
+    let a = db.store.create_customer("Acme").await.unwrap().id;
+    let b = db.store.create_customer("Globex").await.unwrap().id;
+    let gone = fault_of(&a, "tun_1", "site_1", 1);
+    db.store.insert_faults(std::slice::from_ref(&gone), "test", None).await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let seq_of = |id: String| sqlx::query_scalar::<_, i64>("SELECT seq FROM faults WHERE id = ?").bind(id);
+    let seq = seq_of(gone.id.clone()).fetch_one(&mut conn).await.unwrap();
+    sqlx::query("DELETE FROM faults WHERE id = ?").bind(&gone.id).execute(&mut conn).await.unwrap();
+    let theirs = fault_of(&b, "tun_9", "site_9", 1);
+    db.store.insert_faults(std::slice::from_ref(&theirs), "test", None).await.unwrap();
+    assert_eq!(seq_of(theirs.id.clone()).fetch_one(&mut conn).await.unwrap(), seq, "the key is reused");
+    let filter =
+        faultline_core::filter::FaultFilter { sites: vec!["site_1".to_owned()], ..Default::default() };
+    let now = faultline_core::time::now_micros();
+    let query = faultline_store::FaultQuery { filter: &filter, after: None, limit: 51, now };
+    assert_eq!(db.store.list_faults(&a, &query).await.unwrap(), vec![]);
+    let mut given = Given::default();
+    db.store.list_faults_into(&a, &query, &mut given).await.unwrap();
+    assert_eq!(given.0, vec![]);
+    db.cleanup().await;
+}

@@ -417,3 +417,44 @@ e2e_test!(
         app.finish().await;
     }
 );
+
+/// Faults written while nobody watches, more of them than a subscriber may fall behind by, and
+/// straight through the store (no write wakes the tailer): a client connecting next is not
+/// handed them (nor cut off for being behind on them); its first event is the next write.
+async fn joining_after_a_burst(backend: faultline_store::Backend, test: &str) {
+    let Some(app) = TestApp::spawn_with(backend, test, |c| c.stream_buffer = 4, None).await else {
+        return;
+    };
+    let now = faultline_core::time::now_micros();
+    let burst: Vec<_> = (0..20)
+        .map(|i| {
+            let new = faultline_core::fault::NewFault {
+                resource_id: format!("tun_{i}"),
+                fault_type: "wantunnel".into(),
+                severity: faultline_core::fault::Severity::High,
+                message: "down".into(),
+                cause: String::new(),
+                microservice_id: "test".into(),
+                resource_ancestry_path: format!("site_1|tun_{i}"),
+                created_at: None,
+            };
+            faultline_core::fault::Fault::create(&app.customer_id, new, now, 86_400)
+        })
+        .collect();
+    app.store.insert_faults(&burst, "test", None).await.unwrap();
+    let mut stream = SseClient::open(&app, &app.key, None).await;
+    let fault = app.create_fault(fault_at("site_1", "tun_after")).await;
+    let first = stream.expect().await;
+    assert_eq!((first.event.as_str(), &first.data["fault_id"]), ("fault.created", &fault["id"]));
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_joining_after_an_unwatched_burst_starts_after_it_sqlite() {
+    joining_after_a_burst(faultline_store::Backend::Sqlite, "joining_after_a_burst_sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_joining_after_an_unwatched_burst_starts_after_it_postgres() {
+    joining_after_a_burst(faultline_store::Backend::Postgres, "joining_after_a_burst_postgres").await;
+}
