@@ -99,11 +99,16 @@ macro_rules! bind_params {
 pub(crate) use bind_params;
 
 /// As [`bind_params!`], for SQLite: the statement's [`Sql::positional`] form, its parameters
-/// bound in order of appearance.
+/// bound in order of appearance. With `@after`, the statement's parameters are bound after
+/// those `$query` already has (a query of several statements; its text is the caller's).
 macro_rules! bind_positional {
     ($ctor:path, $statement:expr) => {{
-        let (text, order) = $statement.positional();
-        order.iter().fold($ctor(text.as_str()), |q, &i| match &$statement.params[i] {
+        let (text, _) = $statement.positional();
+        $crate::sql::bind_positional!(@after $ctor(text.as_str()), $statement)
+    }};
+    (@after $query:expr, $statement:expr) => {{
+        let (_, order) = $statement.positional();
+        order.iter().fold($query, |q, &i| match &$statement.params[i] {
             $crate::sql::Param::Text(v) => q.bind(v.as_str()),
             $crate::sql::Param::Int(v) => q.bind(*v),
             $crate::sql::Param::OptInt(v) => q.bind(*v),

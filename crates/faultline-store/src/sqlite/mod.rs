@@ -232,14 +232,7 @@ async fn run_in_transaction(writer: &SqlitePool, statements: &[&Sql]) -> StoreRe
     text.push_str("COMMIT");
     let mut query = sqlx::query(&text);
     for statement in statements {
-        for &i in &statement.positional().1 {
-            query = match &statement.params[i] {
-                sql::Param::Text(v) => query.bind(v.as_str()),
-                sql::Param::Int(v) => query.bind(*v),
-                sql::Param::OptInt(v) => query.bind(*v),
-                sql::Param::OptText(v) => query.bind(v.as_deref()),
-            };
-        }
+        query = sql::bind_positional!(@after query, statement);
     }
     let mut conn = writer.acquire().await?;
     match query.execute(&mut *conn).await {
