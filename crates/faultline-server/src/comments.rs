@@ -15,8 +15,9 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::faults::FaultView;
-use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
+use crate::idempotency::{Begun, IdempotencyKey, render_json, replay};
 use crate::state::AppState;
+use faultline_store::Written;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(add_comment))
@@ -67,10 +68,10 @@ pub async fn add_comment(
     let fault = match state
         .store
         .add_comment(&principal.customer_id, &fault_id, &comment, principal.credential_id(), record.as_ref())
-        .await
+        .await?
     {
-        Ok(fault) => fault.ok_or_else(ApiError::not_found)?,
-        Err(err) => return replay_or_error(err),
+        Written::Done(fault) => fault.ok_or_else(ApiError::not_found)?,
+        Written::Replayed(stored) => return Ok(replay(stored)),
     };
     Ok((StatusCode::CREATED, axum::Json(FaultView::from(fault))).into_response())
 }

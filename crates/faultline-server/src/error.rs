@@ -307,8 +307,8 @@ impl From<StoreError> for ApiError {
                 ErrorCode::IdempotencyKeyReused,
                 "This Idempotency-Key was used with a different request; use a new key for a new request.",
             ),
-            StoreError::Database(sqlx_err) if is_unavailable(&sqlx_err) => {
-                tracing::warn!(error = %sqlx_err, "database unavailable");
+            StoreError::Unavailable(err) => {
+                tracing::warn!(error = %err, "database unavailable");
                 ApiError::new(
                     ErrorCode::ServiceUnavailable,
                     "The database is unavailable. Please retry shortly.",
@@ -325,15 +325,6 @@ impl From<StoreError> for ApiError {
             other => ApiError::internal(other),
         }
     }
-}
-
-fn is_unavailable(err: &faultline_store::SqlxError) -> bool {
-    matches!(
-        err,
-        faultline_store::SqlxError::PoolTimedOut
-            | faultline_store::SqlxError::PoolClosed
-            | faultline_store::SqlxError::Io(_)
-    )
 }
 
 impl IntoResponse for ApiError {

@@ -16,8 +16,9 @@ use utoipa_axum::routes;
 use crate::auth::Auth;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
+use crate::idempotency::{Begun, IdempotencyKey, render_json, replay};
 use crate::state::AppState;
+use faultline_store::Written;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(ingest))
@@ -98,13 +99,13 @@ pub async fn ingest(
     match state
         .store
         .apply_events(&principal.customer_id, &events, retention, principal.credential_id(), record.as_ref())
-        .await
+        .await?
     {
-        Ok(outcomes) => {
+        Written::Done(outcomes) => {
             count_outcomes(&outcomes);
             Ok(Json(IngestResults::from(outcomes.as_slice())).into_response())
         }
-        Err(err) => replay_or_error(err),
+        Written::Replayed(stored) => Ok(replay(stored)),
     }
 }
 

@@ -9,7 +9,7 @@ use faultline_core::cursor::Position;
 use faultline_core::fault::{Fault, FaultStatus, NewFault, Severity};
 use faultline_core::filter::ListRequest;
 use faultline_core::time::{format_micros, now_micros};
-use faultline_store::FaultQuery;
+use faultline_store::{FaultQuery, Written};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -19,7 +19,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::etag::json_bytes_with_etag;
 use crate::extract::{JsonBody, QueryPairs};
-use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
+use crate::idempotency::{Begun, IdempotencyKey, render_json, replay};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -292,9 +292,9 @@ pub async fn create_fault(
     let written = state
         .store
         .insert_faults(std::slice::from_ref(&fault), principal.credential_id(), record.as_ref())
-        .await;
-    if let Err(err) = written {
-        return replay_or_error(err);
+        .await?;
+    if let Written::Replayed(stored) = written {
+        return Ok(replay(stored));
     }
     let location = HeaderValue::from_str(&format!("/fault/{}", fault.id)).map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(FaultView::from(fault)))

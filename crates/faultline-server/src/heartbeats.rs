@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use faultline_core::Permission;
 use faultline_core::heartbeat::{OfflinePolicy, parse_heartbeats};
 use faultline_core::time::{format_micros, now_micros};
-use faultline_store::{Store, StoreResult};
+use faultline_store::{Store, StoreResult, Written};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 use crate::auth::Auth;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
+use crate::idempotency::{Begun, IdempotencyKey, render_json, replay};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -114,13 +114,13 @@ pub async fn heartbeat(
             principal.credential_id(),
             record.as_ref(),
         )
-        .await
+        .await?
     {
-        Ok(resolved) => {
+        Written::Done(resolved) => {
             metrics::counter!("faultline_heartbeats_total").increment(beats.len() as u64);
             Ok(Json(receipt(&resolved)).into_response())
         }
-        Err(err) => replay_or_error(err),
+        Written::Replayed(stored) => Ok(replay(stored)),
     }
 }
 

@@ -125,16 +125,8 @@ pub fn render_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// A store write's failure as an answer: the stored answer when the key was used before for
-/// this very request, 409 when for another, the usual error otherwise.
-pub fn replay_or_error(err: StoreError) -> ApiResult<Response> {
-    match err {
-        StoreError::Replayed(stored) => Ok(replay(stored)),
-        other => Err(ApiError::from(other)),
-    }
-}
-
-fn replay(stored: StoredResponse) -> Response {
+/// The answer stored under a key the same request used before, sent again.
+pub fn replay(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut response = (status, stored.body).into_response();
     let headers = response.headers_mut();

@@ -10,7 +10,7 @@ use faultline_core::fault::Fault;
 use faultline_core::fault::{Comment, comment_text, expiry};
 use faultline_core::ids::IdKind;
 use faultline_core::time::{format_micros, now_micros};
-use faultline_store::Resolution;
+use faultline_store::{Resolution, Written};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,7 +20,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::faults::FaultView;
-use crate::idempotency::{Begun, IdempotencyKey, render_json, replay_or_error};
+use crate::idempotency::{Begun, IdempotencyKey, render_json, replay};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -75,10 +75,12 @@ pub async fn resolve_fault(
             principal.credential_id(),
             record.as_ref(),
         )
-        .await;
+        .await?;
     match resolved {
-        Ok(fault) => Ok(Json(FaultView::from(fault.ok_or_else(ApiError::not_found)?)).into_response()),
-        Err(err) => replay_or_error(err),
+        Written::Done(fault) => {
+            Ok(Json(FaultView::from(fault.ok_or_else(ApiError::not_found)?)).into_response())
+        }
+        Written::Replayed(stored) => Ok(replay(stored)),
     }
 }
 

@@ -12,7 +12,7 @@ use faultline_core::filter::ListRequest;
 use faultline_core::ids::{IdKind, random_base62};
 use faultline_core::scope::{MintRequest, TokenScope};
 use faultline_core::time::{format_micros, now_micros};
-use faultline_store::{AccessToken, FaultQuery};
+use faultline_store::{AccessToken, FaultQuery, Written};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,7 +22,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::faults::FaultView;
-use crate::idempotency::{Begun, IdempotencyKey, KeyedRequest, render_json, replay_or_error};
+use crate::idempotency::{Begun, IdempotencyKey, KeyedRequest, render_json, replay};
 use crate::jwt::TokenError;
 use crate::state::AppState;
 
@@ -177,10 +177,7 @@ impl From<ApiError> for Minted {
 
 impl From<faultline_store::StoreError> for Minted {
     fn from(err: faultline_store::StoreError) -> Self {
-        match replay_or_error(err) {
-            Ok(answer) => Minted::Replayed(answer),
-            Err(err) => Minted::Failed(err),
-        }
+        Minted::Failed(err.into())
     }
 }
 
@@ -230,7 +227,10 @@ pub async fn mint(
     };
     let render = |_: &AccessToken| render_json(&view);
     let record = keyed.map(|k| k.record(StatusCode::OK, &render));
-    state.store.insert_access_token(&token, &code, record.as_ref()).await?;
+    if let Written::Replayed(stored) = state.store.insert_access_token(&token, &code, record.as_ref()).await?
+    {
+        return Err(Minted::Replayed(replay(stored)));
+    }
     tracing::info!(token_id = %token.id, customer_id = %token.customer_id, "access token minted");
     Ok(view)
 }

@@ -117,15 +117,17 @@ macro_rules! heartbeat_fns {
             retention_seconds: i64,
             actor: &str,
             idem: Option<&$crate::Idempotency<'_, [String]>>,
-        ) -> $crate::StoreResult<Vec<String>> {
-            if let Some(idem) = idem {
-                claim_key(&mut *conn, idem).await?;
+        ) -> $crate::StoreResult<$crate::Written<Vec<String>>> {
+            if let Some(idem) = idem
+                && let Some(answer) = claim_key(&mut *conn, idem).await?
+            {
+                return Ok($crate::Written::Replayed(answer));
             }
             let resolved = record_beats(&mut *conn, customer_id, beats, at, retention_seconds, actor).await?;
             if let Some(idem) = idem {
                 fulfil_key(&mut *conn, idem, resolved.as_slice()).await?;
             }
-            Ok(resolved)
+            Ok($crate::Written::Done(resolved))
         }
 
         async fn record_beats(
@@ -156,7 +158,7 @@ macro_rules! heartbeat_fns {
                 return Ok(Vec::new());
             }
             let results =
-                apply_events_in(&mut *conn, customer_id, &recoveries, retention_seconds, actor, None).await?;
+                apply_unkeyed_in(&mut *conn, customer_id, &recoveries, retention_seconds, actor).await?;
             Ok(results
                 .into_iter()
                 .filter(|(_, outcome)| *outcome == faultline_core::ingest::Outcome::Resolved)
@@ -198,8 +200,7 @@ macro_rules! heartbeat_fns {
                     .await?;
                 let outages: Vec<faultline_core::ingest::IngestEvent> =
                     sites.iter().map(|s| s.outage(policy, now, retention_seconds)).collect();
-                apply_events_in(&mut *conn, customer_id, &outages, retention_seconds, "detector", None)
-                    .await?;
+                apply_unkeyed_in(&mut *conn, customer_id, &outages, retention_seconds, "detector").await?;
             }
             let last = rows.last().map(|(customer_id, site_id, _, last_heartbeat)| {
                 faultline_core::heartbeat::SweepCursor {

@@ -33,12 +33,13 @@ pub(crate) fn stored(
 /// `claim_key` and `fulfil_key` for the backend whose database type is `$db`.
 macro_rules! idempotency_fns {
     ($db:ty) => {
-        /// Claim `idem`'s key first thing in a write transaction: `Ok` when this request is
-        /// the first, `Replayed`/`IdempotencyKeyReused` when the key was claimed before.
+        /// Claim `idem`'s key first thing in a write transaction: `None` when this request is
+        /// the first, the answer stored then when the same request claimed it before, and
+        /// `IdempotencyKeyReused` when another request did.
         async fn claim_key<T: ?Sized>(
             conn: &mut <$db as sqlx::Database>::Connection,
             idem: &$crate::Idempotency<'_, T>,
-        ) -> $crate::StoreResult<()> {
+        ) -> $crate::StoreResult<Option<$crate::StoredResponse>> {
             use $crate::idempotency as q;
             sqlx::query(q::FORGET_STALE)
                 .bind(idem.credential_id)
@@ -55,7 +56,7 @@ macro_rules! idempotency_fns {
                 .await?
                 .rows_affected();
             if claimed == 1 {
-                return Ok(());
+                return Ok(None);
             }
             let row = sqlx::query_as(q::CLAIMED)
                 .bind(idem.credential_id)
@@ -66,7 +67,7 @@ macro_rules! idempotency_fns {
             if fingerprint != idem.fingerprint {
                 return Err($crate::StoreError::IdempotencyKeyReused);
             }
-            Err($crate::StoreError::Replayed(answer))
+            Ok(Some(answer))
         }
 
         /// Store the answer rendered from `result` with `idem`'s key, before the commit.

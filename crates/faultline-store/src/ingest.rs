@@ -198,19 +198,32 @@ macro_rules! ingest_fns {
             retention_seconds: i64,
             actor: &str,
             idem: Option<&$crate::Idempotency<'_, [$crate::EventResult]>>,
-        ) -> $crate::StoreResult<Vec<$crate::EventResult>> {
-            if let Some(idem) = idem {
-                claim_key(&mut *conn, idem).await?;
-            }
-            let results = match apply_batch(&mut *conn, customer_id, events, retention_seconds, actor).await?
+        ) -> $crate::StoreResult<$crate::Written<Vec<$crate::EventResult>>> {
+            if let Some(idem) = idem
+                && let Some(answer) = claim_key(&mut *conn, idem).await?
             {
-                Some(results) => results,
-                None => apply_one_by_one(&mut *conn, customer_id, events, retention_seconds, actor).await?,
-            };
+                return Ok($crate::Written::Replayed(answer));
+            }
+            let results = apply_unkeyed_in(&mut *conn, customer_id, events, retention_seconds, actor).await?;
             if let Some(idem) = idem {
                 fulfil_key(&mut *conn, idem, &results).await?;
             }
-            Ok(results)
+            Ok($crate::Written::Done(results))
+        }
+
+        /// The batch in the caller's transaction, as planned, or one by one when a concurrent
+        /// writer got in the way.
+        async fn apply_unkeyed_in(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            customer_id: &str,
+            events: &[faultline_core::ingest::IngestEvent],
+            retention_seconds: i64,
+            actor: &str,
+        ) -> $crate::StoreResult<Vec<$crate::EventResult>> {
+            match apply_batch(&mut *conn, customer_id, events, retention_seconds, actor).await? {
+                Some(results) => Ok(results),
+                None => apply_one_by_one(&mut *conn, customer_id, events, retention_seconds, actor).await,
+            }
         }
 
         /// The batch as planned, in the caller's transaction; `None` (and nothing written)

@@ -18,6 +18,7 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use std::sync::Arc;
@@ -25,13 +26,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use faultline_core::fault::{Fault, FaultSink};
 
-pub use error::{StoreError, StoreResult};
+pub use error::{DatabaseError, StoreError, StoreResult};
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use sql::{FaultQuery, TopQuery};
 pub use sqlite::SqliteStore;
-/// The database driver's error, for callers that classify failures (e.g. unavailable vs. bug).
-pub use sqlx::Error as SqlxError;
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +97,8 @@ pub(crate) fn log_migration(version: i64, new_database: bool) {
 }
 
 /// Everything faultline keeps. Every method scoped to a customer takes the customer id
-/// first; the caller's credential, never the request body, supplies it.
+/// first; the caller's credential, never the request body, supplies it. A write that may
+/// carry an `Idempotency-Key` answers [`Written`]: done now, or replayed from before.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -175,7 +175,7 @@ pub trait Store: Send + Sync + 'static {
         faults: &[Fault],
         actor: &str,
         idem: Option<&Idempotency<'_, [Fault]>>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Written<()>>;
 
     /// One of the customer's faults; another customer's id reads as missing.
     async fn get_fault(&self, customer_id: &str, fault_id: &str) -> StoreResult<Option<Fault>>;
@@ -193,7 +193,7 @@ pub trait Store: Send + Sync + 'static {
         comment: &faultline_core::fault::Comment,
         actor: &str,
         idem: Option<&Idempotency<'_, Fault>>,
-    ) -> StoreResult<Option<Fault>>;
+    ) -> StoreResult<Written<Option<Fault>>>;
 
     /// Resolve a fault as `resolution` says (when, its new `ttl`, an optional comment), in one
     /// transaction. Resolving a resolved fault changes nothing (its comment is not added).
@@ -205,7 +205,7 @@ pub trait Store: Send + Sync + 'static {
         resolution: Resolution<'_>,
         actor: &str,
         idem: Option<&Idempotency<'_, Fault>>,
-    ) -> StoreResult<Option<Fault>>;
+    ) -> StoreResult<Written<Option<Fault>>>;
 
     /// Apply a batch of ingest events in order, in one transaction: a trigger deduplicates
     /// onto the open fault of its (resource, type) or opens one; a resolve closes it at the
@@ -219,7 +219,7 @@ pub trait Store: Send + Sync + 'static {
         retention_seconds: i64,
         actor: &str,
         idem: Option<&Idempotency<'_, [EventResult]>>,
-    ) -> StoreResult<Vec<EventResult>>;
+    ) -> StoreResult<Written<Vec<EventResult>>>;
 
     /// Delete up to `limit` faults whose `ttl` (Unix seconds) is before `now_seconds`, with an
     /// `expired` event each, in one short transaction; returns how many went. Safe to run on
@@ -321,7 +321,7 @@ pub trait Store: Send + Sync + 'static {
         token: &AccessToken,
         short_code: &str,
         idem: Option<&Idempotency<'_, AccessToken>>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Written<()>>;
 
     /// The answer stored with a credential's `Idempotency-Key`, with its request's fingerprint,
     /// unless it was claimed before `after` (or never).
@@ -378,7 +378,7 @@ pub trait Store: Send + Sync + 'static {
         retention_seconds: i64,
         actor: &str,
         idem: Option<&Idempotency<'_, [String]>>,
-    ) -> StoreResult<Vec<String>>;
+    ) -> StoreResult<Written<Vec<String>>>;
 
     /// One detector pass over up to `limit` sites (any customer's) that are offline under
     /// `policy` at `now` and have no outage yet, oldest heartbeat first, after `after` (the

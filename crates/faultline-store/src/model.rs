@@ -142,7 +142,7 @@ pub const IDEMPOTENCY_KEEP_MICROS: i64 = 24 * 3_600 * 1_000_000;
 
 /// An `Idempotency-Key` recorded in the same transaction as the write it guards. The write's
 /// first statement claims the key; if the key was already claimed by this credential, the
-/// write does nothing and fails with [`crate::StoreError::Replayed`] (same request) or
+/// write does nothing and answers [`Written::Replayed`] (same request) or fails with
 /// [`crate::StoreError::IdempotencyKeyReused`] (another request). On success the answer,
 /// rendered from the write's result, is stored with the key before the commit.
 pub struct Idempotency<'a, T: ?Sized> {
@@ -172,6 +172,26 @@ pub struct Resolution<'a> {
     pub ttl: i64,
     /// Added in the same transaction, unless the fault was resolved already.
     pub comment: Option<&'a faultline_core::fault::Comment>,
+}
+
+/// What a write that may carry an [`Idempotency`] key did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written<T> {
+    /// The write was done now; its result. Always this for a write without a key.
+    Done(T),
+    /// The key was claimed before by the same request: nothing was written now, and this is
+    /// the answer stored then.
+    Replayed(StoredResponse),
+}
+
+impl<T> Written<T> {
+    /// The result of a write done now; `None` for a replay.
+    pub fn done(self) -> Option<T> {
+        match self {
+            Written::Done(result) => Some(result),
+            Written::Replayed(_) => None,
+        }
+    }
 }
 
 /// The answer stored with an `Idempotency-Key`.

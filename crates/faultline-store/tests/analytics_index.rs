@@ -256,7 +256,9 @@ async fn the_index_answers_as_the_sql_does_as_the_history_changes() {
             fault_type: "wantunnel".to_owned(),
             occurred_at: now + 1,
         }));
-        for (fault_id, _) in indexed.apply_events(&customer, &events, 86_400, "test", None).await.unwrap() {
+        for (fault_id, _) in
+            indexed.apply_events(&customer, &events, 86_400, "test", None).await.unwrap().done().unwrap()
+        {
             if let Some(id) = fault_id.filter(|id| !ids.contains(id)) {
                 ids.push(id);
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use faultline_core::secret::verify_api_key;
 use faultline_core::{Permission, Permissions};
-use faultline_store::{NewApiKey, Store, StoreError, conformance_test};
+use faultline_store::{NewApiKey, Store, StoreError, Written, conformance_test};
 
 type Db = Arc<dyn Store>;
 
@@ -228,7 +228,7 @@ conformance_test!(an_idempotency_key_guards_its_write_for_a_day, |store: Db| asy
     assert_eq!(stored, Some(("f1".to_owned(), first.clone())));
     // Within the day, the same request replays and writes nothing; another is refused.
     let replay = store.insert_faults(std::slice::from_ref(&b), "test", Some(&key("f1", day_ago + 1))).await;
-    assert!(matches!(replay, Err(StoreError::Replayed(ref r)) if *r == first), "{replay:?}");
+    assert!(matches!(replay, Ok(Written::Replayed(ref r)) if *r == first), "{replay:?}");
     let reused = store.insert_faults(std::slice::from_ref(&b), "test", Some(&key("f2", day_ago + 1))).await;
     assert!(matches!(reused, Err(StoreError::IdempotencyKeyReused)), "{reused:?}");
     assert!(store.get_fault(&customer.id, &b.id).await.unwrap().is_none());
@@ -307,7 +307,7 @@ async fn ingest_racing(
             tokio::spawn(async move { store.apply_events(&customer, &events, 86_400, "test", None).await });
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         release.send(()).unwrap();
-        batch.await.unwrap().unwrap()
+        batch.await.unwrap().unwrap().done().expect("no key: done now")
     };
     let ((), results) = tokio::join!(holder, racer);
     results
@@ -423,10 +423,11 @@ async fn queued_batches_are_applied_once_and_fail_alone(backend: faultline_store
     let mut refused = Vec::new();
     for batch in batches {
         match batch.await.unwrap() {
-            (b, Ok(results)) => {
+            (b, Ok(Written::Done(results))) => {
                 assert!(results.iter().all(|r| r.1 == Outcome::Created), "batch {b}: {results:?}");
                 written.push(b);
             }
+            (b, Ok(Written::Replayed(answer))) => panic!("batch {b} replayed {answer:?}"),
             (b, Err(StoreError::IdempotencyKeyReused)) => refused.push(b),
             (b, Err(err)) => panic!("batch {b}: {err}"),
         }

@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use sqlx::Executor;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::error::{StoreError, StoreResult};
+use crate::error::{DatabaseError, StoreError, StoreResult};
 use crate::model::{
     AccessToken, ApiKey, ApiKeyWithHash, Customer, EventResult, FaultEvent, Horizon, Idempotency, Lease,
-    LogRead, LoggedEvent, NewApiKey, SigningKey, TokenUse, TopResource,
+    LogRead, LoggedEvent, NewApiKey, SigningKey, TokenUse, TopResource, Written,
 };
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
 use crate::sql::{self, FaultQuery, Sql, TopQuery};
@@ -73,10 +73,12 @@ impl PostgresStore {
         statements: Vec<Sql>,
         idem: Option<&Idempotency<'_, T>>,
         result: &T,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Written<()>> {
         let mut tx = self.pool.begin().await?;
-        if let Some(idem) = idem {
-            claim_key(&mut tx, idem).await?;
+        if let Some(idem) = idem
+            && let Some(answer) = claim_key(&mut tx, idem).await?
+        {
+            return Ok(Written::Replayed(answer));
         }
         for statement in &statements {
             execute(statement).execute(&mut *tx).await.map_err(|e| StoreError::on_constraint(e, "fault"))?;
@@ -85,7 +87,7 @@ impl PostgresStore {
             fulfil_key(&mut tx, idem, result).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(Written::Done(()))
     }
 
     async fn apply_events_once(
@@ -95,11 +97,13 @@ impl PostgresStore {
         retention_seconds: i64,
         actor: &str,
         idem: Option<&Idempotency<'_, [EventResult]>>,
-    ) -> StoreResult<Vec<EventResult>> {
+    ) -> StoreResult<Written<Vec<EventResult>>> {
         let mut tx = self.pool.begin().await?;
-        let results = apply_events_in(&mut tx, customer_id, events, retention_seconds, actor, idem).await?;
-        tx.commit().await?;
-        Ok(results)
+        let written = apply_events_in(&mut tx, customer_id, events, retention_seconds, actor, idem).await?;
+        if let Written::Done(_) = written {
+            tx.commit().await?;
+        }
+        Ok(written)
     }
 }
 
@@ -122,10 +126,10 @@ impl Store for PostgresStore {
                 continue;
             }
             crate::log_migration(*version, applied.is_empty());
-            (&mut *tx)
-                .execute(sqlx::raw_sql(sql))
-                .await
-                .map_err(|source| StoreError::Migration { version: *version, source })?;
+            (&mut *tx).execute(sqlx::raw_sql(sql)).await.map_err(|source| StoreError::Migration {
+                version: *version,
+                source: DatabaseError(source),
+            })?;
             sqlx::query("INSERT INTO faultline_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(version)
                 .bind(faultline_core::time::now_micros())
@@ -255,7 +259,7 @@ impl Store for PostgresStore {
         faults: &[Fault],
         actor: &str,
         idem: Option<&Idempotency<'_, [Fault]>>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Written<()>> {
         self.write(sql::insert_faults(faults, actor, Backend::Postgres), idem, faults).await
     }
 
@@ -287,13 +291,15 @@ impl Store for PostgresStore {
         comment: &faultline_core::fault::Comment,
         actor: &str,
         idem: Option<&Idempotency<'_, Fault>>,
-    ) -> StoreResult<Option<Fault>> {
+    ) -> StoreResult<Written<Option<Fault>>> {
         let mut tx = self.pool.begin().await?;
-        if let Some(idem) = idem {
-            claim_key(&mut tx, idem).await?;
+        if let Some(idem) = idem
+            && let Some(answer) = claim_key(&mut tx, idem).await?
+        {
+            return Ok(Written::Replayed(answer));
         }
         if !fault_exists(&mut tx, customer_id, fault_id).await? {
-            return Ok(None);
+            return Ok(Written::Done(None));
         }
         insert_comment(&mut tx, customer_id, fault_id, comment, actor).await?;
         let fault = load_fault(&mut tx, customer_id, fault_id).await?;
@@ -301,7 +307,7 @@ impl Store for PostgresStore {
             fulfil_key(&mut tx, idem, fault).await?;
         }
         tx.commit().await?;
-        Ok(fault)
+        Ok(Written::Done(fault))
     }
 
     async fn resolve_fault(
@@ -311,14 +317,16 @@ impl Store for PostgresStore {
         resolution: Resolution<'_>,
         actor: &str,
         idem: Option<&Idempotency<'_, Fault>>,
-    ) -> StoreResult<Option<Fault>> {
+    ) -> StoreResult<Written<Option<Fault>>> {
         let Resolution { at, ttl, comment } = resolution;
         let mut tx = self.pool.begin().await?;
-        if let Some(idem) = idem {
-            claim_key(&mut tx, idem).await?;
+        if let Some(idem) = idem
+            && let Some(answer) = claim_key(&mut tx, idem).await?
+        {
+            return Ok(Written::Replayed(answer));
         }
         if !fault_exists(&mut tx, customer_id, fault_id).await? {
-            return Ok(None);
+            return Ok(Written::Done(None));
         }
         let resolved = sqlx::query(rows::RESOLVE_FAULT)
             .bind(fault_id)
@@ -339,7 +347,7 @@ impl Store for PostgresStore {
             fulfil_key(&mut tx, idem, fault).await?;
         }
         tx.commit().await?;
-        Ok(fault)
+        Ok(Written::Done(fault))
     }
 
     async fn apply_events(
@@ -349,7 +357,7 @@ impl Store for PostgresStore {
         retention_seconds: i64,
         actor: &str,
         idem: Option<&Idempotency<'_, [EventResult]>>,
-    ) -> StoreResult<Vec<EventResult>> {
+    ) -> StoreResult<Written<Vec<EventResult>>> {
         retry_deadlocks("ingest batch", || {
             self.apply_events_once(customer_id, events, retention_seconds, actor, idem)
         })
@@ -496,7 +504,7 @@ impl Store for PostgresStore {
         token: &AccessToken,
         short_code: &str,
         idem: Option<&Idempotency<'_, AccessToken>>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Written<()>> {
         self.write(sql::insert_access_token(token, short_code)?, idem, token).await
     }
 
@@ -618,7 +626,7 @@ impl Store for PostgresStore {
         retention_seconds: i64,
         actor: &str,
         idem: Option<&Idempotency<'_, [String]>>,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Written<Vec<String>>> {
         retry_deadlocks("heartbeats", || async {
             let mut tx = self.pool.begin().await?;
             let resolved =
@@ -793,7 +801,7 @@ where
     let mut attempt = 1;
     loop {
         match write().await {
-            Err(StoreError::Database(err)) if attempt < ATTEMPTS && is_deadlock(&err) => {
+            Err(StoreError::Database(err)) if attempt < ATTEMPTS && is_deadlock(&err.0) => {
                 tracing::debug!(attempt, what, "write deadlocked with another; retrying");
                 attempt += 1;
             }

@@ -7,8 +7,8 @@
 //! 500 and 14.5 KB in batches of 1,000; so batches waiting for the writer join the
 //! transaction of the batch before them, up to [`MAX_GROUP_EVENTS`] events.
 //!
-//! - A batch runs inside a savepoint of the shared transaction: a batch that fails (an
-//!   `Idempotency-Key` replay, say) is rolled back alone and answers at once.
+//! - A batch runs inside a savepoint of the shared transaction: a batch that fails, or is an
+//!   `Idempotency-Key` replay, is rolled back alone.
 //! - A batch that wrote hands the transaction on when another batch is waiting for it, and
 //!   otherwise commits it. Every batch is acknowledged only after the commit of its group, and
 //!   a failed commit fails every batch of the group: nothing is acknowledged that is not
@@ -24,7 +24,7 @@ use tokio::sync::{Mutex, MutexGuard, watch};
 
 use super::{Idempotency, SqlitePool, apply_events_in};
 use crate::error::{StoreError, StoreResult};
-use crate::model::EventResult;
+use crate::model::{EventResult, Written};
 use faultline_core::ingest::IngestEvent;
 
 /// Events written in one transaction at most (a group of four batches of 1,000). It bounds
@@ -98,7 +98,7 @@ impl IngestGroups {
         retention_seconds: i64,
         actor: &str,
         idem: Option<&Idempotency<'_, [EventResult]>>,
-    ) -> StoreResult<Vec<EventResult>> {
+    ) -> StoreResult<Written<Vec<EventResult>>> {
         let waiting = Waiting::new(&self.waiting);
         let mut holder = Holder { group: self.open.lock().await, armed: false };
         drop(waiting);
@@ -129,7 +129,7 @@ impl IngestGroups {
         // A replay, or a refusal of a key reused with another body, may rest on a claim by an
         // earlier batch of this very group, so they wait for the commit like a write.
         if let Err(err) = &outcome
-            && !matches!(err, StoreError::Replayed(_) | StoreError::IdempotencyKeyReused)
+            && !matches!(err, StoreError::IdempotencyKeyReused)
         {
             return outcome;
         }
@@ -153,10 +153,11 @@ async fn in_savepoint(
     retention_seconds: i64,
     actor: &str,
     idem: Option<&Idempotency<'_, [EventResult]>>,
-) -> StoreResult<StoreResult<Vec<EventResult>>> {
+) -> StoreResult<StoreResult<Written<Vec<EventResult>>>> {
     sqlx::query("SAVEPOINT ingest_group_batch").execute(&mut **tx).await?;
     let outcome = apply_events_in(tx, customer_id, events, retention_seconds, actor, idem).await;
-    if outcome.is_err() {
+    // A replay wrote nothing to keep either.
+    if !matches!(outcome, Ok(Written::Done(_))) {
         sqlx::query("ROLLBACK TO SAVEPOINT ingest_group_batch").execute(&mut **tx).await?;
     }
     sqlx::query("RELEASE SAVEPOINT ingest_group_batch").execute(&mut **tx).await?;

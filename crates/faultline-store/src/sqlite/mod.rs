@@ -14,10 +14,10 @@ use sqlx::sqlite::{
 
 use crate::analytics::GroupBy;
 use crate::analytics_index::CustomerIndex;
-use crate::error::{StoreError, StoreResult};
+use crate::error::{DatabaseError, StoreError, StoreResult};
 use crate::model::{
     AccessToken, ApiKey, ApiKeyWithHash, Customer, EventResult, FaultEvent, Horizon, Idempotency, Lease,
-    LogRead, LoggedEvent, NewApiKey, SigningKey, TokenUse, TopResource,
+    LogRead, LoggedEvent, NewApiKey, SigningKey, TokenUse, TopResource, Written,
 };
 use crate::rows::{self, ACCESS_TOKEN_COLUMNS, API_KEY_COLUMNS, CUSTOMER_COLUMNS, SIGNING_KEY_COLUMNS};
 use crate::sql::{self, FaultQuery, Sql, TopQuery};
@@ -393,8 +393,8 @@ impl SqliteStore {
     async fn group_write(&self, insert: Insert) -> StoreResult<()> {
         let (done, acknowledged) = tokio::sync::oneshot::channel();
         let job = InsertJob { insert, done };
-        self.inserts.send(job).await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
-        acknowledged.await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
+        self.inserts.send(job).await.map_err(|_| StoreError::closed())?;
+        acknowledged.await.map_err(|_| StoreError::closed())?
     }
 
     /// Run `statements` in their own transaction with `idem`'s key (an idempotent write does not
@@ -404,15 +404,17 @@ impl SqliteStore {
         statements: Vec<Sql>,
         idem: &Idempotency<'_, T>,
         result: &T,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Written<()>> {
         let mut tx = self.write_tx().await?;
-        claim_key(&mut tx, idem).await?;
+        if let Some(answer) = claim_key(&mut tx, idem).await? {
+            return Ok(Written::Replayed(answer));
+        }
         for statement in &statements {
             execute(statement).execute(&mut *tx).await.map_err(|e| StoreError::on_constraint(e, "fault"))?;
         }
         fulfil_key(&mut tx, idem, result).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Written::Done(()))
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -439,10 +441,10 @@ impl Store for SqliteStore {
                 continue;
             }
             crate::log_migration(*version, applied.is_empty());
-            (&mut *tx)
-                .execute(sqlx::raw_sql(sql))
-                .await
-                .map_err(|source| StoreError::Migration { version: *version, source })?;
+            (&mut *tx).execute(sqlx::raw_sql(sql)).await.map_err(|source| StoreError::Migration {
+                version: *version,
+                source: DatabaseError(source),
+            })?;
             sqlx::query("INSERT INTO faultline_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(version)
                 .bind(faultline_core::time::now_micros())
@@ -569,11 +571,11 @@ impl Store for SqliteStore {
         faults: &[Fault],
         actor: &str,
         idem: Option<&Idempotency<'_, [Fault]>>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Written<()>> {
         match idem {
             None => {
                 let insert = Insert::Faults { faults: faults.to_vec(), actor: actor.to_owned() };
-                self.group_write(insert).await
+                self.group_write(insert).await.map(Written::Done)
             }
             Some(idem) => {
                 self.write_once(sql::insert_faults(faults, actor, Backend::Sqlite), idem, faults).await
@@ -625,13 +627,15 @@ impl Store for SqliteStore {
         comment: &faultline_core::fault::Comment,
         actor: &str,
         idem: Option<&Idempotency<'_, Fault>>,
-    ) -> StoreResult<Option<Fault>> {
+    ) -> StoreResult<Written<Option<Fault>>> {
         let mut tx = self.write_tx().await?;
-        if let Some(idem) = idem {
-            claim_key(&mut tx, idem).await?;
+        if let Some(idem) = idem
+            && let Some(answer) = claim_key(&mut tx, idem).await?
+        {
+            return Ok(Written::Replayed(answer));
         }
         if !fault_exists(&mut tx, customer_id, fault_id).await? {
-            return Ok(None);
+            return Ok(Written::Done(None));
         }
         insert_comment(&mut tx, customer_id, fault_id, comment, actor).await?;
         let fault = load_fault(&mut tx, customer_id, fault_id).await?;
@@ -639,7 +643,7 @@ impl Store for SqliteStore {
             fulfil_key(&mut tx, idem, fault).await?;
         }
         tx.commit().await?;
-        Ok(fault)
+        Ok(Written::Done(fault))
     }
 
     async fn resolve_fault(
@@ -649,14 +653,16 @@ impl Store for SqliteStore {
         resolution: Resolution<'_>,
         actor: &str,
         idem: Option<&Idempotency<'_, Fault>>,
-    ) -> StoreResult<Option<Fault>> {
+    ) -> StoreResult<Written<Option<Fault>>> {
         let Resolution { at, ttl, comment } = resolution;
         let mut tx = self.write_tx().await?;
-        if let Some(idem) = idem {
-            claim_key(&mut tx, idem).await?;
+        if let Some(idem) = idem
+            && let Some(answer) = claim_key(&mut tx, idem).await?
+        {
+            return Ok(Written::Replayed(answer));
         }
         if !fault_exists(&mut tx, customer_id, fault_id).await? {
-            return Ok(None);
+            return Ok(Written::Done(None));
         }
         let resolved = sqlx::query(rows::RESOLVE_FAULT)
             .bind(fault_id)
@@ -677,7 +683,7 @@ impl Store for SqliteStore {
             fulfil_key(&mut tx, idem, fault).await?;
         }
         tx.commit().await?;
-        Ok(fault)
+        Ok(Written::Done(fault))
     }
 
     async fn apply_events(
@@ -687,7 +693,7 @@ impl Store for SqliteStore {
         retention_seconds: i64,
         actor: &str,
         idem: Option<&Idempotency<'_, [EventResult]>>,
-    ) -> StoreResult<Vec<EventResult>> {
+    ) -> StoreResult<Written<Vec<EventResult>>> {
         self.ingest.apply(&self.writer, customer_id, events, retention_seconds, actor, idem).await
     }
 
@@ -914,11 +920,11 @@ impl Store for SqliteStore {
         token: &AccessToken,
         short_code: &str,
         idem: Option<&Idempotency<'_, AccessToken>>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Written<()>> {
         let statements = sql::insert_access_token(token, short_code)?;
         match idem {
             // Through the group committer: concurrent mints share a commit.
-            None => self.group_write(Insert::Statements(statements)).await,
+            None => self.group_write(Insert::Statements(statements)).await.map(Written::Done),
             Some(idem) => self.write_once(statements, idem, token).await,
         }
     }
@@ -1041,7 +1047,7 @@ impl Store for SqliteStore {
         retention_seconds: i64,
         actor: &str,
         idem: Option<&Idempotency<'_, [String]>>,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Written<Vec<String>>> {
         let mut tx = self.write_tx().await?;
         let resolved =
             record_heartbeats_in(&mut tx, customer_id, beats, at, retention_seconds, actor, idem).await?;
