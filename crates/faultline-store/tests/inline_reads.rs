@@ -4,8 +4,9 @@
 use faultline_core::fault::{Comment, Fault, FaultRef, FaultSink, NewFault, Severity};
 use faultline_core::filter::FaultFilter;
 use faultline_core::time::now_micros;
+use faultline_store::prelude::*;
 use faultline_store::testing::TestDb;
-use faultline_store::{Backend, FaultQuery, SqliteStore, Store};
+use faultline_store::{Backend, FaultQuery, SqliteStore};
 
 /// Fault `n` of site_0, created `n + 1` seconds ago, resolved, of `severity`.
 fn fault(customer_id: &str, n: i64, severity: Severity, message: &str) -> Fault {

@@ -1,0 +1,21 @@
+//! `Idempotency-Key` answers (claimed and fulfilled inside each write; see [`crate::Idempotency`]).
+
+use async_trait::async_trait;
+
+use crate::{StoreResult, StoredResponse};
+
+/// `Idempotency-Key` answers (claimed and fulfilled inside each write; see [`crate::Idempotency`]).
+#[async_trait]
+pub trait IdempotencyKeys: Send + Sync {
+    /// The answer stored with a credential's `Idempotency-Key`, with its request's fingerprint,
+    /// unless it was claimed before `after` (or never).
+    async fn idempotency_answer(
+        &self,
+        credential_id: &str,
+        key: &str,
+        after: i64,
+    ) -> StoreResult<Option<(String, StoredResponse)>>;
+
+    /// Forget up to `limit` `Idempotency-Key`s created before `before`; returns how many.
+    async fn sweep_idempotency_keys(&self, before: i64, limit: u32) -> StoreResult<usize>;
+}
