@@ -63,8 +63,9 @@ BATCH_TYPE = "crash-batch"
 HTTP_TIMEOUT = 15.0
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
+SETTLE_TIMEOUT = 30.0
 WRITER_MAX_OPS = 20_000
-MINTS_PER_WRITER = 20
+TOKENS_PER_RUN = 90  # GET /fault/token lists at most 100
 SABOTAGES = {
     # name: (what it does, the check that must catch it)
     "lose-acked-fault": ("removes an acknowledged fault and all its rows", "acked-fault-missing"),
@@ -184,7 +185,7 @@ class Writer(threading.Thread):
     """Sends seeded random writes against faults it owns until told to stop."""
 
     def __init__(self, tid: int, port: int, key: str, rng: random.Random, stop: threading.Event,
-                 prefix: str, model: Model, deadline: float):
+                 prefix: str, model: Model, deadline: float, writers: int):
         super().__init__(daemon=True)
         self.tid = tid
         self.api = Api(port, key)
@@ -199,8 +200,7 @@ class Writer(threading.Thread):
         self.batch_open = [(f.id, f.resource_id) for f in mine if f.type == BATCH_TYPE and f.status == "unresolved"]
         self.commentable = [f.id for f in mine]
         self.live_tokens = [t.id for t in model.tokens.values() if t.owner == tid and not t.revoked]
-        # GET /fault/token lists at most 100 tokens: each writer mints at most 20 in a run.
-        self.mints_left = MINTS_PER_WRITER - sum(t.owner == tid for t in model.tokens.values())
+        self.mints_left = TOKENS_PER_RUN // writers - sum(t.owner == tid for t in model.tokens.values())
         self.weights = [("create", 6), ("batch", 4), ("comment", 6), ("resolve", 2), ("delete", 2),
                         ("mint", 1), ("revoke", 1)]
 
@@ -317,6 +317,10 @@ class Database:
     def execute(self, sql: str) -> None:
         raise NotImplementedError
 
+    def settle(self) -> float:
+        """Wait until nothing the killed server started can still commit; returns the wait."""
+        return 0.0
+
     def crash_checks(self) -> list[str]:
         raise NotImplementedError
 
@@ -400,15 +404,30 @@ class PostgresDb(Database):
         self.base = base
         self.schema = schema
         sep = "&" if "?" in base else "?"
-        self.url = f"{base}{sep}options=-c%20search_path%3D{schema}"
+        self.psql_url = f"{base}{sep}options=-c%20search_path%3D{schema}"
+        # The server's connections carry the schema's name, so settle() can find them.
+        self.url = f"{self.psql_url}&application_name={schema}"
         psql(base, f'CREATE SCHEMA "{schema}"')
 
     def query(self, sql: str) -> list[tuple]:
-        out = psql(self.url, sql)
+        out = psql(self.psql_url, sql)
         return [tuple(line.split("\t")) for line in out.splitlines() if line]
 
     def execute(self, sql: str) -> None:
-        psql(self.url, sql)
+        psql(self.psql_url, sql)
+
+    def settle(self) -> float:
+        # A backend outlives its killed client until it next reads from the socket: a statement
+        # or a COMMIT that the server sent before the kill still runs, and may commit. Until
+        # those backends are gone the database is not yet in its crash state.
+        started = time.monotonic()
+        while time.monotonic() - started < SETTLE_TIMEOUT:
+            rows = psql(self.base, "SELECT COUNT(*) FROM pg_stat_activity "
+                                   f"WHERE application_name = '{self.schema}'").strip()
+            if rows == "0":
+                return time.monotonic() - started
+            time.sleep(0.02)
+        raise Violation(f"connections of the killed server still open {SETTLE_TIMEOUT:.0f}s after the kill")
 
     def crash_checks(self) -> list[str]:
         return invariant_checks(self.query)
@@ -994,17 +1013,20 @@ def one_run(args, index: int, backend: str, seed: int, workroot: str, sabotage_k
         if rng.random() < 0.2:
             if migrate_and_kill(args.binary, db, rng.uniform(0.0, 0.25)):
                 notes.append("migrate killed")
+            db.settle()
         server.start()
         for cycle in range(args.kills):
             stop = threading.Event()
             writers = [Writer(t, server.port, server.key, random.Random(rng.random()), stop,
-                              f"r{index}c{cycle}", model, run_deadline) for t in range(args.writers)]
+                              f"r{index}c{cycle}", model, run_deadline, args.writers) for t in range(args.writers)]
             kill_after = rng.uniform(args.kill_min, args.kill_max)
             for w in writers:
                 w.start()
             time.sleep(kill_after)
             server.kill()
             stop.set()
+            settled = db.settle()
+            totals["settle-ms"] = max(totals["settle-ms"], int(settled * 1000))
             for w in writers:
                 w.join(timeout=HTTP_TIMEOUT + 5)
                 if w.is_alive():
@@ -1030,6 +1052,7 @@ def one_run(args, index: int, backend: str, seed: int, workroot: str, sabotage_k
                 time.sleep(rng.uniform(0.0, 0.2))
                 server.kill()
                 totals["restart-kills"] += 1
+                db.settle()
                 server.spawn()
             server.wait_ready()
             api = Api(server.port, server.key)
@@ -1072,6 +1095,7 @@ def one_run(args, index: int, backend: str, seed: int, workroot: str, sabotage_k
               f"delete {totals['delete:ack']}), unacked {totals['unacked']} (found applied {totals['applied']})"
               f", mint {totals['mint:ack']}, revoke {totals['revoke:ack']}"
               f"; faults {len(model.faults)}, tokens {len(model.tokens)}" + (f", restart kills {totals['restart-kills']}" if totals['restart-kills'] else "")
+              + (f", settled in {totals['settle-ms']} ms" if backend == "postgres" else "")
               + (f", {'; '.join(notes)}" if notes else ""))
     line = f"run {index + 1} {backend:8} seed {seed}: {'ok' if not problems else 'FAIL'} {elapsed:5.1f}s  {detail}"
     return RunResult(not problems, line, totals["acked"], totals["unacked"], problems)
@@ -1107,6 +1131,7 @@ def main() -> int:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     workroot = tempfile.mkdtemp(prefix="faultline-crash-loop-")
     started = time.monotonic()
+    kept = False
     try:
         if args.self_test:
             return self_test(args, seed, backends, workroot)
@@ -1126,6 +1151,7 @@ def main() -> int:
             stats["unacked"] += result.unacked
             if not result.ok:
                 failures.append(i)
+                kept = kept or args.keep_failed
                 for p in result.problems[:20]:
                     print(f"    {p}")
                 print(f"    reproduce: {sys.argv[0]} --binary {args.binary} --backend {backend} --runs 1 "
@@ -1138,7 +1164,8 @@ def main() -> int:
               f"passed in {elapsed:.0f}s (seed {seed})")
         return 1 if failures else 0
     finally:
-        shutil.rmtree(workroot, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(workroot, ignore_errors=True)
 
 
 def self_test(args, seed: int, backends: list[str], workroot: str) -> int:
