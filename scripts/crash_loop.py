@@ -1102,7 +1102,7 @@ def one_run(args, index: int, backend: str, seed: int, workroot: str, sabotage_k
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default="target/debug/faultline", help="the faultline binary")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
@@ -1155,7 +1155,8 @@ def main() -> int:
                 for p in result.problems[:20]:
                     print(f"    {p}")
                 print(f"    reproduce: {sys.argv[0]} --binary {args.binary} --backend {backend} --runs 1 "
-                      f"--kills {args.kills} --seed {seed + i}")
+                      f"--kills {args.kills} --writers {args.writers} --kill-min {args.kill_min} "
+                      f"--kill-max {args.kill_max} --seed {seed + i}")
         elapsed = time.monotonic() - started
         for backend, s in by_backend.items():
             print(f"crash loop: {backend}: {s['runs']} runs, {s['acked']} acknowledged writes "
