@@ -3,7 +3,7 @@
 //! principal with the [`Auth`] extractor.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -14,6 +14,7 @@ use axum::response::Response;
 use faultline_core::auth::CredentialKind;
 use faultline_core::{Permission, Principal, secret};
 
+use crate::clock::Clock;
 use crate::error::{ApiError, ErrorCode};
 use crate::rate_limit::Decision;
 use crate::state::AppState;
@@ -46,15 +47,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
 }
 
 /// Remembers when each key's use was last written, so that it is written once a minute.
-#[derive(Default)]
 pub struct KeyUsage {
+    clock: Arc<dyn Clock>,
     last_written: Mutex<HashMap<String, Instant>>,
 }
 
 impl KeyUsage {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        KeyUsage { clock, last_written: Mutex::default() }
+    }
+
     /// True when the use of `key_id` now should be written to the store.
     fn should_write(&self, key_id: &str) -> bool {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut table = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
         match table.get(key_id) {
             Some(at) if now.duration_since(*at) < TOUCH_EVERY => false,

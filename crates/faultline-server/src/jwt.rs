@@ -19,6 +19,8 @@ use faultline_store::{AccessToken, SigningKey, Store, StoreError};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
+
 /// The audience of every access token.
 pub const AUDIENCE: &str = "faultline-faults";
 /// Tokens longer than this are refused before any decoding.
@@ -114,6 +116,7 @@ impl Keys {
 /// The signing keys of the deployment, as this replica last read them.
 pub struct KeyRing {
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     cache: Mutex<Option<(Instant, Arc<Keys>)>>,
     issuer: String,
     /// Token rows by id, read at most a second ago, so a use costs no database round trip
@@ -128,14 +131,19 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// Make sure a signing key exists (creating the first one), and load the keys.
-    pub async fn load(store: Arc<dyn Store>, issuer: String) -> Result<KeyRing, StoreError> {
+    pub async fn load(
+        store: Arc<dyn Store>,
+        issuer: String,
+        clock: Arc<dyn Clock>,
+    ) -> Result<KeyRing, StoreError> {
         store.ensure_signing_key(&generate_signing_key(now_micros())).await?;
         let ring = KeyRing {
             store,
             cache: Mutex::new(None),
             issuer,
-            tokens: crate::ttl_cache::TtlCache::new(crate::state::CREDENTIAL_CACHE_TTL),
-            verified: crate::ttl_cache::TtlCache::new(Duration::from_secs(60)),
+            tokens: crate::ttl_cache::TtlCache::new(crate::state::CREDENTIAL_CACHE_TTL, clock.clone()),
+            verified: crate::ttl_cache::TtlCache::new(Duration::from_secs(60), clock.clone()),
+            clock,
         };
         ring.reload().await?;
         Ok(ring)
@@ -152,14 +160,14 @@ impl KeyRing {
 
     async fn reload(&self) -> Result<Arc<Keys>, StoreError> {
         let keys = Arc::new(Keys::from_rows(self.store.signing_keys(now_micros()).await?));
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), keys.clone()));
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((self.clock.now(), keys.clone()));
         Ok(keys)
     }
 
     async fn keys(&self) -> Result<Arc<Keys>, StoreError> {
         let cached = self.cache.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match cached {
-            Some((at, keys)) if at.elapsed() < KEY_CACHE_TTL => Ok(keys),
+            Some((at, keys)) if self.clock.now().duration_since(at) < KEY_CACHE_TTL => Ok(keys),
             _ => self.reload().await,
         }
     }
@@ -298,6 +306,9 @@ fn checked_kid(jwt: &str) -> Option<String> {
 #[derive(Default)]
 pub struct TokenUsage {
     pending: Mutex<HashMap<String, (i64, i64)>>,
+    /// Held through a flush's write, so that a flush returns only once every use counted
+    /// before it is written, also those an earlier flush took and is still writing.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl TokenUsage {
@@ -311,6 +322,7 @@ impl TokenUsage {
 
     /// Write what was counted since the last flush.
     pub async fn flush(&self, store: &dyn Store) {
+        let _flushing = self.flushing.lock().await;
         let batch: Vec<faultline_store::TokenUse> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending

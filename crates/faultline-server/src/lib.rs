@@ -4,6 +4,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod clock;
 pub mod comments;
 pub mod dashboard;
 pub mod docs;

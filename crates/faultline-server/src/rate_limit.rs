@@ -3,8 +3,10 @@
 //! per credential, kept in this replica's memory.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::clock::Clock;
 
 const PERIOD: Duration = Duration::from_secs(60);
 /// Forget idle credentials once the table holds this many.
@@ -22,19 +24,19 @@ pub struct Decision {
     pub retry_after_seconds: u64,
 }
 
-#[derive(Default)]
 pub struct RateLimiter {
+    clock: Arc<dyn Clock>,
     /// Theoretical arrival time of the next request, per credential id.
     tat: Mutex<HashMap<String, Instant>>,
 }
 
 impl RateLimiter {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        RateLimiter { clock, tat: Mutex::default() }
     }
 
     pub fn check(&self, credential_id: &str, per_minute: u32) -> Decision {
-        self.check_at(credential_id, per_minute, Instant::now())
+        self.check_at(credential_id, per_minute, self.clock.now())
     }
 
     fn check_at(&self, credential_id: &str, per_minute: u32, now: Instant) -> Decision {
@@ -79,7 +81,7 @@ mod tests {
 
     #[test]
     fn admits_the_burst_then_refuses_with_a_retry_time() {
-        let limiter = RateLimiter::new();
+        let limiter = RateLimiter::new(Arc::new(crate::clock::SystemClock));
         let now = Instant::now();
         for i in 0..60 {
             let d = limiter.check_at("key_a", 60, now);
@@ -98,7 +100,7 @@ mod tests {
 
     #[test]
     fn the_full_burst_returns_after_a_minute() {
-        let limiter = RateLimiter::new();
+        let limiter = RateLimiter::new(Arc::new(crate::clock::SystemClock));
         let now = Instant::now();
         for _ in 0..10 {
             limiter.check_at("k", 10, now);

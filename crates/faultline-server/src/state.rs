@@ -7,6 +7,7 @@ use faultline_core::cursor::CursorCodec;
 use faultline_store::{Store, StoreResult};
 
 use crate::auth::KeyUsage;
+use crate::clock::{Clock, SystemClock};
 use crate::jwt::{KeyRing, TokenUsage};
 use crate::rate_limit::RateLimiter;
 use crate::ttl_cache::TtlCache;
@@ -41,8 +42,12 @@ pub struct ServerConfig {
     pub stream_buffer: usize,
     /// How often an idle stream gets a comment line.
     pub stream_keep_alive: Duration,
+    /// How often the stream's tailer reads the log when no write woke it.
+    pub stream_poll: Duration,
     /// Origins allowed to frame the shared dashboard (CSP `frame-ancestors`); empty: none.
     pub frame_ancestors: Vec<String>,
+    /// What the caches and rate limits read the time from.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl ServerConfig {
@@ -61,7 +66,9 @@ impl ServerConfig {
             heartbeat_misses: 10,
             stream_buffer: crate::stream::BUFFER,
             stream_keep_alive: crate::stream::KEEP_ALIVE,
+            stream_poll: crate::stream::POLL,
             frame_ancestors: Vec::new(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -116,17 +123,18 @@ impl AppState {
     /// The state for `store`, loading the secrets every replica shares.
     pub async fn load(store: Arc<dyn Store>, config: ServerConfig) -> StoreResult<Self> {
         let cursor_key = store.shared_secret("cursor").await?;
-        let keys = KeyRing::load(store.clone(), config.public_url.clone()).await?;
-        let stream = Arc::new(crate::stream::Hub::new(config.stream_buffer));
+        let clock = config.clock.clone();
+        let keys = KeyRing::load(store.clone(), config.public_url.clone(), clock.clone()).await?;
+        let stream = Arc::new(crate::stream::Hub::new(config.stream_buffer, config.stream_poll));
         Ok(AppState(Arc::new(Shared {
             store,
             config: Arc::new(config),
-            rate_limiter: Arc::new(RateLimiter::new()),
-            key_usage: Arc::new(KeyUsage::default()),
+            rate_limiter: Arc::new(RateLimiter::new(clock.clone())),
+            key_usage: Arc::new(KeyUsage::new(clock.clone())),
             cursors: CursorCodec::new(&cursor_key),
             keys: Arc::new(keys),
             token_usage: Arc::new(TokenUsage::default()),
-            api_keys: Arc::new(TtlCache::new(CREDENTIAL_CACHE_TTL)),
+            api_keys: Arc::new(TtlCache::new(CREDENTIAL_CACHE_TTL, clock)),
             stream,
         })))
     }

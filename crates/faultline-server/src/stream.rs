@@ -50,8 +50,8 @@ pub const BUFFER: usize = 4_096;
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The tailer reads the log this many entries at a time.
 const PAGE: u32 = 1_000;
-/// How often the tailer polls when nothing woke it, and while it waits out a gap.
-const POLL: Duration = Duration::from_secs(1);
+/// How often the tailer polls when nothing woke it (by default), and retries a failed read.
+pub const POLL: Duration = Duration::from_secs(1);
 const GAP_POLL: Duration = Duration::from_millis(20);
 /// How long a new subscriber waits for the tailer to read the log (past it, it starts from
 /// the position the tailer has, which may be behind: the tailer may be failing to read, or
@@ -236,6 +236,8 @@ pub struct Hub {
     closing: watch::Sender<bool>,
     /// Set once the starting position is known; streams wait for it.
     ready: watch::Sender<bool>,
+    /// How often the tailer reads the log when nothing woke it.
+    poll: Duration,
 }
 
 #[derive(Default)]
@@ -247,9 +249,11 @@ struct Feed {
 }
 
 impl Hub {
-    /// A hub whose subscribers may fall `buffer` events behind (at least 1).
-    pub fn new(buffer: usize) -> Self {
+    /// A hub whose subscribers may fall `buffer` events behind (at least 1), whose tailer
+    /// reads the log at least every `poll`.
+    pub fn new(buffer: usize, poll: Duration) -> Self {
         Hub {
+            poll,
             sender: broadcast::channel(buffer.max(1)).0,
             feed: Mutex::new(Feed::default()),
             nudge: Notify::new(),
@@ -349,7 +353,7 @@ impl Hub {
         let mut gap_since: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
         let mut last_read = tokio::time::Instant::now();
         loop {
-            let wait = if gap.is_some() { GAP_POLL } else { POLL };
+            let wait = if gap.is_some() { GAP_POLL } else { self.poll };
             tokio::select! {
                 () = self.nudge.notified() => {}
                 Some(()) = async { match notifications.as_mut() { Some(n) => n.recv().await, None => None } } => {

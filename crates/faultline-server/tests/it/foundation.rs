@@ -50,8 +50,11 @@ e2e_test!(credentials_resolve_to_their_customer_or_answer_401, |app: TestApp| as
 
     let key_id = me["credential_id"].as_str().unwrap();
     assert!(app.store.revoke_api_key(key_id, faultline_core::time::now_micros()).await.unwrap());
-    // Replicas cache a key for at most a second: the revocation is in force a second later.
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    // Replicas cache a key for at most a second: the revocation (made elsewhere) is in force a
+    // second later, not before.
+    let cached = app.get("/whoami").send().await.unwrap();
+    assert_eq!(cached.status(), StatusCode::OK, "read from the cache");
+    app.clock.advance(faultline_server::state::CREDENTIAL_CACHE_TTL);
     let revoked = app.get("/whoami").send().await.unwrap();
     let body =
         assert_error(revoked, StatusCode::UNAUTHORIZED, "authentication_error", "api_key_invalid").await;
@@ -208,18 +211,46 @@ e2e_test!(rate_limit_is_per_credential_with_headers, |app: TestApp| async move {
     app.finish().await;
 });
 
-e2e_test!(the_default_limit_is_sixty_a_minute, |app: TestApp| async move {
-    // The harness raises the service default; a key limited to the documented 60 shows the
-    // 61st request refused.
-    let key = app.create_key(&app.customer_id, "faults:read", Some(60)).await;
-    for i in 0..60 {
-        let r = app.client.get(app.url("/whoami")).bearer_auth(&key).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "request {}", i + 1);
+/// A key created without a limit of its own gets the documented default, 60 a minute: a burst
+/// of 60, then one a second. The server's clock stands still until the test moves it.
+async fn the_default_limit_is_sixty_a_minute(backend: Backend, test: &str) {
+    // The harness raises the default for every other test; this one keeps the server's own.
+    let documented = |c: &mut faultline_server::ServerConfig| {
+        c.default_rate_limit = faultline_server::ServerConfig::new(c.public_url.clone()).default_rate_limit
+    };
+    let Some(app) = TestApp::spawn_with(backend, test, documented, None).await else { return };
+    let key = app.create_key(&app.customer_id, "faults:read", None).await;
+    let whoami = || app.client.get(app.url("/whoami")).bearer_auth(&key).send();
+    for remaining in (0..60).rev() {
+        let r = whoami().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{} requests left", remaining + 1);
+        assert_eq!(r.headers()["ratelimit-limit"], "60");
+        assert_eq!(r.headers()["ratelimit-remaining"], remaining.to_string().as_str());
     }
-    let r = app.client.get(app.url("/whoami")).bearer_auth(&key).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let refused = whoami().await.unwrap();
+    assert_eq!(refused.headers()["retry-after"], "1", "one request a second");
+    assert_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited").await;
+    // A second later one more request is admitted, and only one.
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(whoami().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(whoami().await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    // A minute later the whole burst is back.
+    app.clock.advance(Duration::from_secs(60));
+    let fresh = whoami().await.unwrap();
+    assert_eq!(fresh.status(), StatusCode::OK);
+    assert_eq!(fresh.headers()["ratelimit-remaining"], "59");
     app.finish().await;
-});
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_limit_is_sixty_a_minute_sqlite() {
+    the_default_limit_is_sixty_a_minute(Backend::Sqlite, "default_limit_sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_limit_is_sixty_a_minute_postgres() {
+    the_default_limit_is_sixty_a_minute(Backend::Postgres, "default_limit_postgres").await;
+}
 
 e2e_test!(request_ids_are_set_or_propagated, |app: TestApp| async move {
     let fresh = app.client.get(app.url("/healthz")).send().await.unwrap();

@@ -16,6 +16,10 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// The server's live event stream.
     pub stream: Arc<faultline_server::stream::Hub>,
+    /// The server's clock: still, until the test moves it on.
+    pub clock: Arc<ManualClock>,
+    /// The server's count of access-token uses, which a test may flush at once.
+    pub token_usage: Arc<faultline_server::jwt::TokenUsage>,
     /// A key of customer A with every permission.
     pub key: String,
     pub customer_id: String,
@@ -49,12 +53,14 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut config = ServerConfig::new(base.clone());
+        let clock = Arc::new(ManualClock::default());
+        config.clock = clock.clone();
         config.default_rate_limit = 100_000;
         // The detector only finds what a test drives it to (with a clock of its choosing).
         config.heartbeat_interval = std::time::Duration::from_secs(86_400);
         configure(&mut config);
         let state = AppState::load(db.store.clone(), config).await.unwrap();
-        let stream = state.stream.clone();
+        let (stream, token_usage) = (state.stream.clone(), state.token_usage.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             let _ = rx.await;
@@ -73,6 +79,8 @@ impl TestApp {
             client: reqwest::Client::new(),
             store,
             stream,
+            clock,
+            token_usage,
             key: String::new(),
             customer_id: customer.id.clone(),
             db: Some(db),
@@ -151,6 +159,30 @@ impl TestApp {
         if let Some(db) = self.db.take() {
             db.cleanup().await;
         }
+    }
+}
+
+/// A clock that moves only when a test moves it, so that what expires or refills with time
+/// (cached credentials and keys, rate limits) does so when the test says, without waiting.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<std::time::Instant>);
+
+impl Default for ManualClock {
+    /// A clock stopped at the time it was made.
+    fn default() -> Self {
+        ManualClock(std::sync::Mutex::new(std::time::Instant::now()))
+    }
+}
+
+impl ManualClock {
+    pub fn advance(&self, by: std::time::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl faultline_server::clock::Clock for ManualClock {
+    fn now(&self) -> std::time::Instant {
+        *self.0.lock().unwrap()
     }
 }
 
