@@ -149,6 +149,8 @@ conformance_test!(
         let ended = store
             .record_heartbeats(&a, &beats(&["site_1", "site_5"]), back, RETENTION_SECONDS, "key_a", None)
             .await
+            .unwrap()
+            .done()
             .unwrap();
         assert_eq!(ended, vec![site_1.id.clone()]);
         let site_1 = store.get_fault(&a, &site_1.id).await.unwrap().unwrap();
@@ -162,11 +164,18 @@ conformance_test!(
         // when its customer has an open `site` fault for it entered by hand.
         let by_hand = fault(&a, "site_9", "site_9", "site", Severity::Critical, t0);
         let trigger = faultline_core::ingest::IngestEvent::Trigger(Box::new(by_hand));
-        let opened = store.apply_events(&a, &[trigger], RETENTION_SECONDS, "key_a", None).await.unwrap();
+        let opened = store
+            .apply_events(&a, &[trigger], RETENTION_SECONDS, "key_a", None)
+            .await
+            .unwrap()
+            .done()
+            .unwrap();
         let by_hand = opened[0].0.clone().expect("the trigger opened a fault");
         let none = store
             .record_heartbeats(&a, &beats(&["site_9"]), back, RETENTION_SECONDS, "key_a", None)
             .await
+            .unwrap()
+            .done()
             .unwrap();
         assert!(none.is_empty());
 
@@ -585,12 +594,21 @@ conformance_test!(a_fault_is_resolved_by_hand_once_with_its_comment, |store: Db|
     let resolution = Resolution { at: t0 + 5, ttl: t0 / SECOND + 99, comment: Some(&comment) };
 
     assert_eq!(
-        store.resolve_fault(&b, &open.id, resolution, "key_y", None).await.unwrap(),
+        store.resolve_fault(&b, &open.id, resolution, "key_y", None).await.unwrap().done().unwrap(),
         None,
         "not theirs"
     );
-    assert_eq!(store.resolve_fault(&a, "flt_missing", resolution, "key_x", None).await.unwrap(), None);
-    let done = store.resolve_fault(&a, &open.id, resolution, "key_x", None).await.unwrap().expect("resolved");
+    assert_eq!(
+        store.resolve_fault(&a, "flt_missing", resolution, "key_x", None).await.unwrap().done().unwrap(),
+        None
+    );
+    let done = store
+        .resolve_fault(&a, &open.id, resolution, "key_x", None)
+        .await
+        .unwrap()
+        .done()
+        .unwrap()
+        .expect("resolved");
     let expected = Fault {
         status: FaultStatus::Resolved,
         resolved_at: Some(t0 + 5),
@@ -605,7 +623,7 @@ conformance_test!(a_fault_is_resolved_by_hand_once_with_its_comment, |store: Db|
     let late = Comment { id: "cmt_2".into(), comment: "again".into(), ..comment.clone() };
     let again = Resolution { at: t0 + 9, ttl: t0 / SECOND + 500, comment: Some(&late) };
     assert_eq!(
-        store.resolve_fault(&a, &open.id, again, "key_x", None).await.unwrap().as_ref(),
+        store.resolve_fault(&a, &open.id, again, "key_x", None).await.unwrap().done().unwrap().as_ref(),
         Some(&expected)
     );
     let kinds: Vec<String> =
