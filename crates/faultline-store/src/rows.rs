@@ -5,6 +5,7 @@ use faultline_core::Permissions;
 use faultline_core::fault::Fault;
 
 use crate::error::StoreError;
+use crate::sql::Param;
 
 use crate::model::{ApiKey, ApiKeyWithHash, Customer, NewApiKey};
 
@@ -97,7 +98,84 @@ pub(crate) fn new_customer(id: Option<&str>, name: &str) -> Customer {
     }
 }
 
-/// A fault row in the order of [`crate::sql::FAULT_COLUMNS`].
+/// How a column of a fault is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Text,
+    OptionalText,
+    Integer,
+    OptionalInteger,
+}
+
+/// One column of a fault row: its name, its kind, and the value a [`Fault`] writes to it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FaultColumn {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub value: fn(&Fault) -> Param,
+}
+
+/// A fault's columns, in the one order that every statement reading or writing a whole fault
+/// row uses: the select and insert lists of [`crate::sql`], SQLite's packed pages and inline
+/// reads, and [`FaultRow`].
+pub(crate) const FAULT_COLUMNS: [FaultColumn; 14] = [
+    FaultColumn { name: "id", kind: Kind::Text, value: |f| Param::Text(f.id.clone()) },
+    FaultColumn { name: "customer_id", kind: Kind::Text, value: |f| Param::Text(f.customer_id.clone()) },
+    FaultColumn { name: "resource_id", kind: Kind::Text, value: |f| Param::Text(f.resource_id.clone()) },
+    FaultColumn {
+        name: "microservice_id",
+        kind: Kind::Text,
+        value: |f| Param::Text(f.microservice_id.clone()),
+    },
+    FaultColumn { name: "type", kind: Kind::Text, value: |f| Param::Text(f.fault_type.clone()) },
+    FaultColumn { name: "status", kind: Kind::Text, value: |f| Param::Text(f.status.as_str().to_owned()) },
+    FaultColumn {
+        name: "severity",
+        kind: Kind::Text,
+        value: |f| Param::Text(f.severity.as_str().to_owned()),
+    },
+    FaultColumn { name: "message", kind: Kind::Text, value: |f| Param::Text(f.message.clone()) },
+    FaultColumn { name: "cause", kind: Kind::Text, value: |f| Param::Text(f.cause.clone()) },
+    FaultColumn { name: "created_at", kind: Kind::Integer, value: |f| Param::Int(f.created_at) },
+    FaultColumn { name: "resolved_at", kind: Kind::OptionalInteger, value: |f| Param::OptInt(f.resolved_at) },
+    FaultColumn {
+        name: "resource_ancestry_path",
+        kind: Kind::Text,
+        value: |f| Param::Text(f.resource_ancestry_path.clone()),
+    },
+    FaultColumn { name: "site_id", kind: Kind::OptionalText, value: |f| Param::OptText(f.site_id.clone()) },
+    FaultColumn { name: "ttl", kind: Kind::Integer, value: |f| Param::Int(f.ttl) },
+];
+
+/// The place of the column `name` in [`FAULT_COLUMNS`]; a name that is not there fails the
+/// build where this is used in a constant.
+pub(crate) const fn fault_column(name: &str) -> usize {
+    let mut i = 0;
+    while i < FAULT_COLUMNS.len() {
+        let candidate = FAULT_COLUMNS[i].name.as_bytes();
+        let wanted = name.as_bytes();
+        if candidate.len() == wanted.len() {
+            let mut j = 0;
+            while j < wanted.len() && candidate[j] == wanted[j] {
+                j += 1;
+            }
+            if j == wanted.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("no such fault column")
+}
+
+/// The columns of [`FAULT_COLUMNS`], comma-separated, each prefixed with `alias` (`"f."`, or
+/// `""` for an insert's column list).
+pub(crate) fn fault_column_list(alias: &str) -> String {
+    let names: Vec<String> = FAULT_COLUMNS.iter().map(|c| format!("{alias}{}", c.name)).collect();
+    names.join(", ")
+}
+
+/// A fault row in the order of [`FAULT_COLUMNS`] (sqlx decodes rows into tuples by position).
 pub(crate) type FaultRow = (
     String,
     String,
@@ -311,4 +389,42 @@ pub(crate) use customer_log_fn;
 pub(crate) fn logged_event(row: LogRow) -> crate::model::LoggedEvent {
     let (seq, customer_id, fault_id, kind, at, detail) = row;
     crate::model::LoggedEvent { seq, customer_id, fault_id, kind, at, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_column_is_found_by_name_and_listed_in_its_place() {
+        assert_eq!(fault_column("id"), 0);
+        assert_eq!(fault_column("resolved_at"), 10);
+        assert_eq!(fault_column("ttl"), FAULT_COLUMNS.len() - 1);
+        let listed = fault_column_list("f.");
+        assert!(
+            listed.starts_with("f.id, f.customer_id, ") && listed.ends_with(", f.site_id, f.ttl"),
+            "{listed}"
+        );
+        let fault = faultline_core::fault::Fault {
+            id: "flt_1".into(),
+            customer_id: "cus_1".into(),
+            resource_id: "tun_1".into(),
+            microservice_id: "ms".into(),
+            fault_type: "wantunnel".into(),
+            status: faultline_core::fault::FaultStatus::Unresolved,
+            severity: faultline_core::fault::Severity::High,
+            message: "down".into(),
+            cause: "".into(),
+            created_at: 5,
+            resolved_at: None,
+            resource_ancestry_path: "site_1/tun_1".into(),
+            site_id: Some("site_1".into()),
+            ttl: 9,
+            comments: Vec::new(),
+        };
+        let values: Vec<Param> = FAULT_COLUMNS.iter().map(|c| (c.value)(&fault)).collect();
+        assert_eq!(values[fault_column("type")], Param::Text("wantunnel".into()));
+        assert_eq!(values[fault_column("resolved_at")], Param::OptInt(None));
+        assert_eq!(values[fault_column("site_id")], Param::OptText(Some("site_1".into())));
+    }
 }

@@ -8,6 +8,8 @@ use faultline_core::filter::{FaultFilter, RECENT_WINDOW_MICROS};
 use faultline_core::scope::TokenScope;
 use faultline_core::time::Micros;
 
+use std::sync::LazyLock;
+
 use crate::Backend;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,11 +120,10 @@ macro_rules! bind_positional {
 }
 pub(crate) use bind_positional;
 
-/// The columns of a fault, in the order [`crate::rows::fault`] reads them.
-pub(crate) const FAULT_COLUMNS: &str = "f.id, f.customer_id, f.resource_id, f.microservice_id, f.type, f.status, \
-     f.severity, f.message, f.cause, f.created_at, f.resolved_at, f.resource_ancestry_path, f.site_id, f.ttl";
-const FAULT_COLUMN_NAMES: &str = "id, customer_id, resource_id, microservice_id, type, status, severity, message, \
-     cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl";
+/// The select list of a fault on alias `f`, in the order of [`crate::rows::FAULT_COLUMNS`].
+static FAULT_COLUMNS: LazyLock<String> = LazyLock::new(|| crate::rows::fault_column_list("f."));
+/// The columns of a fault, unqualified, in the same order (an insert's list, an outer select's).
+static FAULT_COLUMN_NAMES: LazyLock<String> = LazyLock::new(|| crate::rows::fault_column_list(""));
 
 /// A page of faults: the filter, the position after which to start, and how many rows.
 #[derive(Debug, Clone)]
@@ -190,10 +191,11 @@ fn escape_like(text: &str) -> String {
 /// `SELECT` of one fault of `customer_id`, its columns then `comments`: the backend's
 /// expression `comments` for its comments (on the fault's alias `f`), as in [`list_faults`].
 pub(crate) fn fault_select(customer_id: &str, fault_id: &str, comments: &str) -> Sql {
+    let fault_columns = FAULT_COLUMNS.as_str();
     let params = vec![Param::Text(fault_id.to_owned()), Param::Text(customer_id.to_owned())];
     Sql::new(
         format!(
-            "SELECT {FAULT_COLUMNS}, {comments} AS comments FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
+            "SELECT {fault_columns}, {comments} AS comments FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
         ),
         params,
     )
@@ -215,6 +217,8 @@ pub(crate) fn list_faults(
     backend: Backend,
     comments: &str,
 ) -> Sql {
+    let fault_columns = FAULT_COLUMNS.as_str();
+    let fault_column_names = FAULT_COLUMN_NAMES.as_str();
     let extra_column = format!(", {comments} AS comments");
     let mut sql = Sql::default();
     let customer = sql.text(customer_id);
@@ -263,7 +267,7 @@ pub(crate) fn list_faults(
     let branch = |from: &str, extra: &[String]| {
         let conditions: Vec<&str> = common.iter().chain(extra).map(String::as_str).collect();
         format!(
-            "SELECT {FAULT_COLUMNS}{extra_column} FROM {from} WHERE {} {order} LIMIT {limit}",
+            "SELECT {fault_columns}{extra_column} FROM {from} WHERE {} {order} LIMIT {limit}",
             conditions.join(" AND ")
         )
     };
@@ -287,12 +291,12 @@ pub(crate) fn list_faults(
         }
         if branches.is_empty() {
             // Asked for recent faults of no status: nothing.
-            format!("SELECT {FAULT_COLUMNS}{extra_column} FROM faults f WHERE 1 = 0")
+            format!("SELECT {fault_columns}{extra_column} FROM faults f WHERE 1 = 0")
         } else {
             let parts: Vec<String> =
                 branches.iter().enumerate().map(|(n, b)| format!("SELECT * FROM ({b}) AS b{n}")).collect();
             format!(
-                "SELECT {FAULT_COLUMN_NAMES}, comments FROM ({}) AS u ORDER BY created_at DESC, id DESC LIMIT {limit}",
+                "SELECT {fault_column_names}, comments FROM ({}) AS u ORDER BY created_at DESC, id DESC LIMIT {limit}",
                 parts.join(" UNION ALL ")
             )
         }
@@ -363,6 +367,7 @@ pub(crate) fn top_resource_counts(customer_id: &str, query: &TopQuery<'_>, backe
 /// range of `faults_by_resource (customer_id, resource_id, created_at DESC, id DESC)` each, in
 /// one statement. Rows come in no particular order.
 pub(crate) fn latest_faults_of(customer_id: &str, query: &TopQuery<'_>, resource_ids: &[String]) -> Sql {
+    let fault_columns = FAULT_COLUMNS.as_str();
     let mut sql = Sql::default();
     let conditions = top_window(&mut sql, customer_id, query).join(" AND ");
     let sample = sql.int(i64::from(query.sample));
@@ -372,13 +377,13 @@ pub(crate) fn latest_faults_of(customer_id: &str, query: &TopQuery<'_>, resource
         .map(|(n, resource_id)| {
             let resource = sql.text(resource_id);
             format!(
-                "SELECT * FROM (SELECT {FAULT_COLUMNS} FROM faults f WHERE {conditions} AND f.resource_id = {resource} \
+                "SELECT * FROM (SELECT {fault_columns} FROM faults f WHERE {conditions} AND f.resource_id = {resource} \
                  ORDER BY f.created_at DESC, f.id DESC LIMIT {sample}) AS b{n}"
             )
         })
         .collect();
     sql.text = if branches.is_empty() {
-        format!("SELECT {FAULT_COLUMNS} FROM faults f WHERE 1 = 0")
+        format!("SELECT {fault_columns} FROM faults f WHERE 1 = 0")
     } else {
         branches.join(" UNION ALL ")
     };
@@ -502,6 +507,7 @@ pub(crate) fn open_key(fault: &Fault) -> String {
 /// and a conflicting row is skipped (`ON CONFLICT DO NOTHING`), so an insert of one fault
 /// affects no row when another open fault holds the key.
 pub(crate) fn insert_fault_rows(faults: &[Fault], open_key: bool) -> Vec<Sql> {
+    let fault_column_names = FAULT_COLUMN_NAMES.as_str();
     // Small statements: SQLite finds each `$N` by a linear scan of the statement's parameter
     // names, so a statement with P parameters costs O(P²) to bind (measured: 1,000-row
     // statements spent 85% of the demo's time there).
@@ -512,22 +518,8 @@ pub(crate) fn insert_fault_rows(faults: &[Fault], open_key: bool) -> Vec<Sql> {
         let rows: Vec<String> = chunk
             .iter()
             .map(|f| {
-                let mut values = vec![
-                    sql.text(&f.id),
-                    sql.text(&f.customer_id),
-                    sql.text(&f.resource_id),
-                    sql.text(&f.microservice_id),
-                    sql.text(&f.fault_type),
-                    sql.text(f.status.as_str()),
-                    sql.text(f.severity.as_str()),
-                    sql.text(&f.message),
-                    sql.text(&f.cause),
-                    sql.int(f.created_at),
-                    sql.bind(Param::OptInt(f.resolved_at)),
-                    sql.text(&f.resource_ancestry_path),
-                    sql.bind(Param::OptText(f.site_id.clone())),
-                    sql.int(f.ttl),
-                ];
+                let mut values: Vec<String> =
+                    crate::rows::FAULT_COLUMNS.iter().map(|column| sql.bind((column.value)(f))).collect();
                 if open_key {
                     // Only an open fault holds its key.
                     let key = (f.status == FaultStatus::Unresolved).then(|| self::open_key(f));
@@ -538,12 +530,12 @@ pub(crate) fn insert_fault_rows(faults: &[Fault], open_key: bool) -> Vec<Sql> {
             .collect();
         sql.text = if open_key {
             format!(
-                "INSERT INTO faults ({FAULT_COLUMN_NAMES}, open_key) VALUES {} \
+                "INSERT INTO faults ({fault_column_names}, open_key) VALUES {} \
                  ON CONFLICT (customer_id, open_key) WHERE open_key IS NOT NULL DO NOTHING",
                 rows.join(", ")
             )
         } else {
-            format!("INSERT INTO faults ({FAULT_COLUMN_NAMES}) VALUES {}", rows.join(", "))
+            format!("INSERT INTO faults ({fault_column_names}) VALUES {}", rows.join(", "))
         };
         statements.push(sql);
     }

@@ -19,7 +19,8 @@ use crate::analytics_index::{CustomerIndex, IndexRow};
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Param, Sql, bind_positional};
 
-use super::packed::{self, Field, Fields};
+use super::packed::{self, Fields};
+use crate::rows::Kind;
 
 /// Log entries read per statement while catching up.
 const LOG_PAGE: i64 = 10_000;
@@ -200,19 +201,19 @@ async fn read_index(reader: &SqlitePool, customer_id: &str) -> StoreResult<Custo
 }
 
 /// The columns of [`IndexRow`], in the order of its fields and of [`unpack`].
-const INDEX_FIELDS: [(&str, Field); 12] = [
-    ("id", Field::Text),
-    ("created_at", Field::Integer),
-    ("resolved_at", Field::OptionalInteger),
-    ("status", Field::Text),
-    ("severity", Field::Text),
-    ("type", Field::Text),
-    ("resource_id", Field::Text),
-    ("site_id", Field::OptionalText),
-    ("microservice_id", Field::Text),
-    ("resource_ancestry_path", Field::Text),
-    ("message", Field::Text),
-    ("cause", Field::Text),
+const INDEX_FIELDS: [(&str, Kind); 12] = [
+    ("id", Kind::Text),
+    ("created_at", Kind::Integer),
+    ("resolved_at", Kind::OptionalInteger),
+    ("status", Kind::Text),
+    ("severity", Kind::Text),
+    ("type", Kind::Text),
+    ("resource_id", Kind::Text),
+    ("site_id", Kind::OptionalText),
+    ("microservice_id", Kind::Text),
+    ("resource_ancestry_path", Kind::Text),
+    ("message", Kind::Text),
+    ("cause", Kind::Text),
 ];
 
 /// The [`INDEX_FIELDS`] of the faults `select` reads (a statement over `faults`), packed: their

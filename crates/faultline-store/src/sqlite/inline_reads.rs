@@ -133,28 +133,30 @@ fn each_fault(conn: &Connection, select: &Sql, mut give: impl FnMut(&FaultRef<'_
     fn int(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<i64> {
         row.get_ref(column)?.as_i64().map_err(corrupt)
     }
+    use crate::rows::{FAULT_COLUMNS, fault_column as at};
+    const COMMENTS: usize = FAULT_COLUMNS.len();
     let mut prepared = prepare(conn, select)?;
     let mut rows = prepared.raw_query();
     while let Some(row) = rows.next()? {
-        let comments = match row.get_ref(14)?.as_str_or_null().map_err(corrupt)? {
+        let comments = match row.get_ref(COMMENTS)?.as_str_or_null().map_err(corrupt)? {
             None => Vec::new(),
             Some(packed) => super::packed::read_comments(packed).ok_or(rusqlite::Error::InvalidQuery)?,
         };
         give(&FaultRef {
-            id: text(row, 0)?,
-            customer_id: text(row, 1)?,
-            resource_id: text(row, 2)?,
-            microservice_id: text(row, 3)?,
-            fault_type: text(row, 4)?,
-            status: text(row, 5)?.parse().map_err(corrupt)?,
-            severity: text(row, 6)?.parse().map_err(corrupt)?,
-            message: text(row, 7)?,
-            cause: text(row, 8)?,
-            created_at: int(row, 9)?,
-            resolved_at: row.get_ref(10)?.as_i64_or_null().map_err(corrupt)?,
-            resource_ancestry_path: text(row, 11)?,
-            site_id: row.get_ref(12)?.as_str_or_null().map_err(corrupt)?,
-            ttl: int(row, 13)?,
+            id: text(row, const { at("id") })?,
+            customer_id: text(row, const { at("customer_id") })?,
+            resource_id: text(row, const { at("resource_id") })?,
+            microservice_id: text(row, const { at("microservice_id") })?,
+            fault_type: text(row, const { at("type") })?,
+            status: text(row, const { at("status") })?.parse().map_err(corrupt)?,
+            severity: text(row, const { at("severity") })?.parse().map_err(corrupt)?,
+            message: text(row, const { at("message") })?,
+            cause: text(row, const { at("cause") })?,
+            created_at: int(row, const { at("created_at") })?,
+            resolved_at: row.get_ref(const { at("resolved_at") })?.as_i64_or_null().map_err(corrupt)?,
+            resource_ancestry_path: text(row, const { at("resource_ancestry_path") })?,
+            site_id: row.get_ref(const { at("site_id") })?.as_str_or_null().map_err(corrupt)?,
+            ttl: int(row, const { at("ttl") })?,
             comments: &comments,
         });
     }

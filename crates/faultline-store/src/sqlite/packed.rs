@@ -11,26 +11,17 @@
 use faultline_core::fault::{Comment, Fault};
 
 use crate::error::{StoreError, StoreResult};
-use crate::rows::FaultRow;
-
-/// How a column is packed.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Field {
-    Text,
-    OptionalText,
-    Integer,
-    OptionalInteger,
-}
+use crate::rows::{FAULT_COLUMNS, FaultRow, Kind};
 
 /// The SQL expression that packs `columns` of one row, in order.
-pub(super) fn expression(columns: &[(&str, Field)]) -> String {
+pub(super) fn expression(columns: &[(&str, Kind)]) -> String {
     let parts: Vec<String> = columns
         .iter()
-        .map(|&(c, field)| match field {
-            Field::Text => format!("octet_length({c}) || ':' || {c}"),
-            Field::OptionalText => format!("COALESCE(octet_length({c}) || ':' || {c}, '-')"),
-            Field::Integer => format!("{c} || ','"),
-            Field::OptionalInteger => format!("COALESCE({c}, '') || ','"),
+        .map(|&(c, kind)| match kind {
+            Kind::Text => format!("octet_length({c}) || ':' || {c}"),
+            Kind::OptionalText => format!("COALESCE(octet_length({c}) || ':' || {c}, '-')"),
+            Kind::Integer => format!("{c} || ','"),
+            Kind::OptionalInteger => format!("COALESCE({c}, '') || ','"),
         })
         .collect();
     parts.join(" || ")
@@ -38,34 +29,16 @@ pub(super) fn expression(columns: &[(&str, Field)]) -> String {
 
 /// The result columns `COUNT(*), group_concat(…)`: over rows whose columns are named as in
 /// `columns`, the row count and the packed rows, in no set order.
-pub(super) fn page_columns(columns: &[(&str, Field)]) -> String {
+pub(super) fn page_columns(columns: &[(&str, Kind)]) -> String {
     format!("COUNT(*), group_concat({}, '')", expression(columns))
 }
 
-/// The packed fields of a fault, in the order of [`crate::rows::FaultRow`].
-const FAULT_FIELDS: [(&str, Field); 14] = [
-    ("id", Field::Text),
-    ("customer_id", Field::Text),
-    ("resource_id", Field::Text),
-    ("microservice_id", Field::Text),
-    ("type", Field::Text),
-    ("status", Field::Text),
-    ("severity", Field::Text),
-    ("message", Field::Text),
-    ("cause", Field::Text),
-    ("created_at", Field::Integer),
-    ("resolved_at", Field::OptionalInteger),
-    ("resource_ancestry_path", Field::Text),
-    ("site_id", Field::OptionalText),
-    ("ttl", Field::Integer),
-];
-
 /// The packed fields of a comment (on alias `c`), in the order of [`faultline_core::fault::Comment`].
-const COMMENT_FIELDS: [(&str, Field); 4] = [
-    ("c.id", Field::Text),
-    ("c.user_id", Field::Text),
-    ("c.comment", Field::Text),
-    ("c.created_at", Field::Integer),
+const COMMENT_FIELDS: [(&str, Kind); 4] = [
+    ("c.id", Kind::Text),
+    ("c.user_id", Kind::Text),
+    ("c.comment", Kind::Text),
+    ("c.created_at", Kind::Integer),
 ];
 
 /// The faults `select` reads (a statement whose result columns are named as the `faults`
@@ -75,7 +48,7 @@ const COMMENT_FIELDS: [(&str, Field); 4] = [
 pub(super) fn fault_page(select: &str) -> String {
     format!(
         "SELECT COUNT(*), group_concat({} || COALESCE(packed.comments, '0,'), '') FROM ({select}) AS packed",
-        expression(&FAULT_FIELDS)
+        expression(&FAULT_COLUMNS.map(|column| (column.name, column.kind)))
     )
 }
 
@@ -124,7 +97,7 @@ pub(super) fn faults(count: i64, packed: &str) -> StoreResult<Vec<Fault>> {
     if fields.is_empty() { Ok(faults) } else { Err(corrupt()) }
 }
 
-/// The next packed [`FAULT_FIELDS`] as the row [`crate::rows::fault`] reads.
+/// The next packed fault (its [`FAULT_COLUMNS`]) as the row [`crate::rows::fault`] reads.
 fn fault_row(f: &mut Fields<'_>) -> Option<FaultRow> {
     let text = |f: &mut Fields<'_>| f.text().map(str::to_owned);
     Some((
