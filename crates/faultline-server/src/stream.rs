@@ -4,8 +4,8 @@
 //! it in sequence order and publishes each entry once to every local subscriber. While this
 //! process has a subscriber, it wakes when this process writes (a nudge from the write
 //! middleware) and when any replica commits to the log (PostgreSQL `LISTEN`); with or without
-//! one, at least every second. (A read of the log after every write cost `POST /fault` about
-//! 10% of its throughput on SQLite, for nobody.) A new subscriber waits for a read begun
+//! one, at least every second. (Without a subscriber, a read of the log after every write would
+//! add a statement to every `POST /fault`, for nobody.) A new subscriber waits for a read begun
 //! after it arrived before it joins, so a stream still starts after the writes before it. A client that
 //! reconnects with `Last-Event-ID` is first served the entries it missed from the log, then
 //! joins the live feed, so nothing is lost or repeated.

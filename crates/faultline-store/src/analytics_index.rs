@@ -1,7 +1,7 @@
 //! The analytics index: a customer's faults held in memory as columns of the fields that
 //! analytics filter, count and group by, so that `GET /fault/analytics`, `GET /fault/sla` and
-//! `GET /fault/top_faults` read a million faults in milliseconds instead of scanning the
-//! `faults` table for each figure.
+//! `GET /fault/top_faults` read columns in memory instead of scanning the `faults` table for
+//! each figure.
 //!
 //! It answers exactly what the SQL of [`crate::analytics`] and [`crate::sql::top_resource_counts`]
 //! answers on SQLite, for every filter of `GET /fault` (free text as SQLite's `lower()` and
@@ -11,15 +11,15 @@
 //! ([`CustomerIndex::apply`]). The conformance suite checks every answer against the SQL on
 //! random histories.
 //!
-//! Memory: about 53 bytes a fault in columns plus its id in a hash map (about 60 bytes), so
-//! roughly 110 MB per million faults, and each distinct string (types, resources, sites,
-//! services, ancestry paths, messages, causes) once.
+//! Memory: a fixed-width entry per fault in each column plus its id in a hash map, and each
+//! distinct string (types, resources, sites, services, ancestry paths, messages, causes) once,
+//! however many faults share it.
 
 use std::collections::HashMap as StdHashMap;
 use std::sync::Arc;
 
 /// Hash maps keyed by the index's strings: foldhash (seeded per map) hashes short strings
-/// several times faster than the standard library's SipHash, which took 10% of a load.
+/// faster than the standard library's SipHash, and a load hashes several strings of every fault.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::quality::RandomState>;
 
 use faultline_core::fault::{FaultStatus, Severity};

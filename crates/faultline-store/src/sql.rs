@@ -37,7 +37,7 @@ impl Sql {
     /// The statement with anonymous `?` placeholders, in the order they appear, and for each
     /// the index of its parameter (a `$N` used twice appears twice). SQLite binds these in
     /// constant time, where it finds each `$N` by a linear scan of the statement's names: a
-    /// statement of P parameters took O(P²), 9% of the SQLite writer's time under ingest.
+    /// statement of P named parameters costs O(P²) to bind, and a multi-row insert has hundreds.
     pub fn positional(&self) -> &(String, Vec<usize>) {
         self.positional.get_or_init(|| {
             let (text, bytes) = (&self.text, self.text.as_bytes());
@@ -206,8 +206,7 @@ pub(crate) fn fault_select(customer_id: &str, fault_id: &str, comments: &str) ->
 /// One site drives the query from the `fault_ancestors` index; `recent` is the union of the
 /// unresolved faults and the last day's resolved ones, each read from its own range of
 /// `faults_by_status`. SQLite is told so (`INDEXED BY`): left alone, with a `type` filter it
-/// read the type's whole history through `faults_by_type` (160-190 ms on 300,000 faults,
-/// against 12-15 ms).
+/// read the type's whole history through `faults_by_type` instead of those two short ranges.
 ///
 /// After the fault's columns comes one more, `comments`: the backend's expression `comments`
 /// for the fault's comments (on the fault's alias `f`), so a page is one statement.
@@ -508,9 +507,10 @@ pub(crate) fn open_key(fault: &Fault) -> String {
 /// affects no row when another open fault holds the key.
 pub(crate) fn insert_fault_rows(faults: &[Fault], open_key: bool) -> Vec<Sql> {
     let fault_column_names = FAULT_COLUMN_NAMES.as_str();
-    // Small statements: SQLite finds each `$N` by a linear scan of the statement's parameter
-    // names, so a statement with P parameters costs O(P²) to bind (measured: 1,000-row
-    // statements spent 85% of the demo's time there).
+    // Small statements: the size dates from when SQLite bound each `$N` by name, found by a
+    // linear scan of the statement's parameter names, so a statement with P parameters cost
+    // O(P²) to bind. SQLite's statements are now bound by position ([`Sql::positional`]), which
+    // removes that cost; the size has not been chosen again since.
     const FAULTS_PER_STATEMENT: usize = 25;
     let mut statements = Vec::new();
     for chunk in faults.chunks(FAULTS_PER_STATEMENT) {
@@ -593,8 +593,8 @@ pub(crate) fn insert_ancestors(faults: &[Fault], backend: Backend) -> Vec<Sql> {
 }
 
 /// `DELETE` of a removed fault's ancestry elements. They are found by their key: the table
-/// has no index by fault and no foreign key (each cost the ingest a B-tree insert or lookup
-/// per element, about 8% of its time on SQLite), so whatever deletes a fault deletes them.
+/// has no index by fault and no foreign key (each would cost the ingest a B-tree insert or
+/// lookup per element it writes), so whatever deletes a fault deletes them.
 pub(crate) fn delete_ancestors(removed: &crate::rows::RemovedRow) -> Sql {
     let (fault_id, customer_id, resource_id, _, _, path, created_at) = removed;
     let mut sql = Sql::default();

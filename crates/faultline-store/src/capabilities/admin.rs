@@ -22,9 +22,9 @@ pub trait Admin: Send + Sync {
     async fn close(&self);
 
     /// Bring the query planner's statistics up to date after a bulk load (`faultline demo`).
-    /// PostgreSQL otherwise plans with none until autovacuum analyses the new rows: on a
-    /// freshly loaded 1,000,000 faults it sorted a whole site (76 ms) to answer one page of
-    /// `site=…&severity=…` (0.4 ms once analysed). SQLite's plans need no statistics.
+    /// PostgreSQL otherwise plans with none until autovacuum analyses the new rows: on freshly
+    /// loaded faults it sorted a whole site to answer one page of `site=…&severity=…`. SQLite's
+    /// plans need no statistics.
     async fn analyze(&self) -> StoreResult<()> {
         Ok(())
     }

@@ -1,9 +1,9 @@
 //! Loading a long run of new faults (`faultline demo`) into SQLite.
 //!
-//! Through the store's usual writer, a million faults took 87 s on the benchmark machine: each
-//! statement was a round trip to sqlx's connection thread, each 10,000-fault transaction wrote
-//! the pages it touched to the write-ahead log again (10 GB written for a 2.2 GB database), and
-//! every row went into faults' ten indexes one B-tree search at a time.
+//! Through the store's usual writer, a long load was slow three ways: each statement was a round
+//! trip to sqlx's connection thread, each 10,000-fault transaction wrote the pages it touched to
+//! the write-ahead log again (so the log carried the database several times over), and every row
+//! went into faults' ten indexes one B-tree search at a time.
 //!
 //! Here the same statements ([`sql::insert_faults`]) run on one connection of this module's
 //! own (`rusqlite`, on the same SQLite library), on a blocking thread, in **one** transaction:
@@ -13,7 +13,7 @@
 //! - when the `faults` table is empty at the start, its secondary indexes are dropped inside
 //!   that transaction and created again from their own SQL (read from `sqlite_schema`, so a
 //!   later migration's index is included) once the rows are in: building an index from the
-//!   finished table sorts it once instead of searching it a million times. Readers never see
+//!   finished table sorts it once instead of searching it once per row. Readers never see
 //!   the table without them: the drop is not committed until they are back.
 //!
 //! The transaction holds SQLite's write lock for the whole load: other writers wait (up to the

@@ -30,9 +30,9 @@ const MAX_BACKGROUND_PASSES: usize = 4;
 ///
 /// SQLite starts the log again from its beginning only when a write transaction begins while
 /// every frame is copied. A busy writer begins its next transaction while a background pass
-/// still runs, so without step 2 the log grows without bound: measured under event ingest,
-/// 1.5 GB in 12 s, with 28% of the writer's time spent by the kernel allocating and zeroing
-/// the file's new blocks. Ends when the store is closed.
+/// still runs, so without step 2 the log grows without bound under steady ingest, and the
+/// writes that extend it wait for the kernel to allocate and zero the file's new blocks. Ends
+/// when the store is closed.
 pub(super) async fn checkpoint_in_background(checkpointer: SqlitePool, writer: SqlitePool) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

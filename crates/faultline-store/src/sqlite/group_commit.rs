@@ -53,8 +53,8 @@ pub(super) fn group_statements<'g>(group: &'g [InsertJob], built: &'g mut Vec<Sq
 /// arrived while the previous group was committing, acknowledged after the commit. If any
 /// insert of a group fails, the group is rolled back and each insert is retried in its own
 /// transaction, so a failing insert fails alone. (Savepoints per insert would do the same in
-/// one pass, but SQLite then walks every dirty page at each statement: measured 43% of a bulk
-/// load.)
+/// one pass, but SQLite then walks every dirty page at each statement, a cost that grows with
+/// the transaction.)
 pub(super) async fn group_committer(writer: SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<InsertJob>) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];

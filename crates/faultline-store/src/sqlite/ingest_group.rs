@@ -2,10 +2,9 @@
 //!
 //! SQLite writes every page a transaction dirtied to the write-ahead log at its commit, and the
 //! pages a batch dirties are largely the same ones the next batch dirties (the newest end of
-//! the indexes by time, the event log's tail). Measured with `bench/events.sh`'s mix on a
-//! 100,000-fault database, one batch per transaction wrote 23.5 KB per event in batches of
-//! 500 and 14.5 KB in batches of 1,000; so batches waiting for the writer join the
-//! transaction of the batch before them, up to [`MAX_GROUP_EVENTS`] events.
+//! the indexes by time, the event log's tail), so the more events a transaction holds, the less
+//! is written to the log for each: batches waiting for the writer join the transaction of the
+//! batch before them, up to [`MAX_GROUP_EVENTS`] events.
 //!
 //! - A batch runs inside a savepoint of the shared transaction: a batch that fails, or is an
 //!   `Idempotency-Key` replay, is rolled back alone.

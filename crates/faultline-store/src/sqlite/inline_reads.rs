@@ -1,11 +1,10 @@
 //! Short reads on the caller's thread.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and hands every statement to it and
-//! its answer back: two thread switches per statement, which cost far more than reading a fault
-//! (two thirds of the server's time under a load of `GET /fault/{id}` went to switching
-//! threads, 1.5% to SQLite itself). The reads that answer the hot paths (one fault, a page of
-//! a list) take tens of microseconds, so they run here, through connections of this module's
-//! own (`rusqlite`, on the same SQLite library), on the thread that asks.
+//! its answer back: two thread switches per statement, which cost far more than SQLite takes to
+//! read a fault. The reads that answer the hot paths (one fault, a page of a list) are short, so
+//! they run here, through connections of this module's own (`rusqlite`, on the same SQLite
+//! library), on the thread that asks.
 //!
 //! A read that turns out long must not hold that thread (an async worker) up: each read has a
 //! budget of [`BUDGET`], checked by SQLite's progress handler; past it the read is interrupted

@@ -117,9 +117,9 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-65536")
             .pragma("mmap_size", MMAP_SIZE.to_string());
-        // The writer does not checkpoint after its commits (that took 17% of the writer's time
-        // under event ingest); a connection of its own does, in the background, and the writer
-        // only finishes what that one could not (`checkpoint_in_background`).
+        // The writer does not checkpoint after its commits (the copy would run on the writer's
+        // time, between its transactions); a connection of its own does, in the background, and
+        // the writer only finishes what that one could not (`checkpoint_in_background`).
         // No `test_before_acquire`: an embedded database's connection cannot be lost, and the
         // ping sqlx sends on every acquire is a round trip to the connection's thread, as long
         // as the query itself. (sqlx still pings when a connection goes back to the pool, to
@@ -405,8 +405,8 @@ async fn read_packed_faults<'c>(
     packed::faults(count, text.as_deref().unwrap_or(""))
 }
 
-/// `work` on a thread of tokio's blocking pool (a pass over a million faults takes
-/// milliseconds: not on the async workers); its panic goes on in the caller.
+/// `work` on a thread of tokio's blocking pool (a pass over every fault of a customer is too
+/// long for the async workers); its panic goes on in the caller.
 async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }

@@ -1,12 +1,11 @@
 //! Packed rows: many rows read from SQLite as one string.
 //!
-//! sqlx's SQLite driver costs about 10 µs a row whatever the row holds (each row crosses from
-//! the driver's thread to the caller's, with an allocation per column), which capped exports at
-//! about 100,000 rows a second and took 11 s to read a million faults into the analytics index.
-//! Concatenated by SQLite (`group_concat`) into one value per statement, the same rows cost a
-//! fraction of that. Each field is self-delimiting, so any text survives: a text is its length
-//! in bytes, `:` and its bytes (`-` for null); an integer is its decimal digits and `,`
-//! (just `,` for null).
+//! sqlx's SQLite driver has a cost per row whatever the row holds: each row crosses from the
+//! driver's thread to the caller's, with an allocation per column, and that, not SQLite, set the
+//! pace of exports and of loading the analytics index. Concatenated by SQLite (`group_concat`)
+//! into one value per statement, the rows cross once, as one string. Each field is
+//! self-delimiting, so any text survives: a text is its length in bytes, `:` and its bytes (`-`
+//! for null); an integer is its decimal digits and `,` (just `,` for null).
 
 use faultline_core::fault::{Comment, Fault};
 
@@ -54,8 +53,8 @@ pub(super) fn fault_page(select: &str) -> String {
 
 /// A result column of the fault on alias `f`: its comments packed (their number, then each
 /// comment's fields), or NULL when it has none. `faults.comment_count` says which, so the
-/// faults without comments, nearly all, cost no lookup (a lookup each took 40% of a page's
-/// query).
+/// faults without comments, nearly all, cost no lookup in `comments` (otherwise a subquery for
+/// every fault of the page).
 pub(super) fn comments_column() -> String {
     format!(
         "CASE WHEN f.comment_count > 0 THEN (SELECT COUNT(*) || ',' || group_concat({}, '') \
