@@ -57,11 +57,26 @@ pub(crate) fn upsert_sites(customer_id: &str, beats: &[Heartbeat], at: Micros) -
     sql
 }
 
+/// On PostgreSQL, the planner settings of a detector transaction, for its reads of `sites` (set
+/// for the transaction, so they end with it). A sweep runs when many sites fell silent at once,
+/// which the table's statistics, gathered while they were healthy (or never, on a new
+/// deployment), cannot show: planned from them, a batch's [`silent_sites`] read every silent site
+/// through a bitmap scan and sorted them all to keep 500, and [`mark_offline`] read all of the
+/// customer's sites (or the whole table) to update 500, so each batch cost as much as the sites
+/// still to handle, or as the fleet, and a sweep grew with their square. Without sorts and sequential scans to choose from, the first reads the `sites_due`
+/// index in its order from the cursor and stops at the batch's last row, and the second finds
+/// its rows by address. The ingest's statements in the same transaction read by index either
+/// way.
+pub(crate) const SWEEP_PLANNER_SETTINGS: &str =
+    "SELECT set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true)";
+
 /// Up to `limit` healthy sites silent since the policy's cutoff, longest silent first, after
 /// `after`: a range of the `sites_due` index, which starts where the previous batch ended
 /// (PostgreSQL keeps the entries of rows just marked offline until vacuum, and reading them
-/// again from the start made a sweep of 100,000 silent sites quadratic).
+/// again from the start made a sweep of 100,000 silent sites quadratic). Each row ends with the
+/// row's address for [`mark_offline`] (NULL on SQLite, which finds the rows by key).
 pub(crate) fn silent_sites(
+    backend: crate::Backend,
     policy: &OfflinePolicy,
     now: Micros,
     limit: u32,
@@ -80,25 +95,69 @@ pub(crate) fn silent_sites(
         ),
     };
     let limit = sql.int(i64::from(limit));
+    let address = row_address(backend);
     sql.text = format!(
-        "SELECT customer_id, site_id, name, last_heartbeat FROM sites \
+        "SELECT customer_id, site_id, name, last_heartbeat, {address} FROM sites \
          WHERE offline_since IS NULL AND last_heartbeat <= {cutoff}{after} \
          ORDER BY last_heartbeat, customer_id, site_id LIMIT {limit}{lock}"
     );
     sql
 }
 
-/// Mark the customer's `sites` offline since their first missed heartbeat.
-pub(crate) fn mark_offline(customer_id: &str, sites: &[&str], policy: &OfflinePolicy) -> Sql {
-    let mut sql = Sql::default();
-    let (customer, interval) = (sql.text(customer_id), sql.int(policy.interval));
-    let ids: Vec<String> = sites.iter().map(|s| sql.text(s)).collect();
-    sql.text = format!(
-        "UPDATE sites SET offline_since = last_heartbeat + {interval} \
-         WHERE customer_id = {customer} AND offline_since IS NULL AND site_id IN ({})",
-        ids.join(", ")
-    );
-    sql
+/// The address of a `sites` row, as text: PostgreSQL's `ctid` (stable while this transaction
+/// holds the row's lock); none on SQLite.
+fn row_address(backend: crate::Backend) -> &'static str {
+    match backend {
+        crate::Backend::Sqlite => "NULL",
+        crate::Backend::Postgres => "ctid::text",
+    }
+}
+
+/// A silent site as [`silent_sites`] reads it: customer, site, name, last heartbeat, address.
+pub(crate) type SilentRow = (String, String, Option<String>, i64, Option<String>);
+
+/// Mark the batch's silent `sites` offline since their first missed heartbeat. They are locked
+/// by this transaction since [`silent_sites`] read them healthy, so nothing else changed them.
+/// PostgreSQL updates them by address, in one statement: any condition on the key could be
+/// planned as a scan of the customer's sites, or of the whole `sites_due` index (see
+/// [`SWEEP_PLANNER_SETTINGS`]). SQLite updates each customer's by key.
+pub(crate) fn mark_offline(backend: crate::Backend, policy: &OfflinePolicy, sites: &[SilentRow]) -> Vec<Sql> {
+    match backend {
+        crate::Backend::Postgres => {
+            let addresses: Vec<&str> = sites.iter().filter_map(|s| s.4.as_deref()).collect();
+            if addresses.is_empty() {
+                return Vec::new();
+            }
+            let mut sql = Sql::default();
+            let interval = sql.int(policy.interval);
+            let list: Vec<String> = addresses.iter().map(|a| format!("{}::tid", sql.text(a))).collect();
+            sql.text = format!(
+                "UPDATE sites SET offline_since = last_heartbeat + {interval} WHERE ctid IN ({})",
+                list.join(", ")
+            );
+            vec![sql]
+        }
+        crate::Backend::Sqlite => {
+            let mut by_customer: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+            for (customer_id, site_id, ..) in sites {
+                by_customer.entry(customer_id).or_default().push(site_id);
+            }
+            by_customer
+                .into_iter()
+                .map(|(customer_id, ids)| {
+                    let mut sql = Sql::default();
+                    let (customer, interval) = (sql.text(customer_id), sql.int(policy.interval));
+                    let ids: Vec<String> = ids.iter().map(|s| sql.text(s)).collect();
+                    sql.text = format!(
+                        "UPDATE sites SET offline_since = last_heartbeat + {interval} \
+                         WHERE customer_id = {customer} AND offline_since IS NULL AND site_id IN ({})",
+                        ids.join(", ")
+                    );
+                    sql
+                })
+                .collect()
+        }
+    }
 }
 
 /// `record_heartbeats_in` and `detect_offline_in` for the backend whose database type is
@@ -177,14 +236,17 @@ macro_rules! heartbeat_fns {
             after: Option<&faultline_core::heartbeat::SweepCursor>,
         ) -> $crate::StoreResult<(usize, Option<faultline_core::heartbeat::SweepCursor>)> {
             use $crate::heartbeat::{lock_clause, mark_offline, silent_sites};
-            let due = silent_sites(policy, now, limit, after, lock_clause($backend, true));
-            let rows: Vec<(String, String, Option<String>, i64)> =
+            let due = silent_sites($backend, policy, now, limit, after, lock_clause($backend, true));
+            let rows: Vec<$crate::heartbeat::SilentRow> =
                 query_rows(&due).persistent(CACHE_PLANS_OF_LOOKUPS).fetch_all(&mut *conn).await?;
+            for statement in mark_offline($backend, policy, &rows) {
+                execute(&statement).persistent(CACHE_PLANS_OF_LOOKUPS).execute(&mut *conn).await?;
+            }
             let mut by_customer: std::collections::BTreeMap<
                 &str,
                 Vec<faultline_core::heartbeat::SilentSite>,
             > = std::collections::BTreeMap::new();
-            for (customer_id, site_id, name, last_heartbeat) in &rows {
+            for (customer_id, site_id, name, last_heartbeat, _) in &rows {
                 by_customer.entry(customer_id).or_default().push(faultline_core::heartbeat::SilentSite {
                     customer_id: customer_id.clone(),
                     site_id: site_id.clone(),
@@ -193,16 +255,11 @@ macro_rules! heartbeat_fns {
                 });
             }
             for (customer_id, sites) in by_customer {
-                let ids: Vec<&str> = sites.iter().map(|s| s.site_id.as_str()).collect();
-                execute(&mark_offline(customer_id, &ids, policy))
-                    .persistent(CACHE_PLANS_OF_LOOKUPS)
-                    .execute(&mut *conn)
-                    .await?;
                 let outages: Vec<faultline_core::ingest::IngestEvent> =
                     sites.iter().map(|s| s.outage(policy, now, retention_seconds)).collect();
                 apply_unkeyed_in(&mut *conn, customer_id, &outages, retention_seconds, "detector").await?;
             }
-            let last = rows.last().map(|(customer_id, site_id, _, last_heartbeat)| {
+            let last = rows.last().map(|(customer_id, site_id, _, last_heartbeat, _)| {
                 faultline_core::heartbeat::SweepCursor {
                     last_heartbeat: *last_heartbeat,
                     customer_id: customer_id.clone(),
@@ -222,13 +279,15 @@ mod tests {
     #[test]
     fn the_detector_locks_only_on_postgres_and_skips_sites_being_written() {
         let policy = OfflinePolicy { interval: 30_000_000, misses: 10 };
-        let pg = silent_sites(&policy, 1_000_000_000, 500, None, lock_clause(crate::Backend::Postgres, true));
+        let (pg_backend, lite_backend) = (crate::Backend::Postgres, crate::Backend::Sqlite);
+        let pg = silent_sites(pg_backend, &policy, 1_000_000_000, 500, None, lock_clause(pg_backend, true));
         assert!(pg.text.ends_with("LIMIT $2 FOR UPDATE SKIP LOCKED"), "{}", pg.text);
         assert_eq!(pg.params, vec![Param::Int(700_000_000), Param::Int(500)]);
-        let lite = silent_sites(&policy, 1_000_000_000, 500, None, lock_clause(crate::Backend::Sqlite, true));
+        let lite =
+            silent_sites(lite_backend, &policy, 1_000_000_000, 500, None, lock_clause(lite_backend, true));
         assert!(lite.text.ends_with("LIMIT $2"), "{}", lite.text);
         let cursor = SweepCursor { last_heartbeat: 5, customer_id: "cus_1".into(), site_id: "s".into() };
-        let next = silent_sites(&policy, 1_000_000_000, 500, Some(&cursor), "");
+        let next = silent_sites(lite_backend, &policy, 1_000_000_000, 500, Some(&cursor), "");
         assert!(
             next.text.contains("AND (last_heartbeat, customer_id, site_id) > ($2, $3, $4)"),
             "{}",
@@ -239,6 +298,115 @@ mod tests {
             "{}",
             next.text
         );
+    }
+
+    #[test]
+    fn postgres_marks_a_batch_offline_by_address_and_sqlite_by_key() {
+        let policy = OfflinePolicy { interval: 30_000_000, misses: 10 };
+        let row = |customer: &str, site: &str, address: Option<&str>| -> SilentRow {
+            (customer.into(), site.into(), None, 5, address.map(Into::into))
+        };
+        let pg = mark_offline(
+            crate::Backend::Postgres,
+            &policy,
+            &[row("cus_1", "a", Some("(0,1)")), row("cus_2", "b", Some("(3,7)"))],
+        );
+        assert_eq!(pg.len(), 1, "one statement for every customer's sites");
+        assert_eq!(
+            pg[0].text,
+            "UPDATE sites SET offline_since = last_heartbeat + $1 WHERE ctid IN ($2::tid, $3::tid)"
+        );
+        assert_eq!(pg[0].params[1..], [Param::Text("(0,1)".into()), Param::Text("(3,7)".into())]);
+        let lite = mark_offline(
+            crate::Backend::Sqlite,
+            &policy,
+            &[row("cus_1", "a", None), row("cus_2", "b", None), row("cus_1", "c", None)],
+        );
+        assert_eq!(lite.len(), 2, "one statement per customer");
+        assert!(lite[0].text.ends_with("site_id IN ($3, $4)"), "{}", lite[0].text);
+        assert!(mark_offline(crate::Backend::Postgres, &policy, &[]).is_empty());
+    }
+
+    /// The plans PostgreSQL makes for a batch in the middle of a mass outage, on tables it has
+    /// no statistics for (a new deployment, or autovacuum not run yet): every statement of the
+    /// batch reads only what the batch needs, through an index, however many sites are silent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sweep_batch_reads_through_indexes_on_postgres() {
+        use sqlx::Connection;
+        let postgres = crate::Backend::Postgres;
+        let Some(db) = crate::testing::TestDb::new(postgres, "sweep_batch_plans").await else { return };
+        let customer = db.store.create_customer("Acme").await.unwrap().id;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sites (customer_id, site_id, name, first_seen, last_heartbeat) \
+             SELECT $1, 'site_' || lpad(i::text, 5, '0'), NULL, 0, 1000 + i FROM generate_series(1, 5000) i",
+        )
+        .bind(&customer)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let policy = OfflinePolicy { interval: 1_000_000, misses: 3 };
+        let now = 1_000_000_000;
+        let (handled, cursor) = db.store.detect_offline(&policy, now, 86_400, 500, None).await.unwrap();
+        assert_eq!(handled, 500, "the sweep's first batch");
+
+        // The second batch's statements, in a detector transaction.
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query(SWEEP_PLANNER_SETTINGS).execute(&mut *tx).await.unwrap();
+        async fn explain(conn: &mut sqlx::PgConnection, statement: &Sql) -> String {
+            let text = format!("EXPLAIN (COSTS OFF) {}", statement.text);
+            let lines: Vec<String> = crate::sql::bind_params!(sqlx::query_scalar(&text), statement)
+                .persistent(false)
+                .fetch_all(conn)
+                .await
+                .unwrap();
+            lines.join("\n")
+        }
+        let due = silent_sites(postgres, &policy, now, 500, cursor.as_ref(), lock_clause(postgres, true));
+        let plan = explain(&mut tx, &due).await;
+        assert!(plan.contains("Index Scan using sites_due on sites"), "{plan}");
+        for whole_range in ["Sort", "Bitmap", "Seq Scan"] {
+            assert!(!plan.contains(whole_range), "{plan}");
+        }
+        let rows: Vec<SilentRow> = crate::sql::bind_params!(sqlx::query_as(&due.text), due)
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 500);
+        let marks = mark_offline(postgres, &policy, &rows);
+        let plan = explain(&mut tx, &marks[0]).await;
+        assert!(
+            plan.contains("Tid Scan on sites") && !plan.contains("Index") && !plan.contains("Seq Scan"),
+            "{plan}"
+        );
+
+        // The outages' open-fault read: one index probe per site, among the first batch's outages.
+        let outages: Vec<faultline_core::ingest::IngestEvent> = rows
+            .iter()
+            .take(100)
+            .map(|(customer_id, site_id, name, last_heartbeat, _)| {
+                let site = faultline_core::heartbeat::SilentSite {
+                    customer_id: customer_id.clone(),
+                    site_id: site_id.clone(),
+                    name: name.clone(),
+                    last_heartbeat: *last_heartbeat,
+                };
+                site.outage(&policy, now, 86_400)
+            })
+            .collect();
+        let open = crate::ingest::open_faults_of(&customer, &outages, postgres);
+        let plan = explain(&mut tx, &open[0]).await;
+        assert!(plan.contains("Nested Loop"), "{plan}");
+        assert!(
+            plan.contains("Index Scan using faults_unresolved_by_resource on faults f")
+                && plan.contains("(resource_id = \"*VALUES*\".column1) AND (type = \"*VALUES*\".column2)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("Hash") && !plan.contains("Seq Scan"), "{plan}");
+        tx.rollback().await.unwrap();
+        conn.close().await.ok();
+        db.cleanup().await;
     }
 
     #[test]

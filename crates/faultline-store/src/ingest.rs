@@ -29,9 +29,9 @@ pub(crate) type OpenFaults = HashMap<(String, String), OpenFault>;
 /// Statements reading the unresolved faults of the batch's (resource, type) keys, as rows of
 /// `(resource_id, type, id, created_at)`. The keys are joined in as a `VALUES` list so that
 /// each is one probe of the index of unresolved faults by (customer, resource, type) on both
-/// backends: with `resource_id IN (…)` SQLite scanned the customer's unresolved faults, and
-/// `CROSS JOIN` is SQLite's way of fixing the loop order (the keys outside).
-pub(crate) fn open_faults_of(customer_id: &str, events: &[IngestEvent]) -> Vec<Sql> {
+/// backends (see [`probe_each_key`]): with `resource_id IN (…)` SQLite scanned the customer's
+/// unresolved faults.
+pub(crate) fn open_faults_of(customer_id: &str, events: &[IngestEvent], backend: Backend) -> Vec<Sql> {
     const KEYS_PER_STATEMENT: usize = 100;
     let mut keys: Vec<(&str, &str)> = events.iter().map(IngestEvent::key).collect();
     keys.sort_unstable();
@@ -42,15 +42,38 @@ pub(crate) fn open_faults_of(customer_id: &str, events: &[IngestEvent]) -> Vec<S
             let customer = sql.text(customer_id);
             let list: Vec<String> =
                 chunk.iter().map(|(r, t)| format!("({}, {})", sql.text(r), sql.text(t))).collect();
-            sql.text = format!(
-                "SELECT f.resource_id, f.type, f.id, f.created_at FROM (VALUES {}) AS k \
-                 CROSS JOIN faults f WHERE f.customer_id = {customer} AND f.resource_id = k.column1 \
-                 AND f.type = k.column2 AND f.status = 'unresolved'",
-                list.join(", ")
+            sql.text = probe_each_key(
+                backend,
+                &list.join(", "),
+                &format!(
+                    "f.customer_id = {customer} AND f.resource_id = k.column1 AND f.type = k.column2 \
+                     AND f.status = 'unresolved'"
+                ),
             );
             sql
         })
         .collect()
+}
+
+/// `SELECT resource_id, type, id, created_at` of the faults `f` matching `condition` for each
+/// key `k` of the `VALUES` list `keys`, the keys driving the loop. SQLite is told the loop's
+/// order by `CROSS JOIN`. PostgreSQL is given a `LATERAL` subquery that it cannot merge into a
+/// join (`OFFSET 0`), so it runs once per key: planned as a join, it would choose by the
+/// table's statistics, and with a customer's unresolved faults counted low (a new deployment,
+/// or a burst of outages since the last `ANALYZE`) it read all of them into a hash table for
+/// every statement, a cost that grew with the faults open (so a mass outage, whose every batch
+/// opens more of them, took time growing with the square of the sites).
+fn probe_each_key(backend: Backend, keys: &str, condition: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "SELECT f.resource_id, f.type, f.id, f.created_at FROM (VALUES {keys}) AS k \
+             CROSS JOIN faults f WHERE {condition}"
+        ),
+        Backend::Postgres => format!(
+            "SELECT k.column1, k.column2, f.id, f.created_at FROM (VALUES {keys}) AS k \
+             CROSS JOIN LATERAL (SELECT f.id, f.created_at FROM faults f WHERE {condition} OFFSET 0) AS f"
+        ),
+    }
 }
 
 /// Keep, per (resource, type), the newest of the unresolved faults read.
@@ -179,7 +202,7 @@ macro_rules! ingest_fns {
             events: &[faultline_core::ingest::IngestEvent],
         ) -> $crate::StoreResult<$crate::ingest::OpenFaults> {
             let mut open = $crate::ingest::OpenFaults::new();
-            for statement in $crate::ingest::open_faults_of(customer_id, events) {
+            for statement in $crate::ingest::open_faults_of(customer_id, events, $backend) {
                 let rows = $crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
                     .persistent(CACHE_PLANS_OF_LOOKUPS)
                     .fetch_all(&mut *conn)

@@ -33,6 +33,7 @@ impl Heartbeats for PostgresStore {
     ) -> StoreResult<(usize, Option<faultline_core::heartbeat::SweepCursor>)> {
         retry_deadlocks("offline detection", || async {
             let mut tx = self.pool.begin().await?;
+            sqlx::query(crate::heartbeat::SWEEP_PLANNER_SETTINGS).execute(&mut *tx).await?;
             let handled = detect_offline_in(&mut tx, policy, now, retention_seconds, limit, after).await?;
             tx.commit().await?;
             Ok(handled)
