@@ -1,10 +1,11 @@
-//! The database itself: its backend, schema, health, statistics and the secrets shared by every replica.
+//! The database itself.
 
 use async_trait::async_trait;
 
 use crate::{Backend, StoreResult};
 
-/// The database itself: its backend, schema, health, statistics and the secrets shared by every replica.
+/// The database itself: its backend, schema, health, statistics and the secrets shared by every
+/// replica.
 #[async_trait]
 pub trait Admin: Send + Sync {
     fn backend(&self) -> Backend;

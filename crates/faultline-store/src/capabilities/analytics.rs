@@ -1,11 +1,12 @@
-//! Counts and durations over a customer's faults, for `/fault/analytics`, the SLA report and `/fault/recent`.
+//! Analytics.
 
 use async_trait::async_trait;
 
 use crate::StoreResult;
 use crate::analytics;
 
-/// Counts and durations over a customer's faults, for `/fault/analytics`, the SLA report and `/fault/recent`.
+/// Counts and durations over a customer's faults, for `/fault/analytics`, the SLA report and
+/// `/fault/recent`.
 #[async_trait]
 pub trait Analytics: Send + Sync {
     /// `(group, count)` of the customer's faults matching `filter` (all of it, `recent`

@@ -1,4 +1,4 @@
-//! Comments on faults.
+//! Comments.
 
 use async_trait::async_trait;
 use faultline_core::fault::Fault;

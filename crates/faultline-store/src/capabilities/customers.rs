@@ -1,4 +1,4 @@
-//! Customers and their API keys.
+//! Customers and API keys.
 
 use async_trait::async_trait;
 

@@ -1,10 +1,11 @@
-//! The event log: every change to a fault, in one sequence, read by a fault's timeline and by the live stream.
+//! The event log.
 
 use async_trait::async_trait;
 
 use crate::{FaultEvent, Horizon, LogRead, LoggedEvent, StoreResult};
 
-/// The event log: every change to a fault, in one sequence, read by a fault's timeline and by the live stream.
+/// The event log: every change to a fault, in one sequence, read by a fault's timeline and by the
+/// live stream.
 #[async_trait]
 pub trait EventLog: Send + Sync {
     /// Every event of one of the customer's faults, oldest first (also after deletion).

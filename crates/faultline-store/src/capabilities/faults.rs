@@ -1,4 +1,4 @@
-//! Faults: written one by one, in bulk or by ingest events; read one by one or a page at a time; resolved, deleted and expired.
+//! Faults.
 
 use async_trait::async_trait;
 use faultline_core::fault::{Fault, FaultSink};
@@ -7,7 +7,8 @@ use crate::{
     BulkFaults, EventResult, FaultQuery, Idempotency, Resolution, StoreResult, TopQuery, TopResource, Written,
 };
 
-/// Faults: written one by one, in bulk or by ingest events; read one by one or a page at a time; resolved, deleted and expired.
+/// Faults: written one by one, in bulk or by ingest events; read one by one or a page at a time;
+/// resolved, deleted and expired.
 #[async_trait]
 pub trait Faults: Send + Sync {
     /// Store new faults (their ancestry elements, and a `created` event each, by `actor`) in

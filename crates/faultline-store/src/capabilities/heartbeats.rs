@@ -1,4 +1,4 @@
-//! Sites' heartbeats and the detection of sites gone silent.
+//! Heartbeats and sites.
 
 use async_trait::async_trait;
 

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` answers (claimed and fulfilled inside each write; see [`crate::Idempotency`]).
+//! Idempotency-Key answers.
 
 use async_trait::async_trait;
 

@@ -1,4 +1,4 @@
-//! Singleton jobs: which replica runs each.
+//! Leases of singleton jobs.
 
 use async_trait::async_trait;
 

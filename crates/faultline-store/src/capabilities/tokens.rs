@@ -1,4 +1,4 @@
-//! Read-only access tokens, their signing keys and their short links.
+//! Access tokens and short links.
 
 use async_trait::async_trait;
 
