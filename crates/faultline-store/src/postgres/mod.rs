@@ -775,9 +775,10 @@ rows::customer_log_fn!(sqlx::Postgres);
 /// Whether the multi-key lookups of the ingest and of heartbeats keep prepared statements. Not
 /// on PostgreSQL: after a few runs it caches a generic plan, and one made while a new
 /// deployment's `sites` or `faults` table was nearly empty (not yet analysed) scans the table
-/// once it has grown (measured in `bench/heartbeats.sh`: 36 heartbeat requests/s instead of
-/// 167 in batches of 100, and a 100,000-site mass outage 130 s instead of 51 s). Planning them for their values each time costs nothing
-/// measurable (event ingest 11,850 events/s against 11,360 before).
+/// once it has grown (`bench/heartbeats.sh`; figures in `BENCHMARKS.md`). Planning them for
+/// their values each time costs the event ingest nothing measurable. Values alone do not make
+/// a plan right when the statistics are wrong: see `heartbeat::SWEEP_PLANNER_SETTINGS` and
+/// `ingest::open_faults_of`.
 const CACHE_PLANS_OF_LOOKUPS: bool = false;
 
 crate::ingest::ingest_fns!(sqlx::Postgres, Backend::Postgres);
