@@ -164,6 +164,8 @@ rows::customer_log_fn!(sqlx::Postgres);
 /// deployment's `sites` or `faults` table was nearly empty (not yet analysed) scans the table
 /// once it has grown, for every heartbeat and every batch. Planning each run for its values
 /// costs little beside a lookup of many keys, and a plan made for them cannot go stale.
+/// Values alone do not make a plan right when the statistics are wrong: see
+/// `heartbeat::SWEEP_PLANNER_SETTINGS` and `ingest::open_faults_of`.
 const CACHE_PLANS_OF_LOOKUPS: bool = false;
 
 crate::ingest::ingest_fns!(sqlx::Postgres, Backend::Postgres);
