@@ -8,11 +8,16 @@
 # or the postgres:// URL of a database that command loaded; KEY_FILE is that command's output
 # (its first line's second field is the API key). For each binary in turn: start it on the database, then for each request below run wrk -t2 -c16 for
 # WARM (2) seconds and then DURATION (5) seconds, and print requests/s and the server's CPU
-# time per request (from /proc, user + system). Repeat with ROUNDS=N (default 1). Reads only:
+# time per request (from /proc, user + system); then its peak resident memory (VmHWM) and
+# what of it is anonymous and file-backed now. Repeat with ROUNDS=N (default 1). Reads only:
 # the database is left as it was (but for the migrations a newer binary applies).
+#
+# INGEST=1: then bench/alertmanager.sh with the same binaries: realistic event ingest and peak
+# memory beside Prometheus Alertmanager, on fresh databases of its own (its environment
+# variables apply).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
 DATABASE=$1 KEY_FILE=$2
 shift 2
 WARM="${WARM:-2}" DURATION="${DURATION:-5}" ROUNDS="${ROUNDS:-1}"
@@ -42,6 +47,12 @@ for round in $(seq 1 "$ROUNDS"); do
                 END { printf "%-50s %10.0f req/s %8.1f us CPU/request%s\n", substr(path, 1, 50), rps,
                       cpu * 1e6 / ticks / n, bad ? "  NON-2XX " bad : "" }' <<<"$out"
         done
+        awk '$1 ~ /^(VmHWM|RssAnon|RssFile):$/ { printf "%s %.0f MB  ", $1, $2 / 1024 } END { print "" }' \
+            "/proc/$pid/status"
         stop_servers
     done
 done
+
+if [ "${INGEST:-0}" = 1 ]; then
+    bench/alertmanager.sh "$@"
+fi
