@@ -23,11 +23,12 @@
 #   CONNECTIONS=4 BATCH=1000   senders, each with resources of its own; events a request
 #   SUSTAIN=0             seconds of sustained ingest on SQLite (first binary), the log's size
 #                         sampled each second and GET /fault measured before and after (0: none)
-#   MILLION=0             1: peak memory of the first binary at 1,000,000 faults (SQLite),
-#                         under the same ingest and then reads
+#   MILLION=0             1: peak memory of each binary at 1,000,000 faults (SQLite), under
+#                         the same ingest and then reads of random faults (bench/random_fault.lua)
+#                         and of the first page
 #   OUTPUT=               a file to append the report to (it always goes to bench/results)
 #
-# Needs: curl, python3, wrk and prometheus-alertmanager (both installed with apt-get when
+# Needs: curl, python3, sqlite3, wrk and prometheus-alertmanager (both installed with apt-get when
 # missing), psql for PostgreSQL. Every process it starts is stopped when it exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ MILLION="${MILLION:-0}"
 RESULTS=bench/results
 [ $# -gt 0 ] && FAULTLINE_BIN=$1
 source bench/common.sh
-need_tools python3
+need_tools python3 sqlite3
 BINARIES=("$@")
 [ ${#BINARIES[@]} -gt 0 ] || BINARIES=("$BIN")
 AM_BIN=prometheus-alertmanager
@@ -227,26 +228,35 @@ fi
 # ---- 1,000,000 faults -------------------------------------------------------------------------
 MILLION_NOTES=""
 if [ "$MILLION" = 1 ]; then
-    BIN=${BINARIES[0]}
-    db="$RESULTS/ambench-million.db"
-    rm -f "$db" "$db-wal" "$db-shm"
-    log "1,000,000 demo faults ($(basename "$BIN"))"
-    FAULTLINE_LOG=error "$BIN" demo --faults 1000000 --database-url "sqlite://$PWD/$db" >"$RESULTS/ambench-million.demo"
+    million="$RESULTS/ambench-million-template.db"
+    rm -f "$million" "$million-wal" "$million-shm"
+    log "1,000,000 demo faults"
+    FAULTLINE_LOG=error "${BINARIES[0]}" demo --faults 1000000 --database-url "sqlite://$PWD/$million" \
+        >"$RESULTS/ambench-million.demo"
     key=$(awk 'NR == 1 { print $2 }' "$RESULTS/ambench-million.demo")
-    start_server ambench-million "sqlite://$PWD/$db"
-    pid=${SERVER_PIDS[-1]}
-    measure sqlite-1M "$(basename "$BIN")" 1 "$pid" faultline "$key" "$db-wal"
-    after_ingest=$(status_kb "$pid" VmHWM)
-    first=$(curl -fsS -H "Authorization: Bearer $key" "$BASE/fault?limit=1")
-    id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["data"][0]["id"])' <<<"$first")
-    reads=""
-    for path in "/fault/$id" /fault; do
-        rps=$(wrk -t2 -c16 -d5s -H "Authorization: Bearer $key" "$BASE$path" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
-        reads="$reads \`GET ${path/$id/{id\}}\` $rps/s;"
+    for BIN in "${BINARIES[@]}"; do
+        db="$RESULTS/ambench-million.db"
+        rm -f "$db" "$db-wal" "$db-shm"
+        cp "$million" "$db"
+        log "1,000,000 faults: $(basename "$BIN")"
+        start_server ambench-million "sqlite://$PWD/$db"
+        pid=${SERVER_PIDS[-1]}
+        measure sqlite-1M "$(basename "$BIN")" 1 "$pid" faultline "$key" "$db-wal"
+        after_ingest=$(status_kb "$pid" VmHWM)
+        sqlite3 -readonly "$db" "SELECT id FROM faults ORDER BY random() LIMIT 20000" >"$RESULTS/ambench-million.ids"
+        reads=""
+        for path in /fault/random /fault; do
+            args=(-t2 -c16 -d5s -H "Authorization: Bearer $key")
+            [ "$path" = /fault/random ] && args+=(-s bench/random_fault.lua)
+            rps=$(IDS="$RESULTS/ambench-million.ids" KEY="$key" wrk "${args[@]}" "$BASE$path" |
+                awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
+            reads="$reads${reads:+; }\`GET $path\` $rps/s"
+        done
+        after_reads=$(status_kb "$pid" VmHWM)
+        stop_servers
+        MILLION_NOTES="$MILLION_NOTES${MILLION_NOTES:+
+}- 1,000,000 faults on SQLite ($(basename "$BIN")), database $(file_mb "$million") MB before the run: VmHWM $((after_ingest / 1024)) MB after the same ingest run, $((after_reads / 1024)) MB after 5 s each of reads ($reads)."
     done
-    after_reads=$(status_kb "$pid" VmHWM)
-    stop_servers
-    MILLION_NOTES="- 1,000,000 faults on SQLite ($(basename "$BIN")), database $(file_mb "$db") MB: VmHWM $((after_ingest / 1024)) MB after the same ingest run, $((after_reads / 1024)) MB after 5 s each of reads ($reads)."
     log "$MILLION_NOTES"
 fi
 
