@@ -66,7 +66,9 @@ enum ConfigCommand {
 /// mimalloc instead of the system allocator, for Rust and (through mimalloc's `override`
 /// feature, which replaces `malloc` itself) for the embedded SQLite: both allocate many small,
 /// short-lived objects, which mimalloc serves from per-thread free lists more cheaply than
-/// glibc's malloc.
+/// glibc's malloc. Built with `no_thp`: mimalloc would otherwise ask the kernel for transparent
+/// huge pages for its memory, and each thread's heap would then keep whole huge pages resident
+/// for a few small objects (the process has a thread for each SQLite connection).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

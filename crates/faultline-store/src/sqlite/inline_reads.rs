@@ -55,7 +55,12 @@ impl InlineReads {
 
     fn open(&self) -> rusqlite::Result<Connection> {
         // A reader waits for a lock only while the log is being recovered; not here.
-        super::rusqlite_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY, Duration::ZERO, 65_536)
+        super::rusqlite_connection(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+            Duration::ZERO,
+            super::READER_CACHE_KIB,
+        )
     }
 
     /// The faults `select` reads (a statement whose result columns are those of

@@ -98,9 +98,29 @@ fn rusqlite_connection(
     Ok(conn)
 }
 
-/// How much of the database file each connection maps into memory (`PRAGMA mmap_size`): all
-/// of it, up to 64 GiB. A page read from the map is neither a system call nor a copy.
-pub(super) const MMAP_SIZE: i64 = 64 << 30;
+// What the store's SQLite connections may hold in memory, set here for every connection (the
+// memory model, and the measurements these were chosen by: docs/operations.md, "Memory").
+
+/// How much of the database file each connection maps into memory (`PRAGMA mmap_size`): none.
+/// Every connection maps the file on its own, so a mapped page counts in the process's resident
+/// memory once for each connection that read it, and what is mapped grows with the file and is
+/// never given back. Unmapped, a read copies its page from the kernel's page cache (shared, and
+/// reclaimed under memory pressure) into the connection's page cache, which is bounded.
+pub(super) const MMAP_SIZE: i64 = 0;
+
+/// The writer's page cache, in KiB (`PRAGMA cache_size`): a write group's transaction keeps
+/// every page it dirties here until it commits, and the next groups dirty largely the same
+/// pages. Smaller, the ingest measured more CPU per event.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
+/// The page cache of each reader, in KiB: the pool's and the inline reads'. There are many of
+/// them, and what a reader reads again and again (the upper levels of the B-trees) is small;
+/// the rest comes from the kernel's page cache.
+const READER_CACHE_KIB: i64 = 8 * 1024;
+
+/// The background checkpointer's page cache, in KiB: a checkpoint copies frames from the log
+/// into the file through a buffer of its own, not through the page cache.
+const CHECKPOINTER_CACHE_KIB: i64 = 1024;
 
 impl SqliteStore {
     /// Open (creating if missing) the database file named by a `sqlite://PATH` URL.
@@ -115,7 +135,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("temp_store", "memory")
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", (-READER_CACHE_KIB).to_string())
             .pragma("mmap_size", MMAP_SIZE.to_string());
         // The writer does not checkpoint after its commits (the copy would run on the writer's
         // time, between its transactions); a connection of its own does, in the background, and
@@ -128,12 +148,17 @@ impl SqliteStore {
             .test_before_acquire(false)
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("cache_size", (-WRITER_CACHE_KIB).to_string()),
+            )
             .await?;
         let checkpointer = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", (-CHECKPOINTER_CACHE_KIB).to_string()))
             .await?;
         let file = options.get_filename().is_file().then(|| options.get_filename().to_owned());
         let inline_reads = file.clone().map(inline_reads::InlineReads::new);
