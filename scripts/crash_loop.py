@@ -934,7 +934,10 @@ def sabotage(kind: str, db: Database, ops: list[Op]) -> str | None:
             db.execute("DELETE FROM idempotency_keys")
             return "idempotency_keys"
     elif kind == "phantom-fault":
-        rows = db.query(f"SELECT id FROM faults WHERE type = '{SINGLE_TYPE}' LIMIT 1")
+        # A copy of an open fault without comments, with its 'created' entry: consistent in
+        # every way the database checks look at, so only the check against what was sent sees it.
+        rows = db.query(f"SELECT id FROM faults WHERE type = '{SINGLE_TYPE}' AND status = 'unresolved' "
+                        "AND comment_count = 0 LIMIT 1")
         if rows:
             fid, phantom = rows[0][0], "flt_" + "0" * 23 + "PHNT"
             columns = ("customer_id, resource_id, microservice_id, type, status, severity, message, cause, "
