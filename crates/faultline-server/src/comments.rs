@@ -64,7 +64,7 @@ pub async fn add_comment(
         created_at: now_micros(),
     };
     let render = |fault: &Fault| render_json(&FaultView::from(fault.clone()));
-    let record = keyed.as_ref().map(|k| k.record(StatusCode::CREATED, &render));
+    let record = keyed.as_ref().map(|k| k.record(StatusCode::CREATED, render));
     let fault = match state
         .store
         .add_comment(&principal.customer_id, &fault_id, &comment, principal.credential_id(), record.as_ref())

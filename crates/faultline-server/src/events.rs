@@ -95,7 +95,7 @@ pub async fn ingest(
     let retention = state.config.retention_seconds();
     let events = parse_batch(&principal.customer_id, &body, now_micros(), retention)?;
     let render = |outcomes: &[faultline_store::EventResult]| render_json(&IngestResults::from(outcomes));
-    let record = keyed.as_ref().map(|k| k.record(StatusCode::OK, &render));
+    let record = keyed.as_ref().map(|k| k.record(StatusCode::OK, render));
     match state
         .store
         .apply_events(&principal.customer_id, &events, retention, principal.credential_id(), record.as_ref())

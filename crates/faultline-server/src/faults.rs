@@ -288,7 +288,7 @@ pub async fn create_fault(
     let new = NewFault::from_json(&body, now, now - retention * 1_000_000)?;
     let fault = Fault::create(&principal.customer_id, new, now, retention);
     let render = |faults: &[Fault]| render_json(&FaultView::from(faults[0].clone()));
-    let record = keyed.as_ref().map(|k| k.record(StatusCode::CREATED, &render));
+    let record = keyed.as_ref().map(|k| k.record(StatusCode::CREATED, render));
     let written = state
         .store
         .insert_faults(std::slice::from_ref(&fault), principal.credential_id(), record.as_ref())

@@ -101,8 +101,15 @@ pub async fn heartbeat(
         received_at: format_micros(at),
         resolved: resolved.to_vec(),
     };
-    let render = |resolved: &[String]| render_json(&receipt(resolved));
-    let record = keyed.as_ref().map(|k| k.record(StatusCode::OK, &render));
+    let (accepted, received_at) = (beats.len(), format_micros(at));
+    let render = move |resolved: &[String]| {
+        render_json(&HeartbeatReceipt {
+            accepted,
+            received_at: received_at.clone(),
+            resolved: resolved.to_vec(),
+        })
+    };
+    let record = keyed.as_ref().map(|k| k.record(StatusCode::OK, render));
     let retention = state.config.retention_seconds();
     match state
         .store

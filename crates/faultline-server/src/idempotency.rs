@@ -104,18 +104,18 @@ pub struct KeyedRequest {
 impl KeyedRequest {
     /// The store's record of this key: on success, the answer `render` makes of the write's
     /// result is kept with status `status`.
-    pub fn record<'a, T: ?Sized>(
-        &'a self,
+    pub fn record<T: ?Sized>(
+        &self,
         status: StatusCode,
-        render: &'a (dyn Fn(&T) -> String + Send + Sync),
-    ) -> Idempotency<'a, T> {
+        render: impl Fn(&T) -> String + Send + Sync + 'static,
+    ) -> Idempotency<'_, T> {
         Idempotency {
             credential_id: &self.credential_id,
             key: &self.key,
             fingerprint: &self.fingerprint,
             at: self.at,
             status: status.as_u16(),
-            render,
+            render: std::sync::Arc::new(render),
         }
     }
 }

@@ -65,7 +65,7 @@ pub async fn resolve_fault(
     });
     let ttl = expiry(now, state.config.retention_seconds());
     let render = |fault: &Fault| render_json(&FaultView::from(fault.clone()));
-    let record = keyed.as_ref().map(|k| k.record(StatusCode::OK, &render));
+    let record = keyed.as_ref().map(|k| k.record(StatusCode::OK, render));
     let resolved = state
         .store
         .resolve_fault(

@@ -225,8 +225,8 @@ pub async fn mint(
         short_link: format!("{}/{code}", state.config.short_link_base()),
         id: token.id.clone(),
     };
-    let render = |_: &AccessToken| render_json(&view);
-    let record = keyed.map(|k| k.record(StatusCode::OK, &render));
+    let rendered = render_json(&view);
+    let record = keyed.map(|k| k.record(StatusCode::OK, move |_: &AccessToken| rendered.clone()));
     if let Written::Replayed(stored) = state.store.insert_access_token(&token, &code, record.as_ref()).await?
     {
         return Err(Minted::Replayed(replay(stored)));

@@ -38,52 +38,108 @@ pub enum StoreError {
     Database(DatabaseError),
 }
 
-/// A failure reported by the database driver. Its text is for logs; the driver's error stays
-/// inside the store.
+/// A failure reported by a database driver, classified when it is made. Its text is for logs;
+/// the driver's error stays inside the store.
 #[derive(Debug, Error)]
-#[error(transparent)]
-pub struct DatabaseError(pub(crate) sqlx::Error);
+#[error("{source}")]
+pub struct DatabaseError {
+    pub(crate) failure: Failure,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// What kind of failure a [`DatabaseError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The database could not be reached, or the store is closed.
+    Unavailable,
+    /// A unique index refused a row.
+    Unique,
+    /// A foreign key refused a row.
+    ForeignKey,
+    /// The transaction lost a deadlock or a serialisation conflict and was rolled back whole;
+    /// running it again may succeed.
+    Retry,
+    /// Anything else.
+    Other,
+}
+
+impl DatabaseError {
+    pub(crate) fn new(failure: Failure, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        DatabaseError { failure, source: Box::new(source) }
+    }
+}
+
+impl From<DatabaseError> for StoreError {
+    fn from(err: DatabaseError) -> StoreError {
+        match err.failure {
+            Failure::Unavailable => StoreError::Unavailable(err),
+            _ => StoreError::Database(err),
+        }
+    }
+}
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> StoreError {
-        if is_unavailable(&err) {
-            StoreError::Unavailable(DatabaseError(err))
-        } else {
-            StoreError::Database(DatabaseError(err))
-        }
+        let failure = match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => Failure::Unavailable,
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                // Class 57P (operator intervention: the server shutting down, a backend
+                // terminated) and 08 (connection exceptions).
+                Some(code) if code.starts_with("57P") || code.starts_with("08") => Failure::Unavailable,
+                Some("40P01" | "40001") => Failure::Retry,
+                Some("23505") => Failure::Unique,
+                Some("23503") => Failure::ForeignKey,
+                _ => Failure::Other,
+            },
+            _ => Failure::Other,
+        };
+        StoreError::from(DatabaseError::new(failure, err))
     }
 }
 
-/// Whether `err` says the database could not be reached, rather than that a statement failed.
-fn is_unavailable(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
-        // PostgreSQL's class 57P (operator intervention: the server shutting down, a backend
-        // terminated) and 08 (connection exceptions).
-        sqlx::Error::Database(db) => {
-            db.code().is_some_and(|code| code.starts_with("57P") || code.starts_with("08"))
-        }
-        _ => false,
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> StoreError {
+        use rusqlite::ffi;
+        let failure = match &err {
+            rusqlite::Error::SqliteFailure(e, _) => match (e.code, e.extended_code) {
+                (_, ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => Failure::Unique,
+                (_, ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => Failure::ForeignKey,
+                (ffi::ErrorCode::CannotOpen, _) => Failure::Unavailable,
+                _ => Failure::Other,
+            },
+            _ => Failure::Other,
+        };
+        StoreError::from(DatabaseError::new(failure, err))
     }
 }
+
+/// The error of a store whose connections are closed.
+#[derive(Debug, Error)]
+#[error("the store is closed")]
+struct Closed;
 
 impl StoreError {
     /// The store was closed, or its writer stopped: nothing more can be written through it.
     pub(crate) fn closed() -> StoreError {
-        StoreError::Unavailable(DatabaseError(sqlx::Error::PoolClosed))
+        StoreError::from(DatabaseError::new(Failure::Unavailable, Closed))
     }
 
     /// Map a unique or foreign-key violation to a client-facing error; other errors pass through.
-    pub(crate) fn on_constraint(err: sqlx::Error, what: &'static str) -> StoreError {
-        if let sqlx::Error::Database(db) = &err {
-            if db.is_unique_violation() {
-                return StoreError::Conflict(what.to_owned());
-            }
-            if db.is_foreign_key_violation() {
-                return StoreError::NotFound(what);
-            }
+    pub(crate) fn on_constraint(self, what: &'static str) -> StoreError {
+        match self.failure() {
+            Some(Failure::Unique) => StoreError::Conflict(what.to_owned()),
+            Some(Failure::ForeignKey) => StoreError::NotFound(what),
+            _ => self,
         }
-        StoreError::from(err)
+    }
+
+    /// The kind of database failure this is, if it is one.
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        match self {
+            StoreError::Unavailable(e) | StoreError::Database(e) => Some(e.failure),
+            StoreError::Migration { source, .. } => Some(source.failure),
+            _ => None,
+        }
     }
 }
 
@@ -101,6 +157,11 @@ mod tests {
             assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
         }
         assert!(matches!(StoreError::from(sqlx::Error::RowNotFound), StoreError::Database(_)));
+        let unique = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+            None,
+        );
+        assert!(matches!(StoreError::from(unique).on_constraint("fault"), StoreError::Conflict(_)));
         assert!(matches!(StoreError::closed(), StoreError::Unavailable(_)));
     }
 }

@@ -11,7 +11,13 @@
 use faultline_core::heartbeat::{Heartbeat, OfflinePolicy, SweepCursor};
 use faultline_core::time::Micros;
 
+use crate::db::Conn;
+use crate::error::StoreResult;
+use crate::idempotency::{Claim, claim_key, fulfil_key};
+use crate::ingest::{apply_unkeyed_in, cache_lookup_plans};
+use crate::model::Written;
 use crate::sql::{Param, Sql};
+use faultline_core::ingest::IngestEvent;
 
 /// Row-lock clause for the backend: PostgreSQL locks rows; SQLite's single writer needs none.
 pub(crate) fn lock_clause(backend: crate::Backend, skip_locked: bool) -> &'static str {
@@ -160,117 +166,103 @@ pub(crate) fn mark_offline(backend: crate::Backend, policy: &OfflinePolicy, site
     }
 }
 
-/// `record_heartbeats_in` and `detect_offline_in` for the backend whose database type is
-/// `$db` and whose [`crate::Backend`] is `$backend`; they use the backend's `execute`,
-/// `query_rows`, `CACHE_PLANS_OF_LOOKUPS` and the ingest functions of
-/// [`crate::ingest::ingest_fns!`].
-macro_rules! heartbeat_fns {
-    ($db:ty, $backend:expr) => {
-        /// A whole `record_heartbeats` in the caller's transaction: `idem`'s claim, the
-        /// heartbeats, `idem`'s answer.
-        async fn record_heartbeats_in(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            customer_id: &str,
-            beats: &[faultline_core::heartbeat::Heartbeat],
-            at: i64,
-            retention_seconds: i64,
-            actor: &str,
-            idem: Option<&$crate::Idempotency<'_, [String]>>,
-        ) -> $crate::StoreResult<$crate::Written<Vec<String>>> {
-            if let Some(idem) = idem
-                && let Some(answer) = claim_key(&mut *conn, idem).await?
-            {
-                return Ok($crate::Written::Replayed(answer));
-            }
-            let resolved = record_beats(&mut *conn, customer_id, beats, at, retention_seconds, actor).await?;
-            if let Some(idem) = idem {
-                fulfil_key(&mut *conn, idem, resolved.as_slice()).await?;
-            }
-            Ok($crate::Written::Done(resolved))
-        }
-
-        async fn record_beats(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            customer_id: &str,
-            beats: &[faultline_core::heartbeat::Heartbeat],
-            at: i64,
-            retention_seconds: i64,
-            actor: &str,
-        ) -> $crate::StoreResult<Vec<String>> {
-            use $crate::heartbeat::{lock_clause, lock_sites, upsert_sites};
-            if beats.is_empty() {
-                return Ok(Vec::new());
-            }
-            let lock = lock_sites(customer_id, beats, lock_clause($backend, false));
-            let known: Vec<(String, Option<i64>)> =
-                query_rows(&lock).persistent(CACHE_PLANS_OF_LOOKUPS).fetch_all(&mut *conn).await?;
-            execute(&upsert_sites(customer_id, beats, at))
-                .persistent(CACHE_PLANS_OF_LOOKUPS)
-                .execute(&mut *conn)
-                .await?;
-            let recoveries: Vec<faultline_core::ingest::IngestEvent> = known
-                .iter()
-                .filter(|(_, offline_since)| offline_since.is_some())
-                .map(|(site, _)| faultline_core::heartbeat::recovery(site, at))
-                .collect();
-            if recoveries.is_empty() {
-                return Ok(Vec::new());
-            }
-            let results =
-                apply_unkeyed_in(&mut *conn, customer_id, &recoveries, retention_seconds, actor).await?;
-            Ok(results
-                .into_iter()
-                .filter(|(_, outcome)| *outcome == faultline_core::ingest::Outcome::Resolved)
-                .filter_map(|(id, _)| id)
-                .collect())
-        }
-
-        /// One detector pass in the caller's transaction: how many sites it handled, and the
-        /// last of them.
-        async fn detect_offline_in(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            policy: &faultline_core::heartbeat::OfflinePolicy,
-            now: i64,
-            retention_seconds: i64,
-            limit: u32,
-            after: Option<&faultline_core::heartbeat::SweepCursor>,
-        ) -> $crate::StoreResult<(usize, Option<faultline_core::heartbeat::SweepCursor>)> {
-            use $crate::heartbeat::{lock_clause, mark_offline, silent_sites};
-            let due = silent_sites($backend, policy, now, limit, after, lock_clause($backend, true));
-            let rows: Vec<$crate::heartbeat::SilentRow> =
-                query_rows(&due).persistent(CACHE_PLANS_OF_LOOKUPS).fetch_all(&mut *conn).await?;
-            for statement in mark_offline($backend, policy, &rows) {
-                execute(&statement).persistent(CACHE_PLANS_OF_LOOKUPS).execute(&mut *conn).await?;
-            }
-            let mut by_customer: std::collections::BTreeMap<
-                &str,
-                Vec<faultline_core::heartbeat::SilentSite>,
-            > = std::collections::BTreeMap::new();
-            for (customer_id, site_id, name, last_heartbeat, _) in &rows {
-                by_customer.entry(customer_id).or_default().push(faultline_core::heartbeat::SilentSite {
-                    customer_id: customer_id.clone(),
-                    site_id: site_id.clone(),
-                    name: name.clone(),
-                    last_heartbeat: *last_heartbeat,
-                });
-            }
-            for (customer_id, sites) in by_customer {
-                let outages: Vec<faultline_core::ingest::IngestEvent> =
-                    sites.iter().map(|s| s.outage(policy, now, retention_seconds)).collect();
-                apply_unkeyed_in(&mut *conn, customer_id, &outages, retention_seconds, "detector").await?;
-            }
-            let last = rows.last().map(|(customer_id, site_id, _, last_heartbeat, _)| {
-                faultline_core::heartbeat::SweepCursor {
-                    last_heartbeat: *last_heartbeat,
-                    customer_id: customer_id.clone(),
-                    site_id: site_id.clone(),
-                }
-            });
-            Ok((rows.len(), last))
-        }
-    };
+/// A whole `record_heartbeats` in the caller's transaction: `claim`'s key, the heartbeats,
+/// the key's answer.
+pub(crate) async fn record_heartbeats_in(
+    c: &mut dyn Conn,
+    customer_id: &str,
+    beats: &[Heartbeat],
+    at: i64,
+    retention_seconds: i64,
+    actor: &str,
+    claim: Option<&Claim<[String]>>,
+) -> StoreResult<Written<Vec<String>>> {
+    if let Some(claim) = claim
+        && let Some(answer) = claim_key(c, claim).await?
+    {
+        return Ok(Written::Replayed(answer));
+    }
+    let resolved = record_beats(c, customer_id, beats, at, retention_seconds, actor).await?;
+    if let Some(claim) = claim {
+        fulfil_key(c, claim, resolved.as_slice()).await?;
+    }
+    Ok(Written::Done(resolved))
 }
-pub(crate) use heartbeat_fns;
+
+async fn record_beats(
+    c: &mut dyn Conn,
+    customer_id: &str,
+    beats: &[Heartbeat],
+    at: i64,
+    retention_seconds: i64,
+    actor: &str,
+) -> StoreResult<Vec<String>> {
+    if beats.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = c.backend();
+    let cache = cache_lookup_plans(backend);
+    let lock = lock_sites(customer_id, beats, lock_clause(backend, false)).cache_plan(cache);
+    let known: Vec<(String, Option<i64>)> = c.fetch_all(&lock).await?;
+    c.execute(&upsert_sites(customer_id, beats, at).cache_plan(cache)).await?;
+    let recoveries: Vec<IngestEvent> = known
+        .iter()
+        .filter(|(_, offline_since)| offline_since.is_some())
+        .map(|(site, _)| faultline_core::heartbeat::recovery(site, at))
+        .collect();
+    if recoveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let results = apply_unkeyed_in(c, customer_id, &recoveries, retention_seconds, actor).await?;
+    Ok(results
+        .into_iter()
+        .filter(|(_, outcome)| *outcome == faultline_core::ingest::Outcome::Resolved)
+        .filter_map(|(id, _)| id)
+        .collect())
+}
+
+/// One detector pass in the caller's transaction: how many sites it handled, and the last of
+/// them.
+pub(crate) async fn detect_offline_in(
+    c: &mut dyn Conn,
+    policy: &OfflinePolicy,
+    now: i64,
+    retention_seconds: i64,
+    limit: u32,
+    after: Option<&SweepCursor>,
+) -> StoreResult<(usize, Option<SweepCursor>)> {
+    let backend = c.backend();
+    let cache = cache_lookup_plans(backend);
+    if backend == crate::Backend::Postgres {
+        c.execute(&Sql::new(SWEEP_PLANNER_SETTINGS, Vec::new())).await?;
+    }
+    let due = silent_sites(backend, policy, now, limit, after, lock_clause(backend, true)).cache_plan(cache);
+    let rows: Vec<SilentRow> = c.fetch_all(&due).await?;
+    for statement in mark_offline(backend, policy, &rows) {
+        c.execute(&statement.cache_plan(cache)).await?;
+    }
+    let mut by_customer: std::collections::BTreeMap<&str, Vec<faultline_core::heartbeat::SilentSite>> =
+        std::collections::BTreeMap::new();
+    for (customer_id, site_id, name, last_heartbeat, _) in &rows {
+        by_customer.entry(customer_id).or_default().push(faultline_core::heartbeat::SilentSite {
+            customer_id: customer_id.clone(),
+            site_id: site_id.clone(),
+            name: name.clone(),
+            last_heartbeat: *last_heartbeat,
+        });
+    }
+    for (customer_id, sites) in by_customer {
+        let outages: Vec<IngestEvent> =
+            sites.iter().map(|s| s.outage(policy, now, retention_seconds)).collect();
+        apply_unkeyed_in(c, customer_id, &outages, retention_seconds, "detector").await?;
+    }
+    let last = rows.last().map(|(customer_id, site_id, _, last_heartbeat, _)| SweepCursor {
+        last_heartbeat: *last_heartbeat,
+        customer_id: customer_id.clone(),
+        site_id: site_id.clone(),
+    });
+    Ok((rows.len(), last))
+}
 
 #[cfg(test)]
 mod tests {
@@ -355,11 +347,9 @@ mod tests {
         sqlx::query(SWEEP_PLANNER_SETTINGS).execute(&mut *tx).await.unwrap();
         async fn explain(conn: &mut sqlx::PgConnection, statement: &Sql) -> String {
             let text = format!("EXPLAIN (COSTS OFF) {}", statement.text);
-            let lines: Vec<String> = crate::sql::bind_params!(sqlx::query_scalar(&text), statement)
-                .persistent(false)
-                .fetch_all(conn)
-                .await
-                .unwrap();
+            let explain = Sql::new(text, statement.params.clone()).cache_plan(false);
+            let c: &mut dyn crate::db::Conn = &mut crate::db::postgres::Pg(conn);
+            let lines: Vec<String> = c.scalars(&explain).await.unwrap();
             lines.join("\n")
         }
         let due = silent_sites(postgres, &policy, now, 500, cursor.as_ref(), lock_clause(postgres, true));
@@ -368,11 +358,10 @@ mod tests {
         for whole_range in ["Sort", "Bitmap", "Seq Scan"] {
             assert!(!plan.contains(whole_range), "{plan}");
         }
-        let rows: Vec<SilentRow> = crate::sql::bind_params!(sqlx::query_as(&due.text), due)
-            .persistent(false)
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
+        let rows: Vec<SilentRow> = {
+            let c: &mut dyn crate::db::Conn = &mut crate::db::postgres::Pg(&mut tx);
+            c.fetch_all(&due.cache_plan(false)).await.unwrap()
+        };
         assert_eq!(rows.len(), 500);
         let marks = mark_offline(postgres, &policy, &rows);
         let plan = explain(&mut tx, &marks[0]).await;

@@ -1,6 +1,8 @@
 //! `Idempotency-Key` records, claimed and fulfilled inside the transaction of the write they
-//! guard (see [`crate::Idempotency`]). The statements are shared; [`idempotency_fns!`] expands
-//! the two helpers for a backend's connection type.
+//! guard (see [`crate::Idempotency`]).
+
+use crate::db::Conn;
+use crate::sql::query;
 
 /// Forget this credential's claim of the key if it is older than a day (`$3`).
 pub(crate) const FORGET_STALE: &str =
@@ -30,61 +32,68 @@ pub(crate) fn stored(
     Ok((fingerprint, crate::StoredResponse { status, body }))
 }
 
-/// `claim_key` and `fulfil_key` for the backend whose database type is `$db`.
-macro_rules! idempotency_fns {
-    ($db:ty) => {
-        /// Claim `idem`'s key first thing in a write transaction: `None` when this request is
-        /// the first, the answer stored then when the same request claimed it before, and
-        /// `IdempotencyKeyReused` when another request did.
-        async fn claim_key<T: ?Sized>(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            idem: &$crate::Idempotency<'_, T>,
-        ) -> $crate::StoreResult<Option<$crate::StoredResponse>> {
-            use $crate::idempotency as q;
-            sqlx::query(q::FORGET_STALE)
-                .bind(idem.credential_id)
-                .bind(idem.key)
-                .bind(idem.at - $crate::IDEMPOTENCY_KEEP_MICROS)
-                .execute(&mut *conn)
-                .await?;
-            let claimed = sqlx::query(q::CLAIM)
-                .bind(idem.credential_id)
-                .bind(idem.key)
-                .bind(idem.fingerprint)
-                .bind(idem.at)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            if claimed == 1 {
-                return Ok(None);
-            }
-            let row = sqlx::query_as(q::CLAIMED)
-                .bind(idem.credential_id)
-                .bind(idem.key)
-                .fetch_one(&mut *conn)
-                .await?;
-            let (fingerprint, answer) = q::stored(row)?;
-            if fingerprint != idem.fingerprint {
-                return Err($crate::StoreError::IdempotencyKeyReused);
-            }
-            Ok(Some(answer))
-        }
-
-        /// Store the answer rendered from `result` with `idem`'s key, before the commit.
-        async fn fulfil_key<T: ?Sized>(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            idem: &$crate::Idempotency<'_, T>,
-            result: &T,
-        ) -> $crate::StoreResult<()> {
-            sqlx::query($crate::idempotency::FULFIL)
-                .bind(idem.credential_id)
-                .bind(idem.key)
-                .bind(i64::from(idem.status))
-                .bind((idem.render)(result))
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        }
-    };
+/// An `Idempotency-Key` claim, owned (a write job may run on another thread).
+pub(crate) struct Claim<T: ?Sized> {
+    credential_id: String,
+    key: String,
+    fingerprint: String,
+    at: i64,
+    status: u16,
+    render: std::sync::Arc<dyn Fn(&T) -> String + Send + Sync>,
 }
-pub(crate) use idempotency_fns;
+
+impl<T: ?Sized> Claim<T> {
+    pub(crate) fn of(idem: &crate::Idempotency<'_, T>) -> Claim<T> {
+        Claim {
+            credential_id: idem.credential_id.to_owned(),
+            key: idem.key.to_owned(),
+            fingerprint: idem.fingerprint.to_owned(),
+            at: idem.at,
+            status: idem.status,
+            render: std::sync::Arc::clone(&idem.render),
+        }
+    }
+}
+
+/// Claim `claim`'s key first thing in a write transaction: `None` when this request is the
+/// first, the answer stored then when the same request claimed it before, and
+/// `IdempotencyKeyReused` when another request did.
+pub(crate) async fn claim_key<T: ?Sized>(
+    c: &mut dyn Conn,
+    claim: &Claim<T>,
+) -> crate::StoreResult<Option<crate::StoredResponse>> {
+    let forget = query(FORGET_STALE)
+        .arg(&claim.credential_id)
+        .arg(&claim.key)
+        .arg(claim.at - crate::IDEMPOTENCY_KEEP_MICROS);
+    c.execute(&forget).await?;
+    let claimed = c
+        .execute(
+            &query(CLAIM).arg(&claim.credential_id).arg(&claim.key).arg(&claim.fingerprint).arg(claim.at),
+        )
+        .await?;
+    if claimed == 1 {
+        return Ok(None);
+    }
+    let row = c.fetch_one(&query(CLAIMED).arg(&claim.credential_id).arg(&claim.key)).await?;
+    let (fingerprint, answer) = stored(row)?;
+    if fingerprint != claim.fingerprint {
+        return Err(crate::StoreError::IdempotencyKeyReused);
+    }
+    Ok(Some(answer))
+}
+
+/// Store the answer rendered from `result` with `claim`'s key, before the commit.
+pub(crate) async fn fulfil_key<T: ?Sized>(
+    c: &mut dyn Conn,
+    claim: &Claim<T>,
+    result: &T,
+) -> crate::StoreResult<()> {
+    let fulfil = query(FULFIL)
+        .arg(&claim.credential_id)
+        .arg(&claim.key)
+        .arg(i64::from(claim.status))
+        .arg((claim.render)(result));
+    c.execute(&fulfil).await?;
+    Ok(())
+}

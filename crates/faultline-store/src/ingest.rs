@@ -9,7 +9,7 @@
 //! serialised), but on PostgreSQL a concurrent batch, perhaps on another replica, may have
 //! opened or resolved one of the batch's faults since the read. Then the batch's statements
 //! are rolled back to a savepoint and the events are applied one by one, each claiming its key
-//! with `ON CONFLICT DO NOTHING` and deduplicating onto the winner (see [`ingest_fns!`]).
+//! with `ON CONFLICT DO NOTHING` and deduplicating onto the winner.
 
 use std::collections::HashMap;
 
@@ -18,8 +18,12 @@ use faultline_core::ingest::{IngestEvent, Outcome};
 use faultline_core::time::Micros;
 
 use crate::Backend;
-use crate::model::EventResult;
-use crate::sql::{LogEntry, Param, Sql, insert_ancestors, insert_fault_rows, insert_log};
+use crate::db::Conn;
+use crate::error::StoreResult;
+use crate::idempotency::{Claim, claim_key, fulfil_key};
+use crate::model::{EventResult, Written};
+use crate::sql::{LogEntry, Param, Sql, insert_ancestors, insert_fault_rows, insert_log, query};
+use crate::store::{append_event, open_fault_of};
 
 /// The open fault of a (resource, type): its id and `created_at`.
 pub(crate) type OpenFault = (String, Micros);
@@ -190,170 +194,158 @@ pub(crate) fn writes(customer_id: &str, plan: &Plan, actor: &str, now: Micros, b
     Writes { inserts: insert_fault_rows(&plan.new_faults, true), resolves, rest }
 }
 
-/// `apply_batch` (the planned path, `None` when a concurrent writer got in the way) and
-/// `apply_one_by_one` (the fallback) for the backend whose database type is `$db` (`$backend`); they use
-/// the backend's `execute`, `open_fault_of` and `CACHE_PLANS_OF_LOOKUPS`.
-macro_rules! ingest_fns {
-    ($db:ty, $backend:expr) => {
-        /// The open faults of every (resource, type) of a batch, 100 keys a statement.
-        async fn open_faults(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            customer_id: &str,
-            events: &[faultline_core::ingest::IngestEvent],
-        ) -> $crate::StoreResult<$crate::ingest::OpenFaults> {
-            let mut open = $crate::ingest::OpenFaults::new();
-            for statement in $crate::ingest::open_faults_of(customer_id, events, $backend) {
-                let rows = $crate::sql::bind_params!(sqlx::query_as(&statement.text), statement)
-                    .persistent(CACHE_PLANS_OF_LOOKUPS)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                $crate::ingest::collect_open(&mut open, rows);
-            }
-            Ok(open)
-        }
-
-        /// A whole `apply_events` in the caller's transaction: `idem`'s claim, the batch (as
-        /// planned, or one by one when a concurrent writer got in the way), `idem`'s answer.
-        async fn apply_events_in(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            customer_id: &str,
-            events: &[faultline_core::ingest::IngestEvent],
-            retention_seconds: i64,
-            actor: &str,
-            idem: Option<&$crate::Idempotency<'_, [$crate::EventResult]>>,
-        ) -> $crate::StoreResult<$crate::Written<Vec<$crate::EventResult>>> {
-            if let Some(idem) = idem
-                && let Some(answer) = claim_key(&mut *conn, idem).await?
-            {
-                return Ok($crate::Written::Replayed(answer));
-            }
-            let results = apply_unkeyed_in(&mut *conn, customer_id, events, retention_seconds, actor).await?;
-            if let Some(idem) = idem {
-                fulfil_key(&mut *conn, idem, &results).await?;
-            }
-            Ok($crate::Written::Done(results))
-        }
-
-        /// The batch in the caller's transaction, as planned, or one by one when a concurrent
-        /// writer got in the way.
-        async fn apply_unkeyed_in(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            customer_id: &str,
-            events: &[faultline_core::ingest::IngestEvent],
-            retention_seconds: i64,
-            actor: &str,
-        ) -> $crate::StoreResult<Vec<$crate::EventResult>> {
-            match apply_batch(&mut *conn, customer_id, events, retention_seconds, actor).await? {
-                Some(results) => Ok(results),
-                None => apply_one_by_one(&mut *conn, customer_id, events, retention_seconds, actor).await,
-            }
-        }
-
-        /// The batch as planned, in the caller's transaction; `None` (and nothing written)
-        /// when a concurrent writer opened or resolved one of its faults since the read.
-        async fn apply_batch(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            customer_id: &str,
-            events: &[faultline_core::ingest::IngestEvent],
-            retention_seconds: i64,
-            actor: &str,
-        ) -> $crate::StoreResult<Option<Vec<$crate::EventResult>>> {
-            use $crate::ingest;
-            let open = open_faults(&mut *conn, customer_id, events).await?;
-            let plan = ingest::plan(events, open, retention_seconds);
-            let writes =
-                ingest::writes(customer_id, &plan, actor, faultline_core::time::now_micros(), $backend);
-            sqlx::query("SAVEPOINT ingest_batch").execute(&mut *conn).await?;
-            // Resolves first: they free the keys that the batch's later triggers reopen.
-            let mut resolved = 0;
-            for statement in &writes.resolves {
-                resolved += execute(statement).execute(&mut *conn).await?.rows_affected();
-            }
-            let mut inserted = 0;
-            for statement in &writes.inserts {
-                inserted += execute(statement).execute(&mut *conn).await?.rows_affected();
-            }
-            if inserted != plan.new_faults.len() as u64 || resolved != plan.resolves.len() as u64 {
-                sqlx::query("ROLLBACK TO SAVEPOINT ingest_batch").execute(&mut *conn).await?;
-                tracing::debug!(
-                    events = events.len(),
-                    inserted,
-                    planned_inserts = plan.new_faults.len(),
-                    resolved,
-                    planned_resolves = plan.resolves.len(),
-                    "a concurrent writer changed this batch's open faults; applying it event by event"
-                );
-                return Ok(None);
-            }
-            for statement in &writes.rest {
-                execute(statement).execute(&mut *conn).await?;
-            }
-            sqlx::query("RELEASE SAVEPOINT ingest_batch").execute(&mut *conn).await?;
-            Ok(Some(plan.results))
-        }
-
-        /// The events one at a time, each trigger claiming its key with `ON CONFLICT DO
-        /// NOTHING` and deduplicating onto whichever fault holds it.
-        async fn apply_one_by_one(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            customer_id: &str,
-            events: &[faultline_core::ingest::IngestEvent],
-            retention_seconds: i64,
-            actor: &str,
-        ) -> $crate::StoreResult<Vec<$crate::EventResult>> {
-            use faultline_core::ingest::{IngestEvent, Outcome};
-            let mut results = Vec::with_capacity(events.len());
-            for event in events {
-                let (resource_id, fault_type) = event.key();
-                let open = open_fault_of(&mut *conn, customer_id, resource_id, fault_type).await?;
-                let result = match (event, open) {
-                    (IngestEvent::Trigger(_), Some((id, _))) => (Some(id), Outcome::Deduplicated),
-                    (IngestEvent::Trigger(fault), None) => {
-                        let one = std::slice::from_ref(fault.as_ref());
-                        let claimed = execute(&$crate::sql::insert_fault_rows(one, true)[0])
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected();
-                        if claimed == 1 {
-                            for statement in $crate::sql::insert_fault_extras(one, actor, $backend) {
-                                execute(&statement).execute(&mut *conn).await?;
-                            }
-                            (Some(fault.id.clone()), Outcome::Created)
-                        } else {
-                            // Another batch opened it first and has committed: deduplicate.
-                            let open =
-                                open_fault_of(&mut *conn, customer_id, resource_id, fault_type).await?;
-                            (open.map(|(id, _)| id), Outcome::Deduplicated)
-                        }
-                    }
-                    (IngestEvent::Resolve { occurred_at, .. }, Some((id, created_at))) => {
-                        let at = (*occurred_at).max(created_at);
-                        let ttl = faultline_core::fault::expiry(at, retention_seconds);
-                        let resolved = sqlx::query($crate::rows::RESOLVE_FAULT)
-                            .bind(&id)
-                            .bind(customer_id)
-                            .bind(at)
-                            .bind(ttl)
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected();
-                        if resolved == 1 {
-                            append_event(&mut *conn, customer_id, &id, "resolved", actor, "{}").await?;
-                            (Some(id), Outcome::Resolved)
-                        } else {
-                            // Resolved meanwhile by another writer: nothing left open here.
-                            (None, Outcome::NoOpenFault)
-                        }
-                    }
-                    (IngestEvent::Resolve { .. }, None) => (None, Outcome::NoOpenFault),
-                };
-                results.push(result);
-            }
-            Ok(results)
-        }
-    };
+/// Whether the multi-key lookups of the ingest and of heartbeats keep prepared statements.
+///
+/// On SQLite, yes: without `ANALYZE` its plans do not depend on table sizes, and preparing a
+/// statement of a hundred keys again each time would cost the single writer.
+///
+/// Not on PostgreSQL: after a few runs it caches a generic plan, and one made while a new
+/// deployment's `sites` or `faults` table was nearly empty (not yet analysed) scans the table
+/// once it has grown, for every heartbeat and every batch. Planning each run for its values
+/// costs little beside a lookup of many keys, and a plan made for them cannot go stale.
+/// Values alone do not make a plan right when the statistics are wrong: see
+/// `heartbeat::SWEEP_PLANNER_SETTINGS` and [`open_faults_of`].
+pub(crate) fn cache_lookup_plans(backend: Backend) -> bool {
+    backend == Backend::Sqlite
 }
-pub(crate) use ingest_fns;
+
+/// The open faults of every (resource, type) of a batch, 100 keys a statement.
+async fn open_faults(c: &mut dyn Conn, customer_id: &str, events: &[IngestEvent]) -> StoreResult<OpenFaults> {
+    let backend = c.backend();
+    let mut open = OpenFaults::new();
+    for statement in open_faults_of(customer_id, events, backend) {
+        let rows = c.fetch_all(&statement.cache_plan(cache_lookup_plans(backend))).await?;
+        collect_open(&mut open, rows);
+    }
+    Ok(open)
+}
+
+/// A whole `apply_events` in the caller's transaction: `claim`'s key, the batch (as planned,
+/// or one by one when a concurrent writer got in the way), the key's answer.
+pub(crate) async fn apply_events_in(
+    c: &mut dyn Conn,
+    customer_id: &str,
+    events: &[IngestEvent],
+    retention_seconds: i64,
+    actor: &str,
+    claim: Option<&Claim<[EventResult]>>,
+) -> StoreResult<Written<Vec<EventResult>>> {
+    if let Some(claim) = claim
+        && let Some(answer) = claim_key(c, claim).await?
+    {
+        return Ok(Written::Replayed(answer));
+    }
+    let results = apply_unkeyed_in(c, customer_id, events, retention_seconds, actor).await?;
+    if let Some(claim) = claim {
+        fulfil_key(c, claim, &results).await?;
+    }
+    Ok(Written::Done(results))
+}
+
+/// The batch in the caller's transaction, as planned, or one by one when a concurrent writer
+/// got in the way.
+pub(crate) async fn apply_unkeyed_in(
+    c: &mut dyn Conn,
+    customer_id: &str,
+    events: &[IngestEvent],
+    retention_seconds: i64,
+    actor: &str,
+) -> StoreResult<Vec<EventResult>> {
+    match apply_batch(c, customer_id, events, retention_seconds, actor).await? {
+        Some(results) => Ok(results),
+        None => apply_one_by_one(c, customer_id, events, retention_seconds, actor).await,
+    }
+}
+
+/// The batch as planned, in the caller's transaction; `None` (and nothing written) when a
+/// concurrent writer opened or resolved one of its faults since the read.
+async fn apply_batch(
+    c: &mut dyn Conn,
+    customer_id: &str,
+    events: &[IngestEvent],
+    retention_seconds: i64,
+    actor: &str,
+) -> StoreResult<Option<Vec<EventResult>>> {
+    let open = open_faults(c, customer_id, events).await?;
+    let plan = plan(events, open, retention_seconds);
+    let writes = writes(customer_id, &plan, actor, faultline_core::time::now_micros(), c.backend());
+    c.execute(&query("SAVEPOINT ingest_batch")).await?;
+    // Resolves first: they free the keys that the batch's later triggers reopen.
+    let mut resolved = 0;
+    for statement in &writes.resolves {
+        resolved += c.execute(statement).await?;
+    }
+    let mut inserted = 0;
+    for statement in &writes.inserts {
+        inserted += c.execute(statement).await?;
+    }
+    if inserted != plan.new_faults.len() as u64 || resolved != plan.resolves.len() as u64 {
+        c.execute(&query("ROLLBACK TO SAVEPOINT ingest_batch")).await?;
+        tracing::debug!(
+            events = events.len(),
+            inserted,
+            planned_inserts = plan.new_faults.len(),
+            resolved,
+            planned_resolves = plan.resolves.len(),
+            "a concurrent writer changed this batch's open faults; applying it event by event"
+        );
+        return Ok(None);
+    }
+    for statement in &writes.rest {
+        c.execute(statement).await?;
+    }
+    c.execute(&query("RELEASE SAVEPOINT ingest_batch")).await?;
+    Ok(Some(plan.results))
+}
+
+/// The events one at a time, each trigger claiming its key with `ON CONFLICT DO NOTHING` and
+/// deduplicating onto whichever fault holds it.
+async fn apply_one_by_one(
+    c: &mut dyn Conn,
+    customer_id: &str,
+    events: &[IngestEvent],
+    retention_seconds: i64,
+    actor: &str,
+) -> StoreResult<Vec<EventResult>> {
+    let backend = c.backend();
+    let mut results = Vec::with_capacity(events.len());
+    for event in events {
+        let (resource_id, fault_type) = event.key();
+        let open = open_fault_of(c, customer_id, resource_id, fault_type).await?;
+        let result = match (event, open) {
+            (IngestEvent::Trigger(_), Some((id, _))) => (Some(id), Outcome::Deduplicated),
+            (IngestEvent::Trigger(fault), None) => {
+                let one = std::slice::from_ref(fault.as_ref());
+                let claimed = c.execute(&insert_fault_rows(one, true)[0]).await?;
+                if claimed == 1 {
+                    for statement in crate::sql::insert_fault_extras(one, actor, backend) {
+                        c.execute(&statement).await?;
+                    }
+                    (Some(fault.id.clone()), Outcome::Created)
+                } else {
+                    // Another batch opened it first and has committed: deduplicate.
+                    let open = open_fault_of(c, customer_id, resource_id, fault_type).await?;
+                    (open.map(|(id, _)| id), Outcome::Deduplicated)
+                }
+            }
+            (IngestEvent::Resolve { occurred_at, .. }, Some((id, created_at))) => {
+                let at = (*occurred_at).max(created_at);
+                let ttl = expiry(at, retention_seconds);
+                let resolve = query(crate::rows::RESOLVE_FAULT).arg(&id).arg(customer_id).arg(at).arg(ttl);
+                if c.execute(&resolve).await? == 1 {
+                    append_event(c, customer_id, &id, "resolved", actor, "{}").await?;
+                    (Some(id), Outcome::Resolved)
+                } else {
+                    // Resolved meanwhile by another writer: nothing left open here.
+                    (None, Outcome::NoOpenFault)
+                }
+            }
+            (IngestEvent::Resolve { .. }, None) => (None, Outcome::NoOpenFault),
+        };
+        results.push(result);
+    }
+    Ok(results)
+}
 
 #[cfg(test)]
 mod tests {

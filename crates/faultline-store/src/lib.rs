@@ -7,18 +7,20 @@
 
 pub mod analytics;
 mod analytics_index;
+mod analytics_indexes;
 mod capabilities;
+mod db;
 mod error;
 mod heartbeat;
 mod idempotency;
 mod ingest;
 #[cfg(test)]
 mod migration_tests;
+mod migrations;
 mod model;
-mod postgres;
 mod rows;
 mod sql;
-mod sqlite;
+mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -31,9 +33,8 @@ pub use capabilities::{
 };
 pub use error::{DatabaseError, StoreError, StoreResult};
 pub use model::*;
-pub use postgres::PostgresStore;
 pub use sql::{FaultQuery, TopQuery};
-pub use sqlite::SqliteStore;
+pub use store::{PostgresStore, SqlStore, SqliteStore};
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

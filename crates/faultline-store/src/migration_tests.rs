@@ -3,7 +3,26 @@
 
 use sqlx::Connection;
 
+use crate::db::sqlite::Lite;
+use crate::db::{Conn, FromRow, run_to_end};
 use crate::testing::{POSTGRES_URL_VAR, skip};
+
+/// A SQLite database in memory, with foreign keys on (as the store runs migrations).
+fn lite() -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.pragma_update(None, "foreign_keys", true).unwrap();
+    conn
+}
+
+/// Run a script on a SQLite connection.
+fn raw(conn: &mut rusqlite::Connection, sql: &str) -> crate::StoreResult<()> {
+    run_to_end((&mut Lite(conn) as &mut dyn Conn).execute_script(sql))
+}
+
+/// Every row of `sql` on a SQLite connection.
+fn rows<T: FromRow + Send>(conn: &mut rusqlite::Connection, sql: &str) -> Vec<T> {
+    run_to_end((&mut Lite(conn) as &mut dyn Conn).fetch_all(&crate::sql::query(sql))).unwrap()
+}
 
 /// Two faults of one site, their ancestry elements, and an element whose fault is gone (which
 /// the table could hold once migration 8 dropped its foreign key).
@@ -42,25 +61,22 @@ fn expected_after_9() -> Vec<(String, String, String)> {
     .collect()
 }
 
-#[tokio::test]
-async fn migration_9_gives_every_ancestor_row_its_fault_s_severity_on_sqlite() {
-    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
-    for sql in steps(crate::sqlite::MIGRATIONS) {
-        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+#[test]
+fn migration_9_gives_every_ancestor_row_its_fault_s_severity_on_sqlite() {
+    let mut conn = lite();
+    for sql in steps(crate::migrations::migrations(crate::Backend::Sqlite)) {
+        raw(&mut conn, sql).unwrap();
     }
-    let rows: Vec<(String, String, String)> = sqlx::query_as(AFTER_9).fetch_all(&mut conn).await.unwrap();
+    let rows: Vec<(String, String, String)> = rows(&mut conn, AFTER_9);
     assert_eq!(rows, expected_after_9());
     // Still keyed as the pages read it, and the column cannot be left empty.
-    let missing = sqlx::raw_sql(
+    let missing = raw(
+        &mut conn,
         "INSERT INTO fault_ancestors (customer_id, element, created_at, fault_id) VALUES ('cus_a', 'x', 1, 'flt_1')",
-    )
-    .execute(&mut conn)
-    .await;
+    );
     assert!(missing.is_err(), "severity is NOT NULL");
     let duplicate =
-        sqlx::raw_sql("INSERT INTO fault_ancestors VALUES ('cus_a', 'site_1', 10, 'flt_1', 'HIGH')")
-            .execute(&mut conn)
-            .await;
+        raw(&mut conn, "INSERT INTO fault_ancestors VALUES ('cus_a', 'site_1', 10, 'flt_1', 'HIGH')");
     assert!(duplicate.is_err(), "the primary key survives the rebuild");
 }
 
@@ -83,7 +99,7 @@ async fn postgres_schema(test: &str) -> Option<(sqlx::PgConnection, String)> {
 #[tokio::test]
 async fn migration_9_gives_every_ancestor_row_its_fault_s_severity_on_postgres() {
     let Some((mut conn, schema)) = postgres_schema("migration_9_postgres").await else { return };
-    for sql in steps(crate::postgres::MIGRATIONS) {
+    for sql in steps(crate::migrations::migrations(crate::Backend::Postgres)) {
         sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
     }
     let rows: Vec<(String, String, String)> = sqlx::query_as(AFTER_9).fetch_all(&mut conn).await.unwrap();
@@ -116,24 +132,24 @@ fn expected_after_10() -> Vec<(String, i64)> {
     [("flt_1", 2), ("flt_2", 0), ("flt_3", 1)].map(|(id, n)| (id.to_owned(), n)).to_vec()
 }
 
-#[tokio::test]
-async fn migration_10_counts_the_comments_faults_already_have_on_sqlite() {
-    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
-    let migrations = crate::sqlite::MIGRATIONS;
+#[test]
+fn migration_10_counts_the_comments_faults_already_have_on_sqlite() {
+    let mut conn = lite();
+    let migrations = crate::migrations::migrations(crate::Backend::Sqlite);
     assert_eq!(migrations[9].0, 10);
     for (_, sql) in &migrations[..9] {
-        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        raw(&mut conn, sql).unwrap();
     }
-    sqlx::raw_sql(BEFORE_10).execute(&mut conn).await.unwrap();
-    sqlx::raw_sql(migrations[9].1).execute(&mut conn).await.unwrap();
-    let counts: Vec<(String, i64)> = sqlx::query_as(AFTER_10).fetch_all(&mut conn).await.unwrap();
+    raw(&mut conn, BEFORE_10).unwrap();
+    raw(&mut conn, migrations[9].1).unwrap();
+    let counts: Vec<(String, i64)> = rows(&mut conn, AFTER_10);
     assert_eq!(counts, expected_after_10());
 }
 
 #[tokio::test]
 async fn migration_10_counts_the_comments_faults_already_have_on_postgres() {
     let Some((mut conn, schema)) = postgres_schema("migration_10_postgres").await else { return };
-    let migrations = crate::postgres::MIGRATIONS;
+    let migrations = crate::migrations::migrations(crate::Backend::Postgres);
     assert_eq!(migrations[9].0, 10);
     for (_, sql) in &migrations[..9] {
         sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
@@ -146,26 +162,24 @@ async fn migration_10_counts_the_comments_faults_already_have_on_postgres() {
 }
 
 /// Every index and table definition of `tables` in `conn`'s schema, by name.
-async fn definitions(conn: &mut sqlx::SqliteConnection, tables: &str) -> Vec<(String, Option<String>)> {
-    sqlx::query_as(&format!(
-        "SELECT name, sql FROM sqlite_schema WHERE tbl_name IN ({tables}) AND type = 'index' ORDER BY name"
-    ))
-    .fetch_all(conn)
-    .await
-    .unwrap()
+fn definitions(conn: &mut rusqlite::Connection, tables: &str) -> Vec<(String, Option<String>)> {
+    rows(
+        conn,
+        &format!(
+            "SELECT name, sql FROM sqlite_schema WHERE tbl_name IN ({tables}) AND type = 'index' ORDER BY name"
+        ),
+    )
 }
 
-#[tokio::test]
-async fn migration_11_keys_faults_by_their_rowid_and_keeps_comments_on_sqlite() {
-    use sqlx::sqlite::SqliteConnectOptions;
-    use std::str::FromStr;
+#[test]
+fn migration_11_keys_faults_by_their_rowid_and_keeps_comments_on_sqlite() {
     // As the store runs migrations: foreign keys on, in one transaction.
-    let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap().foreign_keys(true);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
-    let migrations = crate::sqlite::MIGRATIONS;
+
+    let mut conn = lite();
+    let migrations = crate::migrations::migrations(crate::Backend::Sqlite);
     assert_eq!(migrations[10].0, 11);
     for (_, sql) in &migrations[..10] {
-        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        raw(&mut conn, sql).unwrap();
     }
     let before_11 = "
         INSERT INTO customers (id, name, created_at) VALUES ('cus_a', 'A', 0);
@@ -190,48 +204,32 @@ async fn migration_11_keys_faults_by_their_rowid_and_keeps_comments_on_sqlite() 
             ('cus_a', 'site_1', 40, 'flt_4', 'LOW'), ('cus_a', 'dev_1', 40, 'flt_4', 'LOW'),
             ('cus_a', 'site_1', 20, 'flt_2', 'LOW');
     ";
-    sqlx::raw_sql(before_11).execute(&mut conn).await.unwrap();
-    let rowids: Vec<(String, i64)> =
-        sqlx::query_as("SELECT id, rowid FROM faults ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    raw(&mut conn, before_11).unwrap();
+    let rowids: Vec<(String, i64)> = rows(&mut conn, "SELECT id, rowid FROM faults ORDER BY id");
     let faults_before: Vec<(String, String, Option<String>, i64)> =
-        sqlx::query_as("SELECT id, message, open_key, comment_count FROM faults ORDER BY id")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+        rows(&mut conn, "SELECT id, message, open_key, comment_count FROM faults ORDER BY id");
     let comments_before: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT id, fault_id, comment FROM comments ORDER BY id")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-    let indexes_before = definitions(&mut conn, "'faults', 'comments'").await;
+        rows(&mut conn, "SELECT id, fault_id, comment FROM comments ORDER BY id");
+    let indexes_before = definitions(&mut conn, "'faults', 'comments'");
 
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::raw_sql(migrations[10].1).execute(&mut *tx).await.unwrap();
-    tx.commit().await.unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    raw(&mut conn, migrations[10].1).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
 
     // Every fault and comment kept; each fault's seq is the rowid it had.
-    let seqs: Vec<(String, i64)> =
-        sqlx::query_as("SELECT id, seq FROM faults ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    let seqs: Vec<(String, i64)> = rows(&mut conn, "SELECT id, seq FROM faults ORDER BY id");
     assert_eq!(seqs, rowids);
     let faults_after: Vec<(String, String, Option<String>, i64)> =
-        sqlx::query_as("SELECT id, message, open_key, comment_count FROM faults ORDER BY id")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+        rows(&mut conn, "SELECT id, message, open_key, comment_count FROM faults ORDER BY id");
     assert_eq!(faults_after, faults_before);
     let comments: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT id, fault_id, comment FROM comments ORDER BY id")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+        rows(&mut conn, "SELECT id, fault_id, comment FROM comments ORDER BY id");
     assert_eq!(comments, comments_before);
     // Each element carries its fault's seq; the element of the deleted fault is gone.
-    let elements: Vec<(String, String, i64)> = sqlx::query_as(
+    let elements: Vec<(String, String, i64)> = rows(
+        &mut conn,
         "SELECT a.element, a.fault_id, a.fault_seq FROM fault_ancestors a ORDER BY a.element, a.created_at",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
+    );
     let seq_of = |id: &str| seqs.iter().find(|(i, _)| i == id).unwrap().1;
     let expected: Vec<(String, String, i64)> = [
         ("dev_1", "flt_4"),
@@ -246,36 +244,26 @@ async fn migration_11_keys_faults_by_their_rowid_and_keeps_comments_on_sqlite() 
     .collect();
     assert_eq!(elements, expected);
     // The same indexes as before, and the foreign keys hold and still cascade.
-    assert_eq!(definitions(&mut conn, "'faults', 'comments'").await, indexes_before);
-    let violations: Vec<(String, i64, String, i64)> =
-        sqlx::query_as("PRAGMA foreign_key_check").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(definitions(&mut conn, "'faults', 'comments'"), indexes_before);
+    let violations: Vec<(String, i64, String, i64)> = rows(&mut conn, "PRAGMA foreign_key_check");
     assert!(violations.is_empty(), "{violations:?}");
-    let orphan = sqlx::raw_sql(
+    let orphan = raw(
+        &mut conn,
         "INSERT INTO comments (id, fault_id, customer_id, user_id, comment, created_at) VALUES ('cmt_9', 'flt_9', 'cus_a', 'u', 'x', 1)",
-    )
-    .execute(&mut conn)
-    .await;
+    );
     assert!(orphan.is_err(), "a comment needs its fault");
-    sqlx::raw_sql("DELETE FROM faults WHERE id = 'flt_1'").execute(&mut conn).await.unwrap();
-    let left: Vec<(String,)> =
-        sqlx::query_as("SELECT id FROM comments ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    raw(&mut conn, "DELETE FROM faults WHERE id = 'flt_1'").unwrap();
+    let left: Vec<(String,)> = rows(&mut conn, "SELECT id FROM comments ORDER BY id");
     assert_eq!(left, [("cmt_3".to_owned(),)], "a fault's comments go with it");
     // A new fault gets a seq of its own; an element cannot be left without one.
-    sqlx::raw_sql(
-        "INSERT INTO faults (id, customer_id, resource_id, microservice_id, type, status, severity, message, \
+    raw(&mut conn, "INSERT INTO faults (id, customer_id, resource_id, microservice_id, type, status, severity, message, \
          cause, created_at, resolved_at, resource_ancestry_path, site_id, ttl) \
-         VALUES ('flt_5', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 60, NULL, 'r', NULL, 99)",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    let (seq,): (i64,) =
-        sqlx::query_as("SELECT seq FROM faults WHERE id = 'flt_5'").fetch_one(&mut conn).await.unwrap();
+         VALUES ('flt_5', 'cus_a', 'r', 'm', 'reboot', 'unresolved', 'LOW', 'm', 'c', 60, NULL, 'r', NULL, 99)").unwrap();
+    let (seq,): (i64,) = rows(&mut conn, "SELECT seq FROM faults WHERE id = 'flt_5'").remove(0);
     assert!(seqs.iter().all(|(_, s)| *s < seq));
-    let missing = sqlx::raw_sql(
+    let missing = raw(
+        &mut conn,
         "INSERT INTO fault_ancestors (customer_id, element, created_at, fault_id, severity) VALUES ('cus_a', 'r', 60, 'flt_5', 'LOW')",
-    )
-    .execute(&mut conn)
-    .await;
+    );
     assert!(missing.is_err(), "fault_seq is NOT NULL");
 }

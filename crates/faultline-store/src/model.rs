@@ -156,7 +156,7 @@ pub struct Idempotency<'a, T: ?Sized> {
     /// The status of the answer to store.
     pub status: u16,
     /// Renders the answer's body from the write's result.
-    pub render: &'a (dyn Fn(&T) -> String + Send + Sync),
+    pub render: std::sync::Arc<dyn Fn(&T) -> String + Send + Sync>,
 }
 
 /// What one ingest event did: the fault it opened, deduplicated onto or resolved (none for

@@ -98,75 +98,31 @@ pub(crate) fn new_customer(id: Option<&str>, name: &str) -> Customer {
     }
 }
 
-/// How a column of a fault is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Text,
-    OptionalText,
-    Integer,
-    OptionalInteger,
-}
-
-/// One column of a fault row: its name, its kind, and the value a [`Fault`] writes to it.
+/// One column of a fault row: its name, and the value a [`Fault`] writes to it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FaultColumn {
     pub name: &'static str,
-    pub kind: Kind,
     pub value: fn(&Fault) -> Param,
 }
 
 /// A fault's columns, in the one order that every statement reading or writing a whole fault
-/// row uses: the select and insert lists of [`crate::sql`], SQLite's packed pages and inline
-/// reads, and [`FaultRow`].
+/// row uses: the select and insert lists of [`crate::sql`] and [`FaultRow`].
 pub(crate) const FAULT_COLUMNS: [FaultColumn; 14] = [
-    FaultColumn { name: "id", kind: Kind::Text, value: |f| Param::Text(f.id.clone()) },
-    FaultColumn { name: "customer_id", kind: Kind::Text, value: |f| Param::Text(f.customer_id.clone()) },
-    FaultColumn { name: "resource_id", kind: Kind::Text, value: |f| Param::Text(f.resource_id.clone()) },
-    FaultColumn {
-        name: "microservice_id",
-        kind: Kind::Text,
-        value: |f| Param::Text(f.microservice_id.clone()),
-    },
-    FaultColumn { name: "type", kind: Kind::Text, value: |f| Param::Text(f.fault_type.clone()) },
-    FaultColumn { name: "status", kind: Kind::Text, value: |f| Param::Text(f.status.as_str().to_owned()) },
-    FaultColumn {
-        name: "severity",
-        kind: Kind::Text,
-        value: |f| Param::Text(f.severity.as_str().to_owned()),
-    },
-    FaultColumn { name: "message", kind: Kind::Text, value: |f| Param::Text(f.message.clone()) },
-    FaultColumn { name: "cause", kind: Kind::Text, value: |f| Param::Text(f.cause.clone()) },
-    FaultColumn { name: "created_at", kind: Kind::Integer, value: |f| Param::Int(f.created_at) },
-    FaultColumn { name: "resolved_at", kind: Kind::OptionalInteger, value: |f| Param::OptInt(f.resolved_at) },
-    FaultColumn {
-        name: "resource_ancestry_path",
-        kind: Kind::Text,
-        value: |f| Param::Text(f.resource_ancestry_path.clone()),
-    },
-    FaultColumn { name: "site_id", kind: Kind::OptionalText, value: |f| Param::OptText(f.site_id.clone()) },
-    FaultColumn { name: "ttl", kind: Kind::Integer, value: |f| Param::Int(f.ttl) },
+    FaultColumn { name: "id", value: |f| Param::Text(f.id.clone()) },
+    FaultColumn { name: "customer_id", value: |f| Param::Text(f.customer_id.clone()) },
+    FaultColumn { name: "resource_id", value: |f| Param::Text(f.resource_id.clone()) },
+    FaultColumn { name: "microservice_id", value: |f| Param::Text(f.microservice_id.clone()) },
+    FaultColumn { name: "type", value: |f| Param::Text(f.fault_type.clone()) },
+    FaultColumn { name: "status", value: |f| Param::Text(f.status.as_str().to_owned()) },
+    FaultColumn { name: "severity", value: |f| Param::Text(f.severity.as_str().to_owned()) },
+    FaultColumn { name: "message", value: |f| Param::Text(f.message.clone()) },
+    FaultColumn { name: "cause", value: |f| Param::Text(f.cause.clone()) },
+    FaultColumn { name: "created_at", value: |f| Param::Int(f.created_at) },
+    FaultColumn { name: "resolved_at", value: |f| Param::OptInt(f.resolved_at) },
+    FaultColumn { name: "resource_ancestry_path", value: |f| Param::Text(f.resource_ancestry_path.clone()) },
+    FaultColumn { name: "site_id", value: |f| Param::OptText(f.site_id.clone()) },
+    FaultColumn { name: "ttl", value: |f| Param::Int(f.ttl) },
 ];
-
-/// The place of the column `name` in [`FAULT_COLUMNS`]; a name that is not there fails the
-/// build where this is used in a constant.
-pub(crate) const fn fault_column(name: &str) -> usize {
-    let mut i = 0;
-    while i < FAULT_COLUMNS.len() {
-        let candidate = FAULT_COLUMNS[i].name.as_bytes();
-        let wanted = name.as_bytes();
-        if candidate.len() == wanted.len() {
-            let mut j = 0;
-            while j < wanted.len() && candidate[j] == wanted[j] {
-                j += 1;
-            }
-            if j == wanted.len() {
-                return i;
-            }
-        }
-        i += 1;
-    }
-    panic!("no such fault column")
-}
 
 /// The columns of [`FAULT_COLUMNS`], comma-separated, each prefixed with `alias` (`"f."`, or
 /// `""` for an insert's column list).
@@ -362,30 +318,6 @@ pub(crate) fn customer_log_sql() -> String {
     )
 }
 
-/// `customer_log_from`, the body of `Store::customer_log`, for the backend whose database type
-/// is `$db`.
-macro_rules! customer_log_fn {
-    ($db:ty) => {
-        async fn customer_log_from(
-            pool: &sqlx::Pool<$db>,
-            customer_id: &str,
-            after: i64,
-            upto: i64,
-            limit: u32,
-        ) -> StoreResult<Vec<LoggedEvent>> {
-            let rows: Vec<rows::LogRow> = sqlx::query_as(&rows::customer_log_sql())
-                .bind(customer_id)
-                .bind(after)
-                .bind(upto)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?;
-            Ok(rows.into_iter().map(rows::logged_event).collect())
-        }
-    };
-}
-pub(crate) use customer_log_fn;
-
 pub(crate) fn logged_event(row: LogRow) -> crate::model::LoggedEvent {
     let (seq, customer_id, fault_id, kind, at, detail) = row;
     crate::model::LoggedEvent { seq, customer_id, fault_id, kind, at, detail }
@@ -397,9 +329,6 @@ mod tests {
 
     #[test]
     fn a_fault_column_is_found_by_name_and_listed_in_its_place() {
-        assert_eq!(fault_column("id"), 0);
-        assert_eq!(fault_column("resolved_at"), 10);
-        assert_eq!(fault_column("ttl"), FAULT_COLUMNS.len() - 1);
         let listed = fault_column_list("f.");
         assert!(
             listed.starts_with("f.id, f.customer_id, ") && listed.ends_with(", f.site_id, f.ttl"),
@@ -423,8 +352,8 @@ mod tests {
             comments: Vec::new(),
         };
         let values: Vec<Param> = FAULT_COLUMNS.iter().map(|c| (c.value)(&fault)).collect();
-        assert_eq!(values[fault_column("type")], Param::Text("wantunnel".into()));
-        assert_eq!(values[fault_column("resolved_at")], Param::OptInt(None));
-        assert_eq!(values[fault_column("site_id")], Param::OptText(Some("site_1".into())));
+        assert_eq!(values[4], Param::Text("wantunnel".into()));
+        assert_eq!(values[10], Param::OptInt(None));
+        assert_eq!(values[12], Param::OptText(Some("site_1".into())));
     }
 }

@@ -18,20 +18,92 @@ pub(crate) enum Param {
     Int(i64),
     OptInt(Option<i64>),
     OptText(Option<String>),
+    Blob(Vec<u8>),
+}
+
+impl From<&str> for Param {
+    fn from(v: &str) -> Param {
+        Param::Text(v.to_owned())
+    }
+}
+impl From<&String> for Param {
+    fn from(v: &String) -> Param {
+        Param::Text(v.clone())
+    }
+}
+impl From<String> for Param {
+    fn from(v: String) -> Param {
+        Param::Text(v)
+    }
+}
+impl From<i64> for Param {
+    fn from(v: i64) -> Param {
+        Param::Int(v)
+    }
+}
+impl From<u32> for Param {
+    fn from(v: u32) -> Param {
+        Param::Int(i64::from(v))
+    }
+}
+impl From<Option<i64>> for Param {
+    fn from(v: Option<i64>) -> Param {
+        Param::OptInt(v)
+    }
+}
+impl From<Option<&str>> for Param {
+    fn from(v: Option<&str>) -> Param {
+        Param::OptText(v.map(str::to_owned))
+    }
+}
+impl From<Option<String>> for Param {
+    fn from(v: Option<String>) -> Param {
+        Param::OptText(v)
+    }
+}
+impl From<&[u8]> for Param {
+    fn from(v: &[u8]) -> Param {
+        Param::Blob(v.to_vec())
+    }
 }
 
 /// A statement and its parameters, in placeholder order.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Sql {
     pub text: String,
     pub params: Vec<Param>,
+    /// Whether the driver keeps the statement prepared for the next run (the default).
+    pub cache_plan: bool,
     /// [`Sql::positional`], made once.
     positional: std::sync::OnceLock<(String, Vec<usize>)>,
 }
 
+impl Default for Sql {
+    fn default() -> Sql {
+        Sql::new(String::new(), Vec::new())
+    }
+}
+
+/// The statement `text`, its parameters added with [`Sql::arg`].
+pub(crate) fn query(text: impl Into<String>) -> Sql {
+    Sql::new(text, Vec::new())
+}
+
 impl Sql {
     pub fn new(text: impl Into<String>, params: Vec<Param>) -> Sql {
-        Sql { text: text.into(), params, positional: std::sync::OnceLock::new() }
+        Sql { text: text.into(), params, cache_plan: true, positional: std::sync::OnceLock::new() }
+    }
+
+    /// The statement with `value` as its next parameter.
+    pub fn arg(mut self, value: impl Into<Param>) -> Sql {
+        self.params.push(value.into());
+        self
+    }
+
+    /// The statement, prepared again each time it runs when `cache` is false.
+    pub fn cache_plan(mut self, cache: bool) -> Sql {
+        self.cache_plan = cache;
+        self
     }
 
     /// The statement with anonymous `?` placeholders, in the order they appear, and for each
@@ -85,40 +157,6 @@ impl Sql {
         placeholders.join(", ")
     }
 }
-
-/// Bind every parameter of a [`Sql`] to a sqlx query (`query`, `query_as` or `query_scalar`
-/// of either backend), in placeholder order.
-macro_rules! bind_params {
-    ($query:expr, $statement:expr) => {
-        $statement.params.iter().fold($query, |q, p| match p {
-            $crate::sql::Param::Text(v) => q.bind(v.as_str()),
-            $crate::sql::Param::Int(v) => q.bind(*v),
-            $crate::sql::Param::OptInt(v) => q.bind(*v),
-            $crate::sql::Param::OptText(v) => q.bind(v.as_deref()),
-        })
-    };
-}
-pub(crate) use bind_params;
-
-/// As [`bind_params!`], for SQLite: the statement's [`Sql::positional`] form, its parameters
-/// bound in order of appearance. With `@after`, the statement's parameters are bound after
-/// those `$query` already has (a query of several statements; its text is the caller's).
-macro_rules! bind_positional {
-    ($ctor:path, $statement:expr) => {{
-        let (text, _) = $statement.positional();
-        $crate::sql::bind_positional!(@after $ctor(text.as_str()), $statement)
-    }};
-    (@after $query:expr, $statement:expr) => {{
-        let (_, order) = $statement.positional();
-        order.iter().fold($query, |q, &i| match &$statement.params[i] {
-            $crate::sql::Param::Text(v) => q.bind(v.as_str()),
-            $crate::sql::Param::Int(v) => q.bind(*v),
-            $crate::sql::Param::OptInt(v) => q.bind(*v),
-            $crate::sql::Param::OptText(v) => q.bind(v.as_deref()),
-        })
-    }};
-}
-pub(crate) use bind_positional;
 
 /// The select list of a fault on alias `f`, in the order of [`crate::rows::FAULT_COLUMNS`].
 static FAULT_COLUMNS: LazyLock<String> = LazyLock::new(|| crate::rows::fault_column_list("f."));
@@ -388,43 +426,6 @@ pub(crate) fn latest_faults_of(customer_id: &str, query: &TopQuery<'_>, resource
     };
     sql
 }
-
-/// Expands `read_top_resources` and `with_samples`: the two statements of [`crate::Store::top_resources`] on one
-/// connection (the caller's read transaction), for the backend whose database type is `$db`.
-macro_rules! top_resources_fn {
-    ($db:ty, $backend:expr) => {
-        async fn read_top_resources(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            customer_id: &str,
-            query: &$crate::sql::TopQuery<'_>,
-        ) -> $crate::StoreResult<Vec<$crate::TopResource>> {
-            let counting = $crate::sql::top_resource_counts(customer_id, query, $backend);
-            let counts: Vec<(String, i64)> =
-                $crate::sql::bind_params!(sqlx::query_as(&counting.text), counting)
-                    .fetch_all(&mut *conn)
-                    .await?;
-            with_samples(conn, customer_id, query, counts).await
-        }
-
-        /// The ranked `counts` with each resource's newest faults, read on `conn`.
-        async fn with_samples(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            customer_id: &str,
-            query: &$crate::sql::TopQuery<'_>,
-            counts: Vec<(String, i64)>,
-        ) -> $crate::StoreResult<Vec<$crate::TopResource>> {
-            if query.sample == 0 || counts.is_empty() {
-                return Ok($crate::rows::top_resources(counts, Vec::new()));
-            }
-            let ranked: Vec<String> = counts.iter().map(|(resource_id, _)| resource_id.clone()).collect();
-            let latest = $crate::sql::latest_faults_of(customer_id, query, &ranked);
-            let sampled: Vec<$crate::rows::FaultRow> =
-                $crate::sql::bind_params!(sqlx::query_as(&latest.text), latest).fetch_all(&mut *conn).await?;
-            Ok($crate::rows::top_resources(counts, $crate::rows::faults(sampled)?))
-        }
-    };
-}
-pub(crate) use top_resources_fn;
 
 /// The rows of a minted token and its short link.
 pub(crate) fn insert_access_token(

@@ -215,7 +215,7 @@ conformance_test!(an_idempotency_key_guards_its_write_for_a_day, |store: Db| asy
         fingerprint,
         at,
         status: 201,
-        render: &render,
+        render: std::sync::Arc::new(render),
     };
     let a = sample_fault(&customer.id, 1);
     let b = sample_fault(&customer.id, 2);
@@ -269,12 +269,13 @@ async fn hold_write(
     use sqlx::Connection;
     match backend {
         faultline_store::Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
-            sqlx::query(&write).execute(&mut *tx).await.unwrap();
+            let conn = rusqlite::Connection::open(url.trim_start_matches("sqlite://")).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            conn.execute_batch(&write).unwrap();
             held.send(()).unwrap();
             release.await.unwrap();
-            tx.commit().await.unwrap();
+            conn.execute_batch("COMMIT").unwrap();
         }
         faultline_store::Backend::Postgres => {
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
@@ -409,7 +410,7 @@ async fn queued_batches_are_applied_once_and_fail_alone(backend: faultline_store
                     fingerprint: &fingerprint,
                     at: faultline_core::time::now_micros(),
                     status: 200,
-                    render: &render_results,
+                    render: std::sync::Arc::new(render_results),
                 };
                 let idem = matches!(b, 1 | 2).then_some(&idem);
                 (b, store.apply_events(&customer_id, &events, 86_400, "test", idem).await)
@@ -812,7 +813,6 @@ conformance_test!(a_site_s_pages_read_its_faults_whichever_way_they_were_written
 /// customer's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_fault_key_never_joins_a_stale_element_sqlite() {
-    use sqlx::Connection;
     let Some(db) =
         faultline_store::testing::TestDb::new(faultline_store::Backend::Sqlite, "reused_fault_key").await
     else {
@@ -822,13 +822,16 @@ async fn a_reused_fault_key_never_joins_a_stale_element_sqlite() {
     let b = db.store.create_customer("Globex").await.unwrap().id;
     let gone = fault_of(&a, "tun_1", "site_1", 1);
     db.store.insert_faults(std::slice::from_ref(&gone), "test", None).await.unwrap();
-    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-    let seq_of = |id: String| sqlx::query_scalar::<_, i64>("SELECT seq FROM faults WHERE id = ?").bind(id);
-    let seq = seq_of(gone.id.clone()).fetch_one(&mut conn).await.unwrap();
-    sqlx::query("DELETE FROM faults WHERE id = ?").bind(&gone.id).execute(&mut conn).await.unwrap();
+    let conn = rusqlite::Connection::open(db.url.trim_start_matches("sqlite://")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let seq_of = |id: String| -> i64 {
+        conn.query_row("SELECT seq FROM faults WHERE id = ?", [id], |row| row.get(0)).unwrap()
+    };
+    let seq = seq_of(gone.id.clone());
+    conn.execute("DELETE FROM faults WHERE id = ?", [&gone.id]).unwrap();
     let theirs = fault_of(&b, "tun_9", "site_9", 1);
     db.store.insert_faults(std::slice::from_ref(&theirs), "test", None).await.unwrap();
-    assert_eq!(seq_of(theirs.id.clone()).fetch_one(&mut conn).await.unwrap(), seq, "the key is reused");
+    assert_eq!(seq_of(theirs.id.clone()), seq, "the key is reused");
     let filter =
         faultline_core::filter::FaultFilter { sites: vec!["site_1".to_owned()], ..Default::default() };
     let now = faultline_core::time::now_micros();

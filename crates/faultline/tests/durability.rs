@@ -186,17 +186,16 @@ async fn assert_whole_batches(http: &reqwest::Client, base: &str, key: &str, bat
 
 /// What SQLite itself says about the file the killed process left behind.
 async fn assert_sqlite_intact(url: &str) {
-    use sqlx::Connection;
-    use std::str::FromStr;
     // Read-only: closing it cannot checkpoint the WAL, so the restarted server recovers it.
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).unwrap().read_only(true);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
-    let verdict: Vec<String> =
-        sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&mut conn).await.unwrap();
+    let path = url.trim_start_matches("sqlite://");
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut check = conn.prepare("PRAGMA integrity_check").unwrap();
+    let verdict: Vec<String> = check.query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect();
     assert_eq!(verdict, ["ok"]);
-    let broken_references = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut conn).await.unwrap();
-    assert!(broken_references.is_empty(), "{} rows break a foreign key", broken_references.len());
-    conn.close().await.unwrap();
+    let mut check = conn.prepare("PRAGMA foreign_key_check").unwrap();
+    let broken_references = check.query_map([], |_| Ok(())).unwrap().count();
+    assert_eq!(broken_references, 0, "{broken_references} rows break a foreign key");
 }
 
 async fn kill_9_during_ingest(backend: Backend, test: &str) {

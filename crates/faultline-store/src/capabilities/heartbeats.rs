@@ -2,6 +2,12 @@
 
 use async_trait::async_trait;
 
+use std::sync::Arc;
+
+use crate::db::Database;
+use crate::heartbeat::{detect_offline_in, record_heartbeats_in};
+use crate::idempotency::Claim;
+use crate::store::{SqlStore, retry_conflicts};
 use crate::{Idempotency, StoreResult, Written};
 
 /// Sites' heartbeats and the detection of sites gone silent.
@@ -36,4 +42,59 @@ pub trait Heartbeats: Send + Sync {
         limit: u32,
         after: Option<&faultline_core::heartbeat::SweepCursor>,
     ) -> StoreResult<(usize, Option<faultline_core::heartbeat::SweepCursor>)>;
+}
+
+#[async_trait]
+impl<D: Database> Heartbeats for SqlStore<D> {
+    async fn record_heartbeats(
+        &self,
+        customer_id: &str,
+        beats: &[faultline_core::heartbeat::Heartbeat],
+        at: i64,
+        retention_seconds: i64,
+        actor: &str,
+        idem: Option<&Idempotency<'_, [String]>>,
+    ) -> StoreResult<Written<Vec<String>>> {
+        let (customer_id, actor) = (Arc::<str>::from(customer_id), Arc::<str>::from(actor));
+        let (beats, claim) = (Arc::<[_]>::from(beats), idem.map(|i| Arc::new(Claim::of(i))));
+        retry_conflicts("heartbeats", || {
+            let (customer_id, actor, beats, claim) =
+                (customer_id.clone(), actor.clone(), beats.clone(), claim.clone());
+            self.write(move |c| {
+                Box::pin(async move {
+                    record_heartbeats_in(
+                        c,
+                        &customer_id,
+                        &beats,
+                        at,
+                        retention_seconds,
+                        &actor,
+                        claim.as_deref(),
+                    )
+                    .await
+                })
+            })
+        })
+        .await
+    }
+
+    async fn detect_offline(
+        &self,
+        policy: &faultline_core::heartbeat::OfflinePolicy,
+        now: i64,
+        retention_seconds: i64,
+        limit: u32,
+        after: Option<&faultline_core::heartbeat::SweepCursor>,
+    ) -> StoreResult<(usize, Option<faultline_core::heartbeat::SweepCursor>)> {
+        let (policy, after) = (*policy, after.cloned());
+        retry_conflicts("offline detection", || {
+            let after = after.clone();
+            self.write(move |c| {
+                Box::pin(async move {
+                    detect_offline_in(c, &policy, now, retention_seconds, limit, after.as_ref()).await
+                })
+            })
+        })
+        .await
+    }
 }

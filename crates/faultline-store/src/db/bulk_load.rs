@@ -21,21 +21,19 @@
 //! a command of its own, so nothing of faultline's writes meanwhile.
 
 use std::path::Path;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::Connection;
+
+use super::Conn;
+use super::sqlite::Lite;
 
 use crate::error::{StoreError, StoreResult};
 use crate::{BulkFaults, sql};
 
-/// Page cache of the loading connection: the pages the load keeps touching (the last leaf of
-/// each index, the ancestry elements' leaves) stay in memory until the commit.
-const CACHE_KIB: i64 = 512 * 1024;
-
 /// Insert every chunk `chunks` yields, up to [`BulkFaults::End`], in one transaction of a new
 /// connection to the database file at `path`; see the module documentation. Runs on the
 /// calling (blocking) thread.
-pub(super) fn load(
+pub(crate) fn load(
     path: &Path,
     chunks: tokio::sync::mpsc::Receiver<BulkFaults>,
     actor: &str,
@@ -70,40 +68,49 @@ fn insert_all(
     inserted: &mut dyn FnMut(usize),
 ) -> StoreResult<Connection> {
     let failed = |e: rusqlite::Error| StoreError::NotWritten(format!("the bulk load failed: {e}"));
-    let mut conn = super::rusqlite_connection(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE,
-        Duration::from_secs(10),
-        CACHE_KIB,
-    )
-    .map_err(failed)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
+    let mut conn = super::sqlite::open_connection(path, super::sqlite::Role::BulkLoad).map_err(failed)?;
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(failed)?;
+    let loaded = load_in_transaction(&mut conn, &mut chunks, actor, inserted);
+    match loaded {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(failed)?,
+        Err(err) => {
+            // Everything is rolled back, the dropped indexes included.
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(err);
+        }
+    }
+    Ok(conn)
+}
+
+fn load_in_transaction(
+    conn: &mut Connection,
+    chunks: &mut tokio::sync::mpsc::Receiver<BulkFaults>,
+    actor: &str,
+    inserted: &mut dyn FnMut(usize),
+) -> StoreResult<()> {
+    let failed = |e: rusqlite::Error| StoreError::NotWritten(format!("the bulk load failed: {e}"));
     let empty: bool =
-        tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM faults)", [], |row| row.get(0)).map_err(failed)?;
-    let deferred = if empty { secondary_indexes(&tx).map_err(failed)? } else { Vec::new() };
+        conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM faults)", [], |row| row.get(0)).map_err(failed)?;
+    let deferred = if empty { secondary_indexes(conn).map_err(failed)? } else { Vec::new() };
     for (name, _) in &deferred {
-        tx.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))).map_err(failed)?;
+        conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))).map_err(failed)?;
     }
     loop {
         match chunks.blocking_recv() {
             Some(BulkFaults::Chunk(chunk)) => {
                 for statement in sql::insert_faults(&chunk, actor, crate::Backend::Sqlite) {
-                    super::inline_reads::prepare(&tx, &statement)
-                        .and_then(|mut prepared| prepared.raw_execute())
-                        .map_err(failed)?;
+                    super::run_to_end(Lite(conn).execute(&statement))?;
                 }
                 inserted(chunk.len());
             }
             Some(BulkFaults::End) => break,
-            // Dropping `tx` rolls everything back, the dropped indexes included.
             None => return Err(BulkFaults::cut_short()),
         }
     }
     for (_, create) in &deferred {
-        tx.execute_batch(create).map_err(failed)?;
+        conn.execute_batch(create).map_err(failed)?;
     }
-    tx.commit().map_err(failed)?;
-    Ok(conn)
+    Ok(())
 }
 
 /// `(name, CREATE INDEX statement)` of each index of `faults` that SQL created (not the one

@@ -1,4 +1,4 @@
-//! The SQLite backend's [analytics index](crate::analytics_index): one per customer, loaded in
+//! The SQLite backend's [analytics indexes](crate::analytics_index): one per customer, loaded in
 //! the background on the customer's first analytics request (answers come from SQL until it is
 //! ready) and brought up to date from the event log before each answer.
 //!
@@ -12,15 +12,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::analytics_index::{CustomerIndex, IndexRow};
-use crate::error::{StoreError, StoreResult};
-use crate::sql::{Param, Sql, bind_positional};
-
-use super::packed::{self, Fields};
-use crate::rows::Kind;
+use crate::db::sqlite::ReadHandle;
+use crate::db::{BoxFuture, Conn, Read, Row, job};
+use crate::error::StoreResult;
+use crate::sql::{Sql, query};
 
 /// Log entries read per statement while catching up.
 const LOG_PAGE: i64 = 10_000;
@@ -41,8 +39,8 @@ const RETRY_LOAD_AFTER: Duration = Duration::from_secs(60);
 /// Lock order: a customer's index lock, then a connection of the reader pool. A load holds the
 /// lock while it reads, so an answer that took a connection first and then waited for the lock
 /// could leave the load without one.
-pub(super) struct AnalyticsIndexes {
-    reader: SqlitePool,
+pub(crate) struct AnalyticsIndexes {
+    reader: ReadHandle,
     customers: Mutex<HashMap<String, Arc<Slot>>>,
     /// The clock of [`Slot::used`] and [`Slot::failed`].
     epoch: Instant,
@@ -61,10 +59,10 @@ struct Slot {
 }
 
 /// A customer's loaded index, locked until dropped.
-pub(super) type LockedIndex = OwnedMappedMutexGuard<Option<CustomerIndex>, CustomerIndex>;
+type LockedIndex = OwnedMappedMutexGuard<Option<CustomerIndex>, CustomerIndex>;
 
 impl AnalyticsIndexes {
-    pub(super) fn new(reader: SqlitePool) -> AnalyticsIndexes {
+    pub(crate) fn new(reader: ReadHandle) -> AnalyticsIndexes {
         AnalyticsIndexes { reader, customers: Mutex::default(), epoch: Instant::now() }
     }
 
@@ -87,11 +85,35 @@ impl AnalyticsIndexes {
         slot
     }
 
-    /// The customer's index, locked (bring it up to date with [`catch_up`] in the caller's
-    /// read transaction, begun after this); `None` while it is not loaded, in which case a
+    /// `work` on the customer's index, brought up to date first, and on a connection in the
+    /// same snapshot; `None` while the index is not loaded (or could not be brought up to
+    /// date: SQL answers then).
+    pub(crate) async fn answer<T, F>(&self, customer_id: &str, work: F) -> StoreResult<Option<T>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn, &'c CustomerIndex) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        let Some(mut index) = self.lock(customer_id).await else { return Ok(None) };
+        let customer_id = customer_id.to_owned();
+        let answer = job(move |c| {
+            Box::pin(async move {
+                if let Err(err) = catch_up(c, &mut index, &customer_id).await {
+                    tracing::warn!(customer_id, error = %err, "analytics index not brought up to date; answering by SQL");
+                    return Ok(None);
+                }
+                work(c, &index).await.map(Some)
+            })
+        });
+        self.reader.read(Read::Snapshot, answer).await
+    }
+
+    /// The customer's index, locked (brought up to date with [`catch_up`] in a read
+    /// transaction begun after this); `None` while it is not loaded, in which case a
     /// load starts in the background unless one runs or the last failed less than
     /// [`RETRY_LOAD_AFTER`] ago.
-    pub(super) async fn lock(&self, customer_id: &str) -> Option<LockedIndex> {
+    async fn lock(&self, customer_id: &str) -> Option<LockedIndex> {
         let slot = self.slot(customer_id);
         if slot.loading.load(Ordering::Acquire) {
             return None;
@@ -118,7 +140,7 @@ impl AnalyticsIndexes {
     }
 
     /// Load the customer's index now, unless it is loaded (or loading) already.
-    pub(super) async fn load(&self, customer_id: &str) -> StoreResult<()> {
+    pub(crate) async fn load(&self, customer_id: &str) -> StoreResult<()> {
         let slot = self.slot(customer_id);
         if slot.index.lock().await.is_some() || slot.loading.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -130,7 +152,7 @@ impl AnalyticsIndexes {
 /// Load the customer's whole index into `slot`, whose `loading` flag the caller set; it is
 /// cleared when this ends, however it ends (also when the caller drops it midway). A failure
 /// is noted as at `now`.
-async fn load_into(reader: &SqlitePool, slot: &Slot, customer_id: &str, now: u64) -> StoreResult<()> {
+async fn load_into(reader: &ReadHandle, slot: &Slot, customer_id: &str, now: u64) -> StoreResult<()> {
     struct Loading<'a>(&'a AtomicBool);
     impl Drop for Loading<'_> {
         fn drop(&mut self) {
@@ -152,44 +174,45 @@ async fn load_into(reader: &SqlitePool, slot: &Slot, customer_id: &str, now: u64
 }
 
 /// Every fault of the customer, read in one snapshot, with the log position it is current at.
-///
-/// Rows come a page at a time, each page one [packed](super::packed) string, so a page crosses
-/// from sqlx's connection thread once instead of once per row.
-async fn read_index(reader: &SqlitePool, customer_id: &str) -> StoreResult<CustomerIndex> {
+async fn read_index(reader: &ReadHandle, customer_id: &str) -> StoreResult<CustomerIndex> {
+    let customer_id = customer_id.to_owned();
+    reader
+        .read(Read::Snapshot, job(move |c| Box::pin(async move { read_index_in(c, &customer_id).await })))
+        .await
+}
+
+async fn read_index_in(c: &mut dyn Conn, customer_id: &str) -> StoreResult<CustomerIndex> {
     let started = std::time::Instant::now();
-    let mut tx = reader.begin().await?;
     let mut index = CustomerIndex::default();
-    index.applied_seq =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM fault_events").fetch_one(&mut *tx).await?;
+    index.applied_seq = c.scalar(&query("SELECT COALESCE(MAX(seq), 0) FROM fault_events")).await?;
     let (mut before_created, mut before_id) = (i64::MAX, String::new());
     loop {
         // One range of `faults_by_customer`, newest first: a load reads the customer's faults
         // only.
-        let params = vec![
-            Param::Text(customer_id.to_owned()),
-            Param::Int(before_created),
-            Param::Text(before_id.clone()),
-            Param::Int(LOAD_PAGE),
-        ];
-        let page = Sql::new(
-            "SELECT * FROM faults INDEXED BY faults_by_customer WHERE customer_id = $1 \
-             AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
-            params,
-        );
-        let (count, packed) = read_packed(&mut tx, page).await?;
-        let rows = unpack(count, &packed)?;
-        for row in &rows {
-            index.upsert(row);
-        }
-        // The page comes in no set order: the next starts after its smallest key.
-        let Some(last) = rows.iter().min_by_key(|row| (row.created_at, row.id)) else { break };
-        let (created_at, id) = (last.created_at, last.id);
-        (before_created, before_id) = (created_at, id.to_owned());
+        let page = query(format!(
+            "SELECT {INDEX_COLUMNS} FROM faults INDEXED BY faults_by_customer WHERE customer_id = $1 \
+             AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4"
+        ))
+        .arg(customer_id)
+        .arg(before_created)
+        .arg(before_id.as_str())
+        .arg(LOAD_PAGE);
+        let mut count = 0;
+        let mut last = None;
+        c.for_each(&page, &mut |row| {
+            let row = index_row(row)?;
+            index.upsert(&row);
+            count += 1;
+            last = Some((row.created_at, row.id.to_owned()));
+            Ok(())
+        })
+        .await?;
+        let Some(last) = last else { break };
+        (before_created, before_id) = last;
         if count < LOAD_PAGE {
             break;
         }
     }
-    tx.commit().await?;
     index.compact();
     tracing::info!(
         customer_id,
@@ -200,115 +223,95 @@ async fn read_index(reader: &SqlitePool, customer_id: &str) -> StoreResult<Custo
     Ok(index)
 }
 
-/// The columns of [`IndexRow`], in the order of its fields and of [`unpack`].
-const INDEX_FIELDS: [(&str, Kind); 12] = [
-    ("id", Kind::Text),
-    ("created_at", Kind::Integer),
-    ("resolved_at", Kind::OptionalInteger),
-    ("status", Kind::Text),
-    ("severity", Kind::Text),
-    ("type", Kind::Text),
-    ("resource_id", Kind::Text),
-    ("site_id", Kind::OptionalText),
-    ("microservice_id", Kind::Text),
-    ("resource_ancestry_path", Kind::Text),
-    ("message", Kind::Text),
-    ("cause", Kind::Text),
-];
+/// The columns of [`IndexRow`], in the order of its fields and of [`index_row`].
+const INDEX_COLUMNS: &str = "id, created_at, resolved_at, status, severity, type, resource_id, site_id, \
+    microservice_id, resource_ancestry_path, message, cause";
 
-/// The [`INDEX_FIELDS`] of the faults `select` reads (a statement over `faults`), packed: their
-/// count and text.
-async fn read_packed(tx: &mut SqliteConnection, select: Sql) -> StoreResult<(i64, String)> {
-    let statement = Sql::new(
-        format!("SELECT {} FROM ({}) AS packed", packed::page_columns(&INDEX_FIELDS), select.text),
-        select.params,
-    );
-    let (count, text): (i64, Option<String>) =
-        bind_positional!(sqlx::query_as, statement).fetch_one(&mut *tx).await?;
-    Ok((count, text.unwrap_or_default()))
-}
-
-/// The `count` rows of a [`read_packed`] text.
-fn unpack(count: i64, text: &str) -> StoreResult<Vec<IndexRow<'_>>> {
-    let corrupt = || StoreError::Corrupt("a packed page of the analytics index".to_owned());
-    let mut fields = Fields(text);
-    let rows =
-        (0..count).map(|_| unpack_row(&mut fields).ok_or_else(corrupt)).collect::<StoreResult<Vec<_>>>()?;
-    if fields.is_empty() { Ok(rows) } else { Err(corrupt()) }
-}
-
-/// The next row of packed [`INDEX_FIELDS`]; `None` if it is malformed.
-fn unpack_row<'a>(fields: &mut Fields<'a>) -> Option<IndexRow<'a>> {
-    Some(IndexRow {
-        id: fields.text()?,
-        created_at: fields.integer()?,
-        resolved_at: fields.optional_integer()?,
-        status: fields.text()?,
-        severity: fields.text()?,
-        fault_type: fields.text()?,
-        resource_id: fields.text()?,
-        site_id: fields.optional_text()?,
-        microservice_id: fields.text()?,
-        resource_ancestry_path: fields.text()?,
-        message: fields.text()?,
-        cause: fields.text()?,
+/// An [`IndexRow`] of a row of [`INDEX_COLUMNS`].
+fn index_row<'r>(row: &'r dyn Row) -> StoreResult<IndexRow<'r>> {
+    let text = |i: usize| -> StoreResult<&'r str> {
+        row.text(i)?
+            .ok_or_else(|| crate::StoreError::Corrupt(format!("analytics index row: column {i} is NULL")))
+    };
+    Ok(IndexRow {
+        id: text(0)?,
+        created_at: row.int(1)?.unwrap_or_default(),
+        resolved_at: row.int(2)?,
+        status: text(3)?,
+        severity: text(4)?,
+        fault_type: text(5)?,
+        resource_id: text(6)?,
+        site_id: row.text(7)?,
+        microservice_id: text(8)?,
+        resource_ancestry_path: text(9)?,
+        message: text(10)?,
+        cause: text(11)?,
     })
 }
 
+/// An [`IndexRow`]'s values, owned.
+type OwnedRow = (
+    String,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+);
+
+fn borrowed(row: &OwnedRow) -> IndexRow<'_> {
+    IndexRow {
+        id: &row.0,
+        created_at: row.1,
+        resolved_at: row.2,
+        status: &row.3,
+        severity: &row.4,
+        fault_type: &row.5,
+        resource_id: &row.6,
+        site_id: row.7.as_deref(),
+        microservice_id: &row.8,
+        resource_ancestry_path: &row.9,
+        message: &row.10,
+        cause: &row.11,
+    }
+}
+
 /// Apply the customer's log entries after the index's position, re-reading the faults they
-/// name, in the snapshot of `tx`.
-pub(super) async fn catch_up(
-    tx: &mut SqliteConnection,
-    index: &mut CustomerIndex,
-    customer_id: &str,
-) -> StoreResult<()> {
+/// name, in the snapshot of the caller's read transaction.
+async fn catch_up(c: &mut dyn Conn, index: &mut CustomerIndex, customer_id: &str) -> StoreResult<()> {
     loop {
-        let entries: Vec<(i64, String)> = sqlx::query_as(
+        let log = query(
             "SELECT seq, fault_id FROM fault_events WHERE customer_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
-        .bind(customer_id)
-        .bind(index.applied_seq)
-        .bind(LOG_PAGE)
-        .fetch_all(&mut *tx)
-        .await?;
+        .arg(customer_id)
+        .arg(index.applied_seq)
+        .arg(LOG_PAGE);
+        let entries: Vec<(i64, String)> = c.fetch_all(&log).await?;
         let Some(&(last, _)) = entries.last() else { return Ok(()) };
         let page_full = entries.len() as i64 == LOG_PAGE;
         let mut changed: Vec<String> = entries.into_iter().map(|(_, id)| id).collect();
         changed.sort_unstable();
         changed.dedup();
-        let mut pages = Vec::new();
+        let mut rows: Vec<OwnedRow> = Vec::new();
         for chunk in changed.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::default();
             let customer = sql.text(customer_id);
             let ids = sql.list(chunk.iter().cloned());
-            sql.text = format!("SELECT * FROM faults WHERE customer_id = {customer} AND id IN ({ids})");
-            pages.push(read_packed(tx, sql).await?);
+            sql.text = format!(
+                "SELECT {INDEX_COLUMNS} FROM faults WHERE customer_id = {customer} AND id IN ({ids})"
+            );
+            rows.extend(c.fetch_all::<OwnedRow>(&sql).await?);
         }
-        let mut rows = Vec::new();
-        for (count, text) in &pages {
-            rows.extend(unpack(*count, text)?);
-        }
-        index.apply(&changed, &rows, last);
+        let current: Vec<IndexRow<'_>> = rows.iter().map(borrowed).collect();
+        index.apply(&changed, &current, last);
         if !page_full {
             return Ok(());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_packed_index_row_reads_back() {
-        let packed = "5:flt_a10,,10:unresolved4:HIGH4:site6:site_1-1:m6:site_14:down0:";
-        let row = unpack(1, packed).unwrap().remove(0);
-        assert_eq!((row.id, row.created_at, row.resolved_at, row.site_id), ("flt_a", 10, None, None));
-        assert_eq!(
-            (row.resource_id, row.microservice_id, row.message, row.cause),
-            ("site_1", "m", "down", "")
-        );
-        assert!(unpack(1, "5:flt_a10,").is_err());
-        assert!(unpack(0, packed).is_err(), "text left over");
     }
 }
