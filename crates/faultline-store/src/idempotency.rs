@@ -83,6 +83,16 @@ pub(crate) async fn claim_key<T: ?Sized>(
     Ok(Some(answer))
 }
 
+/// Give up `claim`'s key in the transaction that claimed it: the write ends with nothing to
+/// remember (a 404), and a later request with the key must run, not replay.
+pub(crate) async fn release_key<T: ?Sized>(c: &mut dyn Conn, claim: &Claim<T>) -> crate::StoreResult<()> {
+    let release = query("DELETE FROM idempotency_keys WHERE credential_id = $1 AND idem_key = $2")
+        .arg(&claim.credential_id)
+        .arg(&claim.key);
+    c.execute(&release).await?;
+    Ok(())
+}
+
 /// Store the answer rendered from `result` with `claim`'s key, before the commit.
 pub(crate) async fn fulfil_key<T: ?Sized>(
     c: &mut dyn Conn,

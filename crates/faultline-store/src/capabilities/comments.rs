@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use faultline_core::fault::Fault;
 
 use crate::db::Database;
-use crate::idempotency::{Claim, claim_key, fulfil_key};
+use crate::idempotency::{Claim, claim_key, fulfil_key, release_key};
 use crate::store::{SqlStore, fault_exists, insert_comment, load_fault};
 use crate::{Idempotency, StoreResult, Written};
 
@@ -43,6 +43,9 @@ impl<D: Database> Comments for SqlStore<D> {
                     return Ok(Written::Replayed(answer));
                 }
                 if !fault_exists(c, &customer_id, &fault_id).await? {
+                    if let Some(claim) = &claim {
+                        release_key(c, claim).await?;
+                    }
                     return Ok(Written::Done(None));
                 }
                 insert_comment(c, &customer_id, &fault_id, &comment, &actor).await?;

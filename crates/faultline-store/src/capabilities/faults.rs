@@ -9,7 +9,7 @@ use faultline_core::filter::FaultFilter;
 
 use crate::analytics::GroupBy;
 use crate::db::{Conn, Database, Read};
-use crate::idempotency::{Claim, claim_key, fulfil_key};
+use crate::idempotency::{Claim, claim_key, fulfil_key, release_key};
 use crate::ingest::apply_events_in;
 use crate::rows;
 use crate::sql::{self, query};
@@ -206,6 +206,9 @@ impl<D: Database> Faults for SqlStore<D> {
                     return Ok(Written::Replayed(answer));
                 }
                 if !fault_exists(c, &customer_id, &fault_id).await? {
+                    if let Some(claim) = &claim {
+                        release_key(c, claim).await?;
+                    }
                     return Ok(Written::Done(None));
                 }
                 let resolve = query(rows::RESOLVE_FAULT).arg(&fault_id).arg(&customer_id).arg(at).arg(ttl);
