@@ -1,6 +1,6 @@
-//! PostgreSQL's reads of one fault and of a page run on connections kept outside sqlx's pool
-//! (`postgres/reads.rs`), handed out without a ping. A connection the server ended while it was
-//! idle must not fail the next read: it is dropped and the read sent again. (What the reads
+//! PostgreSQL's reads run on connections of the store's one pool (`db/postgres.rs`), handed
+//! out without a ping. A connection the server ended while it was idle must not fail the next
+//! read: it is dropped and the read sent again. (What the reads
 //! answer is covered on both backends by the conformance suite.)
 
 use std::str::FromStr;
