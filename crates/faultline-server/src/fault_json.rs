@@ -1,7 +1,6 @@
 //! The JSON of faults, written straight into the body for the answers that carry many of them
 //! (`GET /fault`, `GET /fault/{faultId}`, the NDJSON export). A page of `GET /fault` is written
-//! as the store reads it ([`PageWriter`], a [`FaultSink`]): on SQLite each field goes from the
-//! database row into the body with no copy in between.
+//! from the faults the store read ([`PageWriter`], a [`FaultSink`]).
 //!
 //! [`FaultView`](crate::faults::FaultView) stays the schema and what every other answer
 //! serialises with serde; this writes the same bytes, which the tests check on generated faults

@@ -121,10 +121,10 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
 
 /// Run every request that may write (any method but GET, HEAD and OPTIONS) in its own task, so
 /// that a client hanging up, or the request timeout, never cancels a write halfway through a
-/// transaction: the write finishes (or fails) on its own and only its answer is lost. Dropping a
-/// database transaction mid-statement is not safe with every driver (sqlx's SQLite driver then
-/// returns the connection still inside the transaction), and a retry with the same
-/// `Idempotency-Key` must find the first attempt either done or never started. Afterwards the
+/// transaction: the write finishes (or fails) on its own and only its answer is lost. A write
+/// abandoned halfway would leave a PostgreSQL transaction to be rolled back when its connection
+/// is next used, and a retry with the same `Idempotency-Key` must find the first attempt either
+/// done or never started. Afterwards the
 /// live stream is nudged to read what the write logged.
 async fn writes_run_to_completion(
     axum::extract::State(state): axum::extract::State<AppState>,

@@ -20,6 +20,7 @@ use crate::model::Lease;
 use crate::sql::Sql;
 
 pub(crate) mod bulk_load;
+mod checkpoint;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
