@@ -42,6 +42,19 @@ pub(crate) struct Claim<T: ?Sized> {
     render: std::sync::Arc<dyn Fn(&T) -> String + Send + Sync>,
 }
 
+impl<T: ?Sized> Clone for Claim<T> {
+    fn clone(&self) -> Claim<T> {
+        Claim {
+            credential_id: self.credential_id.clone(),
+            key: self.key.clone(),
+            fingerprint: self.fingerprint.clone(),
+            at: self.at,
+            status: self.status,
+            render: std::sync::Arc::clone(&self.render),
+        }
+    }
+}
+
 impl<T: ?Sized> Claim<T> {
     pub(crate) fn of(idem: &crate::Idempotency<'_, T>) -> Claim<T> {
         Claim {

@@ -269,7 +269,12 @@ async fn apply_batch(
     let open = open_faults(c, customer_id, events).await?;
     let plan = plan(events, open, retention_seconds);
     let writes = writes(customer_id, &plan, actor, faultline_core::time::now_micros(), c.backend());
-    c.execute(&query("SAVEPOINT ingest_batch")).await?;
+    // A concurrent writer can get in the way only on PostgreSQL: SQLite's one writer runs one
+    // job at a time, and a job reads what the jobs before it in its transaction wrote.
+    let guarded = c.backend() == Backend::Postgres;
+    if guarded {
+        c.execute(&query("SAVEPOINT ingest_batch")).await?;
+    }
     // Resolves first: they free the keys that the batch's later triggers reopen.
     let mut resolved = 0;
     for statement in &writes.resolves {
@@ -280,6 +285,13 @@ async fn apply_batch(
         inserted += c.execute(statement).await?;
     }
     if inserted != plan.new_faults.len() as u64 || resolved != plan.resolves.len() as u64 {
+        if !guarded {
+            return Err(crate::StoreError::Corrupt(format!(
+                "a batch's writes did not match its plan on SQLite: {inserted} of {} inserts, {resolved} of {} resolves",
+                plan.new_faults.len(),
+                plan.resolves.len()
+            )));
+        }
         c.execute(&query("ROLLBACK TO SAVEPOINT ingest_batch")).await?;
         tracing::debug!(
             events = events.len(),
@@ -294,7 +306,9 @@ async fn apply_batch(
     for statement in &writes.rest {
         c.execute(statement).await?;
     }
-    c.execute(&query("RELEASE SAVEPOINT ingest_batch")).await?;
+    if guarded {
+        c.execute(&query("RELEASE SAVEPOINT ingest_batch")).await?;
+    }
     Ok(Some(plan.results))
 }
 

@@ -66,13 +66,13 @@ impl SqlStore<PgDb> {
 
 #[allow(private_bounds)]
 impl<D: Database> SqlStore<D> {
-    /// Run `work` in a write transaction.
+    /// Run `work` in a write transaction (perhaps more than once: see [`Database::write`]).
     pub(crate) async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, StoreResult<T>> + Clone + Send + Sync + 'static,
     {
-        self.db.write(Box::new(work)).await
+        self.db.write(Box::new(move || -> crate::db::Job<T> { Box::new(work.clone()) })).await
     }
 
     /// Run `work` as a read (perhaps more than once: see [`Database::read`]).

@@ -842,3 +842,37 @@ async fn a_reused_fault_key_never_joins_a_stale_element_sqlite() {
     assert_eq!(given.0, vec![]);
     db.cleanup().await;
 }
+
+conformance_test!(a_failing_write_fails_alone_among_concurrent_ones, |store: Db| async move {
+    // Writes that arrive together share a transaction on SQLite; one that fails must neither
+    // take the others down with it nor be written.
+    for round in 0..5 {
+        let mut writes = tokio::task::JoinSet::new();
+        for n in 0..16 {
+            let store = store.clone();
+            writes.spawn(async move {
+                if n == 7 {
+                    let (key, _) = NewApiKey::generate("cus_nobody", "", Permissions::all(), None);
+                    Err(store.create_api_key(key).await.map(|_| ()))
+                } else {
+                    Ok(store.create_customer(&format!("Customer {round}-{n}")).await.map(|c| c.id))
+                }
+            });
+        }
+        let (mut created, mut refused) = (Vec::new(), 0);
+        while let Some(done) = writes.join_next().await {
+            match done.unwrap() {
+                Ok(customer) => created.push(customer.expect("the good writes succeed")),
+                Err(key) => {
+                    assert!(matches!(key, Err(StoreError::NotFound(_))), "{key:?}");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!((created.len(), refused), (15, 1));
+        for id in created {
+            assert!(store.get_customer(&id).await.unwrap().is_some(), "round {round}: {id} was written");
+        }
+    }
+    assert!(store.list_api_keys(None).await.unwrap().is_empty(), "the refused key was not written");
+});

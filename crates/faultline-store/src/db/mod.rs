@@ -30,6 +30,9 @@ pub(crate) type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 /// Work for one transaction: statements on the connection it is given, and their result.
 pub(crate) type Job<T> = Box<dyn for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, StoreResult<T>> + Send>;
 
+/// What makes a job, as often as it must run (a write rolled back with others runs again).
+pub(crate) type MakeJob<T> = Box<dyn Fn() -> Job<T> + Send + Sync>;
+
 /// A job from a closure: `job(|c| Box::pin(async move { … }))`.
 pub(crate) fn job<T, F>(work: F) -> Job<T>
 where
@@ -195,8 +198,9 @@ pub(crate) enum Read {
 #[async_trait]
 pub(crate) trait Database: Send + Sync + Sized + 'static {
     const BACKEND: Backend;
-    /// Run `job` in a write transaction and commit it; an error rolls the job's writes back.
-    async fn write<T: Send + 'static>(&self, job: Job<T>) -> StoreResult<T>;
+    /// Run the job `make` makes in a write transaction and commit it; an error rolls the job's
+    /// writes back. The backend may roll a job back and run it again (made anew).
+    async fn write<T: Send + 'static>(&self, make: MakeJob<T>) -> StoreResult<T>;
     /// Run the job `make` makes as a read. A read changes nothing, so a backend may make it
     /// again and run it once more (on PostgreSQL, after a connection the server ended).
     async fn read<T: Send + 'static>(

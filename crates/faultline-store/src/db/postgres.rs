@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Column, Row as _, TypeInfo};
 
-use super::{Conn, Database, EachRow, Job, Read, Row};
+use super::{Conn, Database, EachRow, Job, MakeJob, Read, Row};
 use crate::Backend;
 use crate::error::{Failure, StoreError, StoreResult};
 use crate::model::Lease;
@@ -141,9 +141,9 @@ impl PgDb {
 impl Database for PgDb {
     const BACKEND: Backend = Backend::Postgres;
 
-    async fn write<T: Send + 'static>(&self, job: Job<T>) -> StoreResult<T> {
+    async fn write<T: Send + 'static>(&self, make: MakeJob<T>) -> StoreResult<T> {
         let mut tx = self.pool.begin().await?;
-        let result = job(&mut Pg(&mut tx)).await?;
+        let result = make()(&mut Pg(&mut tx)).await?;
         tx.commit().await?;
         Ok(result)
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Conn, Database, EachRow, Job, Read, Row, run_to_end};
+use super::{Conn, Database, EachRow, Job, MakeJob, Read, Row, run_to_end};
 use crate::Backend;
 use crate::error::{StoreError, StoreResult};
 use crate::model::Lease;
@@ -218,10 +218,11 @@ impl Conn for Lite<'_> {
     }
 }
 
-/// A write waiting for the writer thread: `run` does it (in the group's transaction) and says
-/// whether it succeeded; `finish` is told whether the transaction committed.
+/// A write waiting for the writer thread: `run` does it (in a transaction the writer began) and
+/// says whether it succeeded, and may be called again if that transaction was rolled back;
+/// `finish` is told whether the transaction committed.
 pub(crate) struct WriteJob {
-    run: Box<dyn FnOnce(&mut Connection) -> bool + Send>,
+    run: Box<dyn FnMut(&mut Connection) -> bool + Send>,
     finish: Box<dyn FnOnce(StoreResult<()>) + Send>,
 }
 
@@ -297,13 +298,16 @@ fn path_of(url: &str) -> StoreResult<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-/// Report `result` through `finish` once the transaction's fate is known.
-fn write_job<T: Send + 'static>(job: Job<T>) -> (WriteJob, tokio::sync::oneshot::Receiver<StoreResult<T>>) {
+/// The write `make` makes, its result reported through `finish` once the transaction's fate is
+/// known.
+fn write_job<T: Send + 'static>(
+    make: MakeJob<T>,
+) -> (WriteJob, tokio::sync::oneshot::Receiver<StoreResult<T>>) {
     let (done, answer) = tokio::sync::oneshot::channel();
     let slot: Arc<Mutex<Option<StoreResult<T>>>> = Arc::default();
     let ran = Arc::clone(&slot);
     let run = Box::new(move |conn: &mut Connection| {
-        let result = run_to_end(job(&mut Lite(conn)));
+        let result = run_to_end(make()(&mut Lite(conn)));
         let ok = result.is_ok();
         *ran.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         ok
@@ -312,7 +316,7 @@ fn write_job<T: Send + 'static>(job: Job<T>) -> (WriteJob, tokio::sync::oneshot:
         let result = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         let answer = match (committed, result) {
             (Ok(()), Some(result)) => result,
-            (Err(err), Some(Err(_)) | None) | (Err(err), Some(Ok(_))) => Err(err),
+            (Err(err), _) => Err(err),
             (Ok(()), None) => Err(StoreError::NotWritten("the write did not run".into())),
         };
         let _ = done.send(answer);
@@ -321,9 +325,12 @@ fn write_job<T: Send + 'static>(job: Job<T>) -> (WriteJob, tokio::sync::oneshot:
 }
 
 /// The writer thread: write jobs in groups, one `BEGIN IMMEDIATE … COMMIT` for all those that
-/// arrived while the previous group was committing, each acknowledged after the commit. With
-/// more than one in a group, each runs in a savepoint, so a failing write is rolled back alone.
-/// Ends when every sender is gone, closing the connection (which checkpoints the log).
+/// arrived while the previous group was committing, each acknowledged after the commit. If any
+/// write of a group fails (or the commit does), the group is rolled back and each write runs
+/// again in a transaction of its own, so a failing write fails alone. (A savepoint per write
+/// would do the same in one pass, but then SQLite copies every page a write first changes into
+/// the savepoint's journal.) Ends when every sender is gone, closing the connection (which
+/// checkpoints the log).
 fn write_in_groups(mut conn: Connection, mut jobs: tokio::sync::mpsc::Receiver<Work>) {
     let mut pending: Option<Work> = None;
     loop {
@@ -352,78 +359,50 @@ fn write_in_groups(mut conn: Connection, mut jobs: tokio::sync::mpsc::Receiver<W
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, group);
-    }
-}
-
-fn commit_group(conn: &mut Connection, group: Vec<WriteJob>) {
-    if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if group.len() > 1 && commit_together(&mut conn, &mut group) {
+            group.into_iter().for_each(|job| (job.finish)(Ok(())));
+            continue;
+        }
         for job in group {
-            (job.finish)(Err(copy_error(&err)));
-        }
-        return;
-    }
-    let alone = group.len() == 1;
-    let mut finishes = Vec::with_capacity(group.len());
-    let mut failed_alone = false;
-    for job in group {
-        let ok = if alone {
-            let ok = catch(conn, job.run);
-            failed_alone = !ok;
-            ok
-        } else {
-            savepoint(conn, job.run)
-        };
-        let _ = ok;
-        finishes.push(job.finish);
-    }
-    let committed = if failed_alone {
-        conn.execute_batch("ROLLBACK").map_err(StoreError::from)
-    } else {
-        conn.execute_batch("COMMIT").map_err(|err| {
-            let copy = copy_error(&err);
-            let _ = conn.execute_batch("ROLLBACK");
-            copy
-        })
-    };
-    match committed {
-        Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
-        Err(err) => {
-            let text = err.to_string();
-            let mut err = Some(err);
-            for finish in finishes {
-                finish(Err(err.take().unwrap_or_else(|| StoreError::NotWritten(text.clone()))));
-            }
+            commit_alone(&mut conn, job);
         }
     }
 }
 
-/// `run` in a savepoint of its own, rolled back if it fails.
-fn savepoint(conn: &mut Connection, run: Box<dyn FnOnce(&mut Connection) -> bool + Send>) -> bool {
-    if conn.execute_batch("SAVEPOINT write").is_err() {
+/// Every write of `group` in one transaction; whether it committed (if not, it was rolled back).
+fn commit_together(conn: &mut Connection, group: &mut [WriteJob]) -> bool {
+    if conn.execute_batch("BEGIN IMMEDIATE").is_err() {
         return false;
     }
-    let ok = catch(conn, run);
-    if !ok {
-        let _ = conn.execute_batch("ROLLBACK TO write");
+    if !group.iter_mut().all(|job| catch(conn, &mut job.run)) || conn.execute_batch("COMMIT").is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+        return false;
     }
-    let _ = conn.execute_batch("RELEASE write");
-    ok
+    true
+}
+
+/// One write in a transaction of its own, answered.
+fn commit_alone(conn: &mut Connection, mut job: WriteJob) {
+    if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+        (job.finish)(Err(StoreError::from(err)));
+        return;
+    }
+    let committed = if catch(conn, &mut job.run) {
+        conn.execute_batch("COMMIT").map_err(|err| {
+            let _ = conn.execute_batch("ROLLBACK");
+            StoreError::from(err)
+        })
+    } else {
+        // The write's own error is its answer.
+        let _ = conn.execute_batch("ROLLBACK");
+        Ok(())
+    };
+    (job.finish)(committed);
 }
 
 /// `run`, a panic in it counted as a failure (it reaches its caller as an unanswered write).
-fn catch(conn: &mut Connection, run: Box<dyn FnOnce(&mut Connection) -> bool + Send>) -> bool {
+fn catch(conn: &mut Connection, run: &mut (dyn FnMut(&mut Connection) -> bool + Send)) -> bool {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(conn))).unwrap_or(false)
-}
-
-/// The same error again (rusqlite's is not `Clone`), for each write of a group.
-fn copy_error(err: &rusqlite::Error) -> StoreError {
-    match err {
-        rusqlite::Error::SqliteFailure(code, message) => {
-            StoreError::from(rusqlite::Error::SqliteFailure(*code, message.clone()))
-        }
-        other => StoreError::NotWritten(other.to_string()),
-    }
 }
 
 /// The readers, shared (the analytics indexes load through them in the background).
@@ -486,8 +465,8 @@ fn read_on<T>(conn: &mut Connection, snapshot: bool, job: Job<T>) -> StoreResult
 impl Database for SqliteDb {
     const BACKEND: Backend = Backend::Sqlite;
 
-    async fn write<T: Send + 'static>(&self, job: Job<T>) -> StoreResult<T> {
-        let (job, answer) = write_job(job);
+    async fn write<T: Send + 'static>(&self, make: MakeJob<T>) -> StoreResult<T> {
+        let (job, answer) = write_job(make);
         self.sender()?.send(Work::Write(job)).await.map_err(|_| StoreError::closed())?;
         answer.await.map_err(|_| StoreError::closed())?
     }
