@@ -16,13 +16,71 @@ pub enum IngestEvent {
     Trigger(Box<Fault>),
     /// Close the open fault of (resource_id, type) at `occurred_at`.
     Resolve { resource_id: String, fault_type: String, occurred_at: Micros },
+    /// A fault to open unless one is open under `dedup_key` (an integration's key, such as
+    /// `alertmanager:<fingerprint>`); `detail` is what the source sent, kept on the fault's
+    /// timeline with its `created` entry.
+    TriggerKeyed { dedup_key: String, fault: Box<Fault>, detail: Option<Value> },
+    /// Close the fault open under `dedup_key` at `occurred_at`.
+    ResolveKeyed { dedup_key: String, occurred_at: Micros },
+}
+
+/// What an event's fault is deduplicated by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKey<'a> {
+    /// At most one unresolved fault per (resource_id, type).
+    Resource { resource_id: &'a str, fault_type: &'a str },
+    /// At most one open fault per dedup key (of the customer).
+    Dedup(&'a str),
+}
+
+impl EventKey<'_> {
+    /// The key as the store keeps it on an open fault (`faults.open_key`).
+    pub fn open_key(self) -> String {
+        match self {
+            EventKey::Resource { resource_id, fault_type } => format!("{resource_id}\u{1f}{fault_type}"),
+            EventKey::Dedup(key) => key.to_owned(),
+        }
+    }
 }
 
 impl IngestEvent {
-    pub fn key(&self) -> (&str, &str) {
+    pub fn key(&self) -> EventKey<'_> {
         match self {
-            IngestEvent::Trigger(f) => (&f.resource_id, &f.fault_type),
-            IngestEvent::Resolve { resource_id, fault_type, .. } => (resource_id, fault_type),
+            IngestEvent::Trigger(f) => {
+                EventKey::Resource { resource_id: &f.resource_id, fault_type: &f.fault_type }
+            }
+            IngestEvent::Resolve { resource_id, fault_type, .. } => {
+                EventKey::Resource { resource_id, fault_type }
+            }
+            IngestEvent::TriggerKeyed { dedup_key, .. } | IngestEvent::ResolveKeyed { dedup_key, .. } => {
+                EventKey::Dedup(dedup_key)
+            }
+        }
+    }
+
+    /// The fault a trigger opens; `None` for a resolve.
+    pub fn fault(&self) -> Option<&Fault> {
+        match self {
+            IngestEvent::Trigger(fault) | IngestEvent::TriggerKeyed { fault, .. } => Some(fault),
+            IngestEvent::Resolve { .. } | IngestEvent::ResolveKeyed { .. } => None,
+        }
+    }
+
+    /// When a resolve closes its fault; `None` for a trigger.
+    pub fn resolved_at(&self) -> Option<Micros> {
+        match self {
+            IngestEvent::Resolve { occurred_at, .. } | IngestEvent::ResolveKeyed { occurred_at, .. } => {
+                Some(*occurred_at)
+            }
+            IngestEvent::Trigger(_) | IngestEvent::TriggerKeyed { .. } => None,
+        }
+    }
+
+    /// What the source sent with a trigger, for its fault's timeline.
+    pub fn detail(&self) -> Option<&Value> {
+        match self {
+            IngestEvent::TriggerKeyed { detail, .. } => detail.as_ref(),
+            _ => None,
         }
     }
 }

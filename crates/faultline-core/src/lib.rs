@@ -4,6 +4,7 @@
 //! command line share one definition of each rule.
 #![forbid(unsafe_code)]
 
+pub mod alertmanager;
 pub mod analytics;
 pub mod auth;
 pub mod csv;

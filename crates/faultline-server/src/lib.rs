@@ -18,6 +18,7 @@ pub mod faults;
 pub mod health;
 pub mod heartbeats;
 pub mod idempotency;
+pub mod integrations;
 pub mod jobs;
 pub mod jwt;
 pub mod lifecycle;
@@ -68,6 +69,7 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(faults::router())
         .merge(comments::router())
         .merge(events::router())
+        .merge(integrations::router())
         .merge(lifecycle::router())
         .merge(recent::router())
         .merge(analytics::router())

@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub stream_poll: Duration,
     /// Origins allowed to frame the shared dashboard (CSP `frame-ancestors`); empty: none.
     pub frame_ancestors: Vec<String>,
+    /// Which labels of an Alertmanager alert name a fault's resource, site and severity.
+    pub alertmanager_labels: faultline_core::alertmanager::LabelNames,
     /// What the caches and rate limits read the time from.
     pub clock: Arc<dyn Clock>,
 }
@@ -68,6 +70,7 @@ impl ServerConfig {
             stream_keep_alive: crate::stream::KEEP_ALIVE,
             stream_poll: crate::stream::POLL,
             frame_ancestors: Vec::new(),
+            alertmanager_labels: Default::default(),
             clock: Arc::new(SystemClock),
         }
     }

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use faultline_core::fault::{Fault, FaultStatus, expiry};
-use faultline_core::ingest::{IngestEvent, Outcome};
+use faultline_core::ingest::{EventKey, IngestEvent, Outcome};
 use faultline_core::time::Micros;
 
 use crate::Backend;
@@ -25,38 +25,78 @@ use crate::model::{EventResult, Written};
 use crate::sql::{LogEntry, Param, Sql, insert_ancestors, insert_fault_rows, insert_log, query};
 use crate::store::{append_event, open_fault_of};
 
+/// The open fault of `key`: its id and `created_at`.
+async fn open_fault_by(
+    c: &mut dyn Conn,
+    customer_id: &str,
+    key: EventKey<'_>,
+) -> StoreResult<Option<OpenFault>> {
+    match key {
+        EventKey::Resource { resource_id, fault_type } => {
+            open_fault_of(c, customer_id, resource_id, fault_type).await
+        }
+        EventKey::Dedup(dedup_key) => {
+            let select = query("SELECT id, created_at FROM faults WHERE customer_id = $1 AND open_key = $2")
+                .arg(customer_id)
+                .arg(dedup_key);
+            c.fetch_optional(&select).await
+        }
+    }
+}
+
 /// The open fault of a (resource, type): its id and `created_at`.
 pub(crate) type OpenFault = (String, Micros);
-/// Open faults by (resource_id, type).
-pub(crate) type OpenFaults = HashMap<(String, String), OpenFault>;
+/// Open faults by their open key ([`EventKey::open_key`]).
+pub(crate) type OpenFaults = HashMap<String, OpenFault>;
 
-/// Statements reading the unresolved faults of the batch's (resource, type) keys, as rows of
-/// `(resource_id, type, id, created_at)`. The keys are joined in as a `VALUES` list so that
-/// each is one probe of the index of unresolved faults by (customer, resource, type) on both
-/// backends (see [`probe_each_key`]): with `resource_id IN (…)` SQLite scanned the customer's
-/// unresolved faults.
+/// How many keys one statement of [`open_faults_of`] looks up.
+const KEYS_PER_STATEMENT: usize = 100;
+
+/// Statements reading the open faults of the batch's keys, as rows of `(resource_id, type, id,
+/// created_at)` for (resource, type) keys and `(dedup key, NULL, id, created_at)` for dedup keys
+/// ([`collect_open`] reads both). (Resource, type) keys are joined in as a `VALUES` list so
+/// that each is one probe of the index of unresolved faults by (customer, resource, type) on
+/// both backends (see [`probe_each_key`]): with `resource_id IN (…)` SQLite scanned the
+/// customer's unresolved faults. Dedup keys are probes of the unique index of open keys.
 pub(crate) fn open_faults_of(customer_id: &str, events: &[IngestEvent], backend: Backend) -> Vec<Sql> {
-    const KEYS_PER_STATEMENT: usize = 100;
-    let mut keys: Vec<(&str, &str)> = events.iter().map(IngestEvent::key).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys.chunks(KEYS_PER_STATEMENT)
-        .map(|chunk| {
-            let mut sql = Sql::default();
-            let customer = sql.text(customer_id);
-            let list: Vec<String> =
-                chunk.iter().map(|(r, t)| format!("({}, {})", sql.text(r), sql.text(t))).collect();
-            sql.text = probe_each_key(
-                backend,
-                &list.join(", "),
-                &format!(
-                    "f.customer_id = {customer} AND f.resource_id = k.column1 AND f.type = k.column2 \
-                     AND f.status = 'unresolved'"
-                ),
-            );
-            sql
-        })
-        .collect()
+    let mut resources: Vec<(&str, &str)> = Vec::new();
+    let mut dedups: Vec<&str> = Vec::new();
+    for event in events {
+        match event.key() {
+            EventKey::Resource { resource_id, fault_type } => resources.push((resource_id, fault_type)),
+            EventKey::Dedup(key) => dedups.push(key),
+        }
+    }
+    resources.sort_unstable();
+    resources.dedup();
+    dedups.sort_unstable();
+    dedups.dedup();
+    let by_resource = resources.chunks(KEYS_PER_STATEMENT).map(|chunk| {
+        let mut sql = Sql::default();
+        let customer = sql.text(customer_id);
+        let list: Vec<String> =
+            chunk.iter().map(|(r, t)| format!("({}, {})", sql.text(r), sql.text(t))).collect();
+        sql.text = probe_each_key(
+            backend,
+            &list.join(", "),
+            &format!(
+                "f.customer_id = {customer} AND f.resource_id = k.column1 AND f.type = k.column2 \
+                 AND f.status = 'unresolved'"
+            ),
+        );
+        sql
+    });
+    let by_dedup = dedups.chunks(KEYS_PER_STATEMENT).map(|chunk| {
+        let mut sql = Sql::default();
+        let customer = sql.text(customer_id);
+        let list = sql.list(chunk.iter().map(|k| (*k).to_owned()));
+        sql.text = format!(
+            "SELECT open_key, CAST(NULL AS TEXT), id, created_at FROM faults \
+             WHERE customer_id = {customer} AND open_key IN ({list})"
+        );
+        sql
+    });
+    by_resource.chain(by_dedup).collect()
 }
 
 /// `SELECT resource_id, type, id, created_at` of the faults `f` matching `condition` for each
@@ -80,10 +120,16 @@ fn probe_each_key(backend: Backend, keys: &str, condition: &str) -> String {
     }
 }
 
-/// Keep, per (resource, type), the newest of the unresolved faults read.
-pub(crate) fn collect_open(open: &mut OpenFaults, rows: Vec<(String, String, String, Micros)>) {
-    for (resource_id, fault_type, id, created_at) in rows {
-        let entry = open.entry((resource_id, fault_type)).or_insert_with(|| (id.clone(), created_at));
+/// Keep, per key, the newest of the open faults read (rows of [`open_faults_of`]).
+pub(crate) fn collect_open(open: &mut OpenFaults, rows: Vec<(String, Option<String>, String, Micros)>) {
+    for (first, fault_type, id, created_at) in rows {
+        let key = match fault_type {
+            Some(fault_type) => {
+                EventKey::Resource { resource_id: &first, fault_type: &fault_type }.open_key()
+            }
+            None => first,
+        };
+        let entry = open.entry(key).or_insert_with(|| (id.clone(), created_at));
         if (created_at, &id) > (entry.1, &entry.0) {
             *entry = (id, created_at);
         }
@@ -95,10 +141,12 @@ pub(crate) fn collect_open(open: &mut OpenFaults, rows: Vec<(String, String, Str
 pub(crate) struct Plan {
     /// Faults the batch opens, in their final state (some opened and resolved in the batch).
     pub new_faults: Vec<Fault>,
+    /// The open key of each of `new_faults`, in the same order.
+    pub new_keys: Vec<String>,
     /// Faults open before the batch that it resolves: (id, resolved_at, ttl).
     pub resolves: Vec<(String, Micros, i64)>,
-    /// The event log entries, in event order: (fault id, kind, when; `None` for now).
-    pub log: Vec<(String, &'static str, Option<Micros>)>,
+    /// The event log entries, in event order: (fault id, kind, when (`None` for now), detail).
+    pub log: Vec<(String, &'static str, Option<Micros>, Option<String>)>,
     pub results: Vec<EventResult>,
 }
 
@@ -108,22 +156,23 @@ pub(crate) fn plan(events: &[IngestEvent], mut open: OpenFaults, retention_secon
     // Index into `new_faults` of the faults this batch opened, by id.
     let mut opened: HashMap<String, usize> = HashMap::new();
     for event in events {
-        let (resource_id, fault_type) = event.key();
-        let key = (resource_id.to_owned(), fault_type.to_owned());
-        let result = match event {
-            IngestEvent::Trigger(fault) => match open.get(&key) {
+        let key = event.key().open_key();
+        let result = match (event.fault(), event.resolved_at()) {
+            (Some(fault), _) => match open.get(&key) {
                 Some((id, _)) => (Some(id.clone()), Outcome::Deduplicated),
                 None => {
-                    open.insert(key, (fault.id.clone(), fault.created_at));
+                    open.insert(key.clone(), (fault.id.clone(), fault.created_at));
                     opened.insert(fault.id.clone(), plan.new_faults.len());
-                    plan.new_faults.push(fault.as_ref().clone());
-                    plan.log.push((fault.id.clone(), "created", Some(fault.created_at)));
+                    plan.new_faults.push(fault.clone());
+                    plan.new_keys.push(key);
+                    let detail = event.detail().map(|d| d.to_string());
+                    plan.log.push((fault.id.clone(), "created", Some(fault.created_at), detail));
                     (Some(fault.id.clone()), Outcome::Created)
                 }
             },
-            IngestEvent::Resolve { occurred_at, .. } => match open.remove(&key) {
+            (None, occurred_at) => match open.remove(&key) {
                 Some((id, created_at)) => {
-                    let at = (*occurred_at).max(created_at);
+                    let at = occurred_at.unwrap_or(created_at).max(created_at);
                     let ttl = expiry(at, retention_seconds);
                     match opened.get(&id) {
                         Some(&n) => {
@@ -134,7 +183,7 @@ pub(crate) fn plan(events: &[IngestEvent], mut open: OpenFaults, retention_secon
                         }
                         None => plan.resolves.push((id.clone(), at, ttl)),
                     }
-                    plan.log.push((id.clone(), "resolved", None));
+                    plan.log.push((id.clone(), "resolved", None, None));
                     (Some(id), Outcome::Resolved)
                 }
                 None => (None, Outcome::NoOpenFault),
@@ -144,7 +193,12 @@ pub(crate) fn plan(events: &[IngestEvent], mut open: OpenFaults, retention_secon
     }
     // Rows in key order: concurrent batches on PostgreSQL then wait for each other's index
     // entries and row locks in one order, which keeps deadlocks rare (they are retried).
-    plan.new_faults.sort_by(|a, b| (&a.resource_id, &a.fault_type).cmp(&(&b.resource_id, &b.fault_type)));
+    let mut rows: Vec<(Fault, String)> =
+        std::mem::take(&mut plan.new_faults).into_iter().zip(std::mem::take(&mut plan.new_keys)).collect();
+    rows.sort_by(|a, b| {
+        (&a.1, &a.0.resource_id, &a.0.fault_type).cmp(&(&b.1, &b.0.resource_id, &b.0.fault_type))
+    });
+    (plan.new_faults, plan.new_keys) = rows.into_iter().unzip();
     plan.resolves.sort();
     plan
 }
@@ -187,11 +241,17 @@ pub(crate) fn writes(customer_id: &str, plan: &Plan, actor: &str, now: Micros, b
     let entries: Vec<LogEntry<'_>> = plan
         .log
         .iter()
-        .map(|(id, kind, at)| LogEntry { customer_id, fault_id: id, kind, at: at.unwrap_or(now) })
+        .map(|(id, kind, at, detail)| LogEntry {
+            customer_id,
+            fault_id: id,
+            kind,
+            at: at.unwrap_or(now),
+            detail: detail.as_deref(),
+        })
         .collect();
     let mut rest = insert_ancestors(&plan.new_faults, backend);
     rest.extend(insert_log(actor, &entries));
-    Writes { inserts: insert_fault_rows(&plan.new_faults, true), resolves, rest }
+    Writes { inserts: insert_fault_rows(&plan.new_faults, Some(&plan.new_keys)), resolves, rest }
 }
 
 /// Whether the multi-key lookups of the ingest and of heartbeats keep prepared statements.
@@ -324,26 +384,36 @@ async fn apply_one_by_one(
     let backend = c.backend();
     let mut results = Vec::with_capacity(events.len());
     for event in events {
-        let (resource_id, fault_type) = event.key();
-        let open = open_fault_of(c, customer_id, resource_id, fault_type).await?;
-        let result = match (event, open) {
-            (IngestEvent::Trigger(_), Some((id, _))) => (Some(id), Outcome::Deduplicated),
-            (IngestEvent::Trigger(fault), None) => {
-                let one = std::slice::from_ref(fault.as_ref());
-                let claimed = c.execute(&insert_fault_rows(one, true)[0]).await?;
+        let key = event.key();
+        let open = open_fault_by(c, customer_id, key).await?;
+        let result = match (event.fault(), event.resolved_at(), open) {
+            (Some(_), _, Some((id, _))) => (Some(id), Outcome::Deduplicated),
+            (Some(fault), _, None) => {
+                let one = std::slice::from_ref(fault);
+                let claimed = c.execute(&insert_fault_rows(one, Some(&[key.open_key()]))[0]).await?;
                 if claimed == 1 {
-                    for statement in crate::sql::insert_fault_extras(one, actor, backend) {
+                    let mut extras = insert_ancestors(one, backend);
+                    let detail = event.detail().map(|d| d.to_string());
+                    let created = LogEntry {
+                        customer_id,
+                        fault_id: &fault.id,
+                        kind: "created",
+                        at: fault.created_at,
+                        detail: detail.as_deref(),
+                    };
+                    extras.extend(insert_log(actor, &[created]));
+                    for statement in extras {
                         c.execute(&statement).await?;
                     }
                     (Some(fault.id.clone()), Outcome::Created)
                 } else {
                     // Another batch opened it first and has committed: deduplicate.
-                    let open = open_fault_of(c, customer_id, resource_id, fault_type).await?;
+                    let open = open_fault_by(c, customer_id, key).await?;
                     (open.map(|(id, _)| id), Outcome::Deduplicated)
                 }
             }
-            (IngestEvent::Resolve { occurred_at, .. }, Some((id, created_at))) => {
-                let at = (*occurred_at).max(created_at);
+            (None, occurred_at, Some((id, created_at))) => {
+                let at = occurred_at.unwrap_or(created_at).max(created_at);
                 let ttl = expiry(at, retention_seconds);
                 let resolve = query(crate::rows::RESOLVE_FAULT).arg(&id).arg(customer_id).arg(at).arg(ttl);
                 if c.execute(&resolve).await? == 1 {
@@ -354,7 +424,7 @@ async fn apply_one_by_one(
                     (None, Outcome::NoOpenFault)
                 }
             }
-            (IngestEvent::Resolve { .. }, None) => (None, Outcome::NoOpenFault),
+            (None, _, None) => (None, Outcome::NoOpenFault),
         };
         results.push(result);
     }
@@ -391,7 +461,7 @@ mod tests {
     #[test]
     fn a_batch_is_applied_in_order_against_what_was_open() {
         let mut open = OpenFaults::new();
-        open.insert(("r1".into(), "site".into()), ("flt_old".into(), 5));
+        open.insert("r1\u{1f}site".into(), ("flt_old".into(), 5));
         let events = [
             trigger("r1", 10), // dedups onto flt_old
             resolve("r1", 20), // resolves flt_old
@@ -410,7 +480,7 @@ mod tests {
         let new = &plan.new_faults[0];
         assert_eq!((new.status, new.resolved_at), (FaultStatus::Resolved, Some(50)));
         assert_eq!(plan.results[2].0.as_deref(), Some(new.id.as_str()));
-        let kinds: Vec<&str> = plan.log.iter().map(|(_, k, _)| *k).collect();
+        let kinds: Vec<&str> = plan.log.iter().map(|(_, k, _, _)| *k).collect();
         assert_eq!(kinds, ["resolved", "created", "resolved"]);
     }
 
@@ -420,11 +490,13 @@ mod tests {
         collect_open(
             &mut open,
             vec![
-                ("r".into(), "site".into(), "flt_a".into(), 5),
-                ("r".into(), "site".into(), "flt_b".into(), 9),
-                ("r".into(), "site".into(), "flt_c".into(), 7),
+                ("r".into(), Some("site".into()), "flt_a".into(), 5),
+                ("r".into(), Some("site".into()), "flt_b".into(), 9),
+                ("r".into(), Some("site".into()), "flt_c".into(), 7),
+                ("alertmanager:f1".into(), None, "flt_d".into(), 3),
             ],
         );
-        assert_eq!(open[&("r".to_owned(), "site".to_owned())], ("flt_b".to_owned(), 9));
+        assert_eq!(open["r\u{1f}site"], ("flt_b".to_owned(), 9));
+        assert_eq!(open["alertmanager:f1"], ("flt_d".to_owned(), 3));
     }
 }

@@ -493,20 +493,15 @@ pub(crate) fn scope_id_counts(customer_id: &str, scope: &TokenScope) -> Vec<(i64
 /// Multi-row `INSERT`s for `faults` and their ancestry elements and `created` events, in
 /// chunks that stay under both backends' parameter limits.
 pub(crate) fn insert_faults(faults: &[Fault], actor: &str, backend: Backend) -> Vec<Sql> {
-    let mut statements = insert_fault_rows(faults, false);
+    let mut statements = insert_fault_rows(faults, None);
     statements.extend(insert_fault_extras(faults, actor, backend));
     statements
 }
 
-/// The value of `open_key` for a fault opened by an event.
-pub(crate) fn open_key(fault: &Fault) -> String {
-    format!("{}\u{1f}{}", fault.resource_id, fault.fault_type)
-}
-
-/// `INSERT`s of the fault rows alone. With `open_key`, each row claims its (resource, type)
-/// and a conflicting row is skipped (`ON CONFLICT DO NOTHING`), so an insert of one fault
+/// `INSERT`s of the fault rows alone. With `open_keys` (one per fault), each open row claims its
+/// key and a conflicting row is skipped (`ON CONFLICT DO NOTHING`), so an insert of one fault
 /// affects no row when another open fault holds the key.
-pub(crate) fn insert_fault_rows(faults: &[Fault], open_key: bool) -> Vec<Sql> {
+pub(crate) fn insert_fault_rows(faults: &[Fault], open_keys: Option<&[String]>) -> Vec<Sql> {
     let fault_column_names = FAULT_COLUMN_NAMES.as_str();
     // Small statements: the size dates from when SQLite bound each `$N` by name, found by a
     // linear scan of the statement's parameter names, so a statement with P parameters cost
@@ -514,16 +509,19 @@ pub(crate) fn insert_fault_rows(faults: &[Fault], open_key: bool) -> Vec<Sql> {
     // removes that cost; the size has not been chosen again since.
     const FAULTS_PER_STATEMENT: usize = 25;
     let mut statements = Vec::new();
-    for chunk in faults.chunks(FAULTS_PER_STATEMENT) {
+    let open_key = open_keys.is_some();
+    for (n, chunk) in faults.chunks(FAULTS_PER_STATEMENT).enumerate() {
         let mut sql = Sql::default();
         let rows: Vec<String> = chunk
             .iter()
-            .map(|f| {
+            .enumerate()
+            .map(|(i, f)| {
                 let mut values: Vec<String> =
                     crate::rows::FAULT_COLUMNS.iter().map(|column| sql.bind((column.value)(f))).collect();
-                if open_key {
+                if let Some(keys) = open_keys {
                     // Only an open fault holds its key.
-                    let key = (f.status == FaultStatus::Unresolved).then(|| self::open_key(f));
+                    let key = &keys[n * FAULTS_PER_STATEMENT + i];
+                    let key = (f.status == FaultStatus::Unresolved).then(|| key.clone());
                     values.push(sql.bind(Param::OptText(key)));
                 }
                 format!("({})", values.join(", "))
@@ -549,7 +547,13 @@ pub(crate) fn insert_fault_extras(faults: &[Fault], actor: &str, backend: Backen
     let mut statements = insert_ancestors(faults, backend);
     let created: Vec<LogEntry<'_>> = faults
         .iter()
-        .map(|f| LogEntry { customer_id: &f.customer_id, fault_id: &f.id, kind: "created", at: f.created_at })
+        .map(|f| LogEntry {
+            customer_id: &f.customer_id,
+            fault_id: &f.id,
+            kind: "created",
+            at: f.created_at,
+            detail: None,
+        })
         .collect();
     statements.extend(insert_log(actor, &created));
     statements
@@ -616,6 +620,8 @@ pub(crate) struct LogEntry<'a> {
     pub fault_id: &'a str,
     pub kind: &'static str,
     pub at: Micros,
+    /// The entry's detail, a JSON object (`{}` when `None`).
+    pub detail: Option<&'a str>,
 }
 
 /// `INSERT`s appending `entries` to the event log, in order, by `actor`.
@@ -624,12 +630,13 @@ pub(crate) fn insert_log(actor: &str, entries: &[LogEntry<'_>]) -> Vec<Sql> {
     let mut statements = Vec::new();
     for chunk in entries.chunks(EVENTS_PER_STATEMENT) {
         let mut sql = Sql::default();
-        let (actor, detail) = (sql.text(actor), sql.text("{}"));
+        let (actor, empty) = (sql.text(actor), sql.text("{}"));
         let rows: Vec<String> = chunk
             .iter()
             .map(|e| {
                 let customer = sql.text(e.customer_id);
                 let (id, kind, at) = (sql.text(e.fault_id), sql.text(e.kind), sql.int(e.at));
+                let detail = e.detail.map_or_else(|| empty.clone(), |detail| sql.text(detail));
                 format!("({customer}, {id}, {kind}, {actor}, {at}, {detail})")
             })
             .collect();

@@ -876,3 +876,71 @@ conformance_test!(a_failing_write_fails_alone_among_concurrent_ones, |store: Db|
     }
     assert!(store.list_api_keys(None).await.unwrap().is_empty(), "the refused key was not written");
 });
+
+conformance_test!(keyed_events_deduplicate_by_their_key_not_their_resource, |store: Db| async move {
+    use faultline_core::ingest::{IngestEvent, Outcome};
+    let customer = store.create_customer("Acme").await.unwrap().id;
+    let other = store.create_customer("Globex").await.unwrap().id;
+    let now = faultline_core::time::now_micros();
+    // Two alerts on one resource and type, told apart by their keys.
+    let trigger = |customer: &str, key: &str, i: i64| IngestEvent::TriggerKeyed {
+        dedup_key: key.to_owned(),
+        fault: Box::new(sample_fault(customer, i)),
+        detail: Some(serde_json::json!({"labels": {"alertname": "disk", "mount": key}})),
+    };
+    let resolve = |key: &str| IngestEvent::ResolveKeyed { dedup_key: key.to_owned(), occurred_at: now };
+    let outcomes = |written: faultline_store::Written<Vec<faultline_store::EventResult>>| -> Vec<(Option<String>, Outcome)> {
+        written.done().unwrap()
+    };
+    let first = outcomes(
+        store
+            .apply_events(
+                &customer,
+                &[trigger(&customer, "am:a", 1), trigger(&customer, "am:b", 1)],
+                86_400,
+                "test",
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(first.iter().map(|r| r.1).collect::<Vec<_>>(), [Outcome::Created, Outcome::Created]);
+    let (a, b) = (first[0].0.clone().unwrap(), first[1].0.clone().unwrap());
+    assert_ne!(a, b, "one fault per key, though the resource and type are the same");
+    // Sent again: nothing changes; the other customer's same key is its own.
+    let again = outcomes(
+        store.apply_events(&customer, &[trigger(&customer, "am:a", 2)], 86_400, "test", None).await.unwrap(),
+    );
+    assert_eq!(again, [(Some(a.clone()), Outcome::Deduplicated)]);
+    let theirs = outcomes(
+        store.apply_events(&other, &[trigger(&other, "am:a", 3)], 86_400, "test", None).await.unwrap(),
+    );
+    assert_eq!(theirs[0].1, Outcome::Created);
+    // What the source sent is on the timeline, with the fault's creation.
+    let timeline = store.fault_timeline(&customer, &a).await.unwrap();
+    assert_eq!(timeline[0].kind, "created");
+    assert_eq!(timeline[0].detail["labels"]["mount"], "am:a");
+    // Resolved by key; a trigger after the resolve opens a new fault; an unknown key is a no-op.
+    let resolved = outcomes(
+        store
+            .apply_events(
+                &customer,
+                &[resolve("am:a"), trigger(&customer, "am:a", 4), resolve("am:zzz")],
+                86_400,
+                "test",
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(resolved[0], (Some(a.clone()), Outcome::Resolved));
+    assert_eq!(resolved[1].1, Outcome::Created);
+    assert_ne!(resolved[1].0.as_deref(), Some(a.as_str()));
+    assert_eq!(resolved[2], (None, Outcome::NoOpenFault));
+    let fault_a = store.get_fault(&customer, &a).await.unwrap().unwrap();
+    assert_eq!(fault_a.status, faultline_core::fault::FaultStatus::Resolved);
+    assert_eq!(
+        store.get_fault(&customer, &b).await.unwrap().unwrap().status,
+        faultline_core::fault::FaultStatus::Unresolved
+    );
+});

@@ -32,6 +32,9 @@ pub struct Settings {
     pub heartbeat_misses: u32,
     pub log_format: String,
     pub frame_ancestors: String,
+    pub alertmanager_resource_labels: String,
+    pub alertmanager_site_labels: String,
+    pub alertmanager_severity_labels: String,
 }
 
 /// Settings given on the command line or in the environment; `None` leaves the file's value.
@@ -93,6 +96,18 @@ pub struct Overrides {
     #[arg(long, env = "FAULTLINE_FRAME_ANCESTORS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame_ancestors: Option<String>,
+    /// Alert labels naming a fault's resource, first present wins (e.g. "resource_id,instance").
+    #[arg(long, env = "FAULTLINE_ALERTMANAGER_RESOURCE_LABELS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alertmanager_resource_labels: Option<String>,
+    /// Alert labels naming a fault's site, first present wins (e.g. "site_id,site").
+    #[arg(long, env = "FAULTLINE_ALERTMANAGER_SITE_LABELS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alertmanager_site_labels: Option<String>,
+    /// Alert labels naming a fault's severity, first present wins (e.g. "severity").
+    #[arg(long, env = "FAULTLINE_ALERTMANAGER_SEVERITY_LABELS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alertmanager_severity_labels: Option<String>,
 }
 
 /// Settings checked and converted to the types the program uses.
@@ -112,6 +127,7 @@ pub struct Validated {
     pub heartbeat_misses: u32,
     pub json_logs: bool,
     pub frame_ancestors: Vec<String>,
+    pub alertmanager_labels: faultline_core::alertmanager::LabelNames,
 }
 
 /// Load settings from the defaults, `file` (if given) and `overrides`, and validate them.
@@ -189,6 +205,18 @@ fn validate(s: Settings) -> Result<Validated, String> {
         },
         json_logs,
         frame_ancestors: faultline_server::dashboard::parse_frame_ancestors(&s.frame_ancestors)?,
+        alertmanager_labels: {
+            use faultline_core::alertmanager::LabelNames;
+            let list = |name: &str, value: &str| {
+                let names = LabelNames::list(value);
+                if names.is_empty() { Err(format!("{name} must name at least one label")) } else { Ok(names) }
+            };
+            LabelNames {
+                resource: list("alertmanager_resource_labels", &s.alertmanager_resource_labels)?,
+                site: list("alertmanager_site_labels", &s.alertmanager_site_labels)?,
+                severity: list("alertmanager_severity_labels", &s.alertmanager_severity_labels)?,
+            }
+        },
     })
 }
 
@@ -207,6 +235,7 @@ mod tests {
         assert_eq!(v.heartbeat_interval, Duration::from_secs(30));
         assert_eq!(v.heartbeat_misses, 10);
         assert!(v.frame_ancestors.is_empty(), "no site may frame the dashboard unless allowed");
+        assert_eq!(v.alertmanager_labels, faultline_core::alertmanager::LabelNames::default());
     }
 
     #[test]

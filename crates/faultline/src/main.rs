@@ -178,6 +178,7 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
         heartbeat_interval: settings.heartbeat_interval,
         heartbeat_misses: settings.heartbeat_misses,
         frame_ancestors: settings.frame_ancestors.clone(),
+        alertmanager_labels: settings.alertmanager_labels.clone(),
         ..ServerConfig::new(public_url.clone())
     };
     tracing::info!(listen = %local, public_url, database = store.backend().name(), "faultline serving");
