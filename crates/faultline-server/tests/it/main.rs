@@ -12,6 +12,7 @@ mod faults;
 mod foundation;
 mod heartbeats;
 mod idempotency;
+mod integrations;
 mod lifecycle;
 mod matrix;
 mod recent;
