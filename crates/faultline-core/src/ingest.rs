@@ -22,6 +22,9 @@ pub enum IngestEvent {
     TriggerKeyed { dedup_key: String, fault: Box<Fault>, detail: Option<Value> },
     /// Close the fault open under `dedup_key` at `occurred_at`.
     ResolveKeyed { dedup_key: String, occurred_at: Micros },
+    /// Note on the timeline of the fault open under `dedup_key` that someone is on it; the
+    /// fault itself does not change.
+    AcknowledgeKeyed { dedup_key: String, detail: Option<Value> },
 }
 
 /// What an event's fault is deduplicated by.
@@ -52,9 +55,9 @@ impl IngestEvent {
             IngestEvent::Resolve { resource_id, fault_type, .. } => {
                 EventKey::Resource { resource_id, fault_type }
             }
-            IngestEvent::TriggerKeyed { dedup_key, .. } | IngestEvent::ResolveKeyed { dedup_key, .. } => {
-                EventKey::Dedup(dedup_key)
-            }
+            IngestEvent::TriggerKeyed { dedup_key, .. }
+            | IngestEvent::ResolveKeyed { dedup_key, .. }
+            | IngestEvent::AcknowledgeKeyed { dedup_key, .. } => EventKey::Dedup(dedup_key),
         }
     }
 
@@ -62,7 +65,7 @@ impl IngestEvent {
     pub fn fault(&self) -> Option<&Fault> {
         match self {
             IngestEvent::Trigger(fault) | IngestEvent::TriggerKeyed { fault, .. } => Some(fault),
-            IngestEvent::Resolve { .. } | IngestEvent::ResolveKeyed { .. } => None,
+            _ => None,
         }
     }
 
@@ -72,14 +75,16 @@ impl IngestEvent {
             IngestEvent::Resolve { occurred_at, .. } | IngestEvent::ResolveKeyed { occurred_at, .. } => {
                 Some(*occurred_at)
             }
-            IngestEvent::Trigger(_) | IngestEvent::TriggerKeyed { .. } => None,
+            _ => None,
         }
     }
 
-    /// What the source sent with a trigger, for its fault's timeline.
+    /// What the source sent with a trigger or an acknowledgement, for the fault's timeline.
     pub fn detail(&self) -> Option<&Value> {
         match self {
-            IngestEvent::TriggerKeyed { detail, .. } => detail.as_ref(),
+            IngestEvent::TriggerKeyed { detail, .. } | IngestEvent::AcknowledgeKeyed { detail, .. } => {
+                detail.as_ref()
+            }
             _ => None,
         }
     }
@@ -92,11 +97,18 @@ pub enum Outcome {
     Deduplicated,
     Resolved,
     NoOpenFault,
+    /// An acknowledgement noted on the open fault's timeline (integrations only).
+    Acknowledged,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 4] =
-        [Outcome::Created, Outcome::Deduplicated, Outcome::Resolved, Outcome::NoOpenFault];
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Created,
+        Outcome::Deduplicated,
+        Outcome::Resolved,
+        Outcome::NoOpenFault,
+        Outcome::Acknowledged,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -104,6 +116,7 @@ impl Outcome {
             Outcome::Deduplicated => "deduplicated",
             Outcome::Resolved => "resolved",
             Outcome::NoOpenFault => "no_open_fault",
+            Outcome::Acknowledged => "acknowledged",
         }
     }
 }

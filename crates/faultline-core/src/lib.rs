@@ -16,6 +16,7 @@ pub mod filter;
 pub mod heartbeat;
 pub mod ids;
 pub mod ingest;
+pub mod pagerduty;
 pub mod scope;
 pub mod secret;
 pub mod time;

@@ -144,6 +144,21 @@ async fn resolve_with(
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| invalid_key("The Authorization header must be 'Bearer <credential>'."))?;
+    resolve_credential(state, credential, record_use).await
+}
+
+/// The principal behind a credential given some other way than the `Authorization` header (a
+/// PagerDuty event's `routing_key`), checked as a header's would be and its use counted.
+pub async fn principal_for(state: &AppState, credential: &str) -> Result<Principal, ApiError> {
+    resolve_credential(state, credential, true).await
+}
+
+/// The principal behind `credential`: an API key, or else an access token.
+async fn resolve_credential(
+    state: &AppState,
+    credential: &str,
+    record_use: bool,
+) -> Result<Principal, ApiError> {
     let Some(lookup) = secret::api_key_lookup(credential) else {
         return resolve_access_token(state, credential, record_use).await;
     };

@@ -371,6 +371,10 @@ pub async fn envelope(State(state): State<AppState>, request: Request, next: Nex
         }
         return response;
     }
+    if response.extensions().get::<OwnBody>().is_some() {
+        // An answer in another service's format (PagerDuty's errors).
+        return response;
+    }
     let api_error = response.extensions_mut().remove::<ApiError>();
     if api_error.is_none() && is_html(&response) {
         // Human pages (the expired short-link page) keep their body.
@@ -402,6 +406,11 @@ pub async fn envelope(State(state): State<AppState>, request: Request, next: Nex
     let json = serde_json::to_vec(&body).expect("error body serialises");
     Response::from_parts(parts, axum::body::Body::from(json))
 }
+
+/// Marks an error answer whose body is already in the format its client expects (an
+/// integration speaking another service's protocol): [`envelope`] leaves it as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnBody;
 
 fn is_html(response: &Response) -> bool {
     response

@@ -111,7 +111,7 @@ pub async fn ingest(
 
 /// `faultline_ingest_events_total{outcome}`: ingested events by what they did.
 fn count_outcomes(outcomes: &[faultline_store::EventResult]) {
-    let mut counts = [0u64; 4];
+    let mut counts = [0u64; Outcome::ALL.len()];
     for (_, outcome) in outcomes {
         counts[*outcome as usize] += 1;
     }

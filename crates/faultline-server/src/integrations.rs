@@ -1,9 +1,15 @@
-//! Faults in from other tools: `POST /integrations/alertmanager`, Prometheus Alertmanager's
-//! webhook. Each alert becomes a trigger or a resolve on the same path as `POST /fault/events`
-//! (one transaction per payload), deduplicated by the alert's fingerprint.
+//! Faults in from other tools, on the same path as `POST /fault/events`:
+//!
+//! - `POST /integrations/alertmanager`, Prometheus Alertmanager's webhook: each alert a trigger
+//!   or a resolve (one transaction per payload), deduplicated by the alert's fingerprint;
+//! - `POST /integrations/pagerduty/v2/enqueue`, one event of the PagerDuty Events API v2, with
+//!   PagerDuty's answers, so that a PagerDuty client pointed at faultline works unchanged.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use faultline_core::Permission;
 use faultline_core::ingest::Outcome;
 use faultline_core::time::now_micros;
@@ -13,12 +19,18 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Auth;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody, ErrorCode, OwnBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
+/// The routes behind the `Authorization` header.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(alertmanager))
+}
+
+/// The routes that authenticate themselves (a PagerDuty event carries its key in its body).
+pub fn public_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(pagerduty))
 }
 
 /// One alert of an Alertmanager webhook payload.
@@ -122,7 +134,7 @@ pub async fn alertmanager(
         match outcome {
             Outcome::Created => receipt.triggered += 1,
             Outcome::Resolved => receipt.resolved += 1,
-            Outcome::Deduplicated | Outcome::NoOpenFault => receipt.unchanged += 1,
+            Outcome::Deduplicated | Outcome::NoOpenFault | Outcome::Acknowledged => receipt.unchanged += 1,
         }
     }
     count_alerts("triggered", receipt.triggered as u64);
@@ -134,8 +146,187 @@ pub async fn alertmanager(
 /// `faultline_integration_alerts_total{source, outcome}`: alerts received, by what they did
 /// (`triggered`, `resolved`, `unchanged`), and payloads `rejected` (400) or alerts `failed` (503).
 fn count_alerts(outcome: &'static str, n: u64) {
+    count("alertmanager", outcome, n);
+}
+
+fn count(source: &'static str, outcome: &'static str, n: u64) {
     if n > 0 {
-        metrics::counter!("faultline_integration_alerts_total", "source" => "alertmanager", "outcome" => outcome)
+        metrics::counter!("faultline_integration_alerts_total", "source" => source, "outcome" => outcome)
             .increment(n);
+    }
+}
+
+/// An event of the PagerDuty Events API v2.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the body; the handler validates the JSON
+pub struct PagerDutyEvent {
+    /// An API key with `faults:write` (or send it as `Authorization: Bearer`).
+    #[schema(example = "flk_…")]
+    routing_key: Option<String>,
+    #[schema(example = "trigger", pattern = "^(trigger|acknowledge|resolve)$")]
+    event_action: String,
+    /// The alert's identity, at most 255 characters; made up (and returned) for a trigger without
+    /// one; required to acknowledge or resolve.
+    #[schema(max_length = 255, example = "db-7/disk")]
+    dedup_key: Option<String>,
+    /// Required to trigger.
+    payload: Option<PagerDutyPayload>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    images: Option<Vec<serde_json::Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    links: Option<Vec<serde_json::Value>>,
+}
+
+/// What a PagerDuty trigger reports.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct PagerDutyPayload {
+    /// The fault's message (at most 1,000 characters are kept).
+    #[schema(example = "Disk full on db-7")]
+    summary: String,
+    /// The fault's `resource_id`.
+    #[schema(example = "db-7")]
+    source: String,
+    #[schema(pattern = "^(critical|error|warning|info)$", example = "error")]
+    severity: String,
+    /// The fault's `created_at` (default now).
+    #[schema(format = DateTime)]
+    timestamp: Option<String>,
+    /// Used as the fault's type when there is no `class`.
+    component: Option<String>,
+    /// The site: the first element of the fault's `resource_ancestry_path`.
+    group: Option<String>,
+    /// The fault's type.
+    class: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    custom_details: Option<serde_json::Value>,
+}
+
+/// PagerDuty's answer to an accepted event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PagerDutyAccepted {
+    #[schema(example = "success")]
+    pub status: &'static str,
+    #[schema(example = "Event processed")]
+    pub message: &'static str,
+    pub dedup_key: String,
+}
+
+/// PagerDuty's answer to an event it cannot take: every problem listed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PagerDutyInvalid {
+    #[schema(example = "invalid event")]
+    pub status: &'static str,
+    #[schema(example = "Event object is invalid")]
+    pub message: &'static str,
+    pub errors: Vec<String>,
+}
+
+/// A 400 in PagerDuty's format.
+fn invalid_event(errors: Vec<String>) -> Response {
+    count("pagerduty", "rejected", 1);
+    let body = PagerDutyInvalid { status: "invalid event", message: "Event object is invalid", errors };
+    let mut response = (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    response.extensions_mut().insert(OwnBody);
+    response
+}
+
+/// The bearer credential of `headers`, if any.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+/// [ext] Receive an event of the PagerDuty Events API v2.
+///
+/// Point a PagerDuty Events API v2 client (or any tool that can page PagerDuty) at
+/// `<faultline>/integrations/pagerduty` as its base URL, with an API key with `faults:write` as
+/// the routing key. Answers as PagerDuty does: 202 with the `dedup_key`, or 400 `invalid event`
+/// listing every problem (an unknown or revoked routing key included).
+#[utoipa::path(post, path = "/integrations/pagerduty/v2/enqueue", tag = "Integrations", operation_id = "pagerdutyEnqueue",
+    request_body = PagerDutyEvent,
+    responses((status = 202, body = PagerDutyAccepted), (status = 400, body = PagerDutyInvalid),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn pagerduty(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let body: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(err) => return invalid_event(vec![format!("the body is not valid JSON: {err}")]),
+    };
+    let Some(credential) =
+        faultline_core::pagerduty::routing_key(&body).map(str::to_owned).or_else(|| bearer(&headers))
+    else {
+        return invalid_event(vec!["'routing_key' is missing or blank".to_owned()]);
+    };
+    let principal = match crate::auth::principal_for(&state, &credential).await {
+        Ok(principal) => principal,
+        Err(err)
+            if matches!(
+                err.code,
+                ErrorCode::ApiKeyInvalid | ErrorCode::TokenExpired | ErrorCode::TokenRevoked
+            ) =>
+        {
+            return invalid_event(vec![
+                "'routing_key' is invalid: not an API key of this service, or revoked".to_owned(),
+            ]);
+        }
+        Err(err) => return err.into_response(),
+    };
+    if !principal.can(Permission::FaultsWrite) {
+        return invalid_event(vec![
+            "'routing_key' is an API key without the faults:write permission".to_owned(),
+        ]);
+    }
+    if let Err(err) =
+        crate::auth::check_rate(&state, principal.credential_id(), principal.rate_limit_per_minute)
+    {
+        return err.into_response();
+    }
+    let retention = state.config.retention_seconds();
+    let new_key = || faultline_core::ids::random_base62(32);
+    let event = match faultline_core::pagerduty::parse_event(
+        &principal.customer_id,
+        &body,
+        now_micros(),
+        retention,
+        new_key,
+    ) {
+        Ok(event) => event,
+        Err(errors) => return invalid_event(errors),
+    };
+    let written = state
+        .store
+        .apply_events(
+            &principal.customer_id,
+            std::slice::from_ref(&event.event),
+            retention,
+            principal.credential_id(),
+            None,
+        )
+        .await;
+    match written {
+        Ok(written) => {
+            let outcome = written.done().and_then(|o| o.first().map(|(_, outcome)| *outcome));
+            count(
+                "pagerduty",
+                match outcome {
+                    Some(Outcome::Created) => "triggered",
+                    Some(Outcome::Resolved) => "resolved",
+                    Some(Outcome::Acknowledged) => "acknowledged",
+                    _ => "unchanged",
+                },
+                1,
+            );
+            let accepted = PagerDutyAccepted {
+                status: "success",
+                message: "Event processed",
+                dedup_key: event.dedup_key,
+            };
+            (StatusCode::ACCEPTED, Json(accepted)).into_response()
+        }
+        Err(err) => {
+            count("pagerduty", "failed", 1);
+            crate::error::ApiError::from(err).into_response()
+        }
     }
 }

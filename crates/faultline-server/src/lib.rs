@@ -63,6 +63,7 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(docs::router())
         .merge(openapi::router())
         .merge(tokens::public_router())
+        .merge(integrations::public_router())
         .merge(dashboard::router());
     let authenticated = OpenApiRouter::new()
         .merge(whoami::router())

@@ -27,7 +27,7 @@ use crate::state::AppState;
         (name = "Comments", description = "Add comments to existing faults."),
         (name = "Analytics", description = "Views over many faults: the recent view and the most faulty resources."),
         (name = "Access Tokens", description = "Generate temporary access tokens and share fault views."),
-        (name = "Integrations", description = "Faults in from other tools: Prometheus Alertmanager's webhook."),
+        (name = "Integrations", description = "Faults in from other tools: Prometheus Alertmanager's webhook and the PagerDuty Events API v2."),
         (name = "Service", description = "Health, metrics and documentation of the service itself."),
     )
 )]

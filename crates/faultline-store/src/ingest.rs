@@ -170,9 +170,9 @@ pub(crate) fn plan(events: &[IngestEvent], mut open: OpenFaults, retention_secon
                     (Some(fault.id.clone()), Outcome::Created)
                 }
             },
-            (None, occurred_at) => match open.remove(&key) {
+            (None, Some(occurred_at)) => match open.remove(&key) {
                 Some((id, created_at)) => {
-                    let at = occurred_at.unwrap_or(created_at).max(created_at);
+                    let at = occurred_at.max(created_at);
                     let ttl = expiry(at, retention_seconds);
                     match opened.get(&id) {
                         Some(&n) => {
@@ -185,6 +185,15 @@ pub(crate) fn plan(events: &[IngestEvent], mut open: OpenFaults, retention_secon
                     }
                     plan.log.push((id.clone(), "resolved", None, None));
                     (Some(id), Outcome::Resolved)
+                }
+                None => (None, Outcome::NoOpenFault),
+            },
+            // An acknowledgement: noted on the open fault's timeline.
+            (None, None) => match open.get(&key) {
+                Some((id, _)) => {
+                    let detail = event.detail().map(|d| d.to_string());
+                    plan.log.push((id.clone(), "acknowledged", None, detail));
+                    (Some(id.clone()), Outcome::Acknowledged)
                 }
                 None => (None, Outcome::NoOpenFault),
             },
@@ -411,6 +420,11 @@ async fn apply_one_by_one(
                     let open = open_fault_by(c, customer_id, key).await?;
                     (open.map(|(id, _)| id), Outcome::Deduplicated)
                 }
+            }
+            (None, None, Some((id, _))) => {
+                let detail = event.detail().map(|d| d.to_string()).unwrap_or_else(|| "{}".to_owned());
+                append_event(c, customer_id, &id, "acknowledged", actor, &detail).await?;
+                (Some(id), Outcome::Acknowledged)
             }
             (None, occurred_at, Some((id, created_at))) => {
                 let at = occurred_at.unwrap_or(created_at).max(created_at);

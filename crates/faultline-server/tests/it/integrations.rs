@@ -286,3 +286,175 @@ e2e_test!(a_real_alertmanager_opens_and_resolves_faults, |app: TestApp| async mo
     drop(am);
     app.finish().await;
 });
+
+const PAGERDUTY: &str = "/integrations/pagerduty/v2/enqueue";
+
+async fn enqueue(app: &TestApp, event: &Value) -> (StatusCode, Value) {
+    let response = app.client.post(app.url(PAGERDUTY)).json(event).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// The customer's faults from PagerDuty events, newest first.
+async fn pagerduty_faults(app: &TestApp, key: &str) -> Vec<Value> {
+    let page = app.get_json("/fault?microservice_id=pagerduty&limit=100", key).await;
+    page["data"].as_array().cloned().unwrap_or_default()
+}
+
+e2e_test!(pagerduty_events_trigger_acknowledge_and_resolve, |app: TestApp| async move {
+    let trigger = json!({"routing_key": app.key, "event_action": "trigger", "dedup_key": "db-7/disk",
+        "payload": {"summary": "Disk full on db-7", "source": "db-7", "severity": "error", "timestamp": ago(10),
+                    "group": "site_paris", "class": "disk", "custom_details": {"free": "1%"}}});
+    let (status, body) = enqueue(&app, &trigger).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body, json!({"status": "success", "message": "Event processed", "dedup_key": "db-7/disk"}));
+    assert_eq!(enqueue(&app, &trigger).await.0, StatusCode::ACCEPTED, "sent again");
+    let faults = pagerduty_faults(&app, &app.key).await;
+    assert_eq!(faults.len(), 1, "deduplicated by dedup_key");
+    let fault = &faults[0];
+    assert_eq!((fault["resource_id"].as_str(), fault["type"].as_str()), (Some("db-7"), Some("disk")));
+    assert_eq!(
+        (fault["severity"].as_str(), fault["message"].as_str()),
+        (Some("HIGH"), Some("Disk full on db-7"))
+    );
+    assert_eq!(fault["resource_ancestry_path"], "site_paris|db-7");
+    let id = fault["id"].as_str().unwrap().to_owned();
+    let ack = json!({"routing_key": app.key, "event_action": "acknowledge", "dedup_key": "db-7/disk"});
+    assert_eq!(enqueue(&app, &ack).await.0, StatusCode::ACCEPTED);
+    let resolve = json!({"routing_key": app.key, "event_action": "resolve", "dedup_key": "db-7/disk"});
+    assert_eq!(enqueue(&app, &resolve).await.0, StatusCode::ACCEPTED);
+    let fault = app.get_json(&format!("/fault/{id}"), &app.key).await;
+    assert_eq!(fault["status"], "resolved");
+    let timeline = app.get_json(&format!("/fault/{id}/timeline"), &app.key).await;
+    let kinds: Vec<&str> =
+        timeline["data"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["created", "acknowledged", "resolved"]);
+    let created = &timeline["data"][0]["detail"];
+    assert_eq!(created["event"]["payload"]["custom_details"]["free"], "1%", "{created}");
+    assert!(created["event"].get("routing_key").is_none(), "the key is not kept: {created}");
+    // Acknowledging or resolving an unknown key is accepted and changes nothing, as on PagerDuty.
+    let unknown = json!({"routing_key": app.key, "event_action": "resolve", "dedup_key": "nope"});
+    assert_eq!(enqueue(&app, &unknown).await.0, StatusCode::ACCEPTED);
+    // Without a dedup_key, one is made up and returned; the key may come as a bearer header.
+    let fresh =
+        json!({"event_action": "trigger", "payload": {"summary": "s", "source": "r-1", "severity": "info"}});
+    let response =
+        app.client.post(app.url(PAGERDUTY)).bearer_auth(&app.key).json(&fresh).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let made_up = response.json::<Value>().await.unwrap()["dedup_key"].as_str().unwrap().to_owned();
+    assert!(made_up.len() >= 16, "{made_up}");
+    let again = json!({"routing_key": app.key, "event_action": "trigger", "dedup_key": made_up,
+        "payload": {"summary": "s", "source": "r-1", "severity": "info"}});
+    assert_eq!(enqueue(&app, &again).await.0, StatusCode::ACCEPTED);
+    assert_eq!(pagerduty_faults(&app, &app.key).await.len(), 2, "the made-up key deduplicates too");
+    // Another customer's same dedup_key is its own.
+    let (_, theirs) = app.other_customer().await;
+    let mut their_trigger = trigger.clone();
+    their_trigger["routing_key"] = json!(theirs);
+    assert_eq!(enqueue(&app, &their_trigger).await.0, StatusCode::ACCEPTED);
+    assert_eq!(pagerduty_faults(&app, &theirs).await.len(), 1);
+    app.finish().await;
+});
+
+e2e_test!(pagerduty_errors_answer_as_pagerduty_does, |app: TestApp| async move {
+    let reader = app.create_key(&app.customer_id, "faults:read", None).await;
+    let payload = json!({"summary": "s", "source": "r", "severity": "critical"});
+    for (event, expected) in [
+        (json!({"routing_key": app.key, "event_action": "trigger"}), "'payload' is missing"),
+        (
+            json!({"routing_key": app.key, "event_action": "trigger", "payload": {"source": "r", "severity": "critical"}}),
+            "'payload.summary' is missing or blank",
+        ),
+        (
+            json!({"routing_key": app.key, "event_action": "trigger", "payload": {"summary": "s", "source": "r", "severity": "loud"}}),
+            "'payload.severity' is invalid",
+        ),
+        (
+            json!({"routing_key": app.key, "event_action": "page", "payload": payload}),
+            "'event_action' is invalid",
+        ),
+        (json!({"routing_key": app.key, "event_action": "resolve"}), "'dedup_key' is missing"),
+        (json!({"event_action": "trigger", "payload": payload}), "'routing_key' is missing"),
+        (
+            json!({"routing_key": "flk_nope", "event_action": "trigger", "payload": payload}),
+            "'routing_key' is invalid",
+        ),
+        (json!({"routing_key": reader, "event_action": "trigger", "payload": payload}), "faults:write"),
+    ] {
+        let (status, body) = enqueue(&app, &event).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{event}");
+        assert_eq!(
+            (body["status"].as_str(), body["message"].as_str()),
+            (Some("invalid event"), Some("Event object is invalid")),
+            "{body}"
+        );
+        let errors = body["errors"].as_array().unwrap();
+        assert!(errors.iter().any(|e| e.as_str().unwrap().contains(expected)), "{expected}: {body}");
+    }
+    let response = app.client.post(app.url(PAGERDUTY)).body("{not json").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.json::<Value>().await.unwrap()["status"], "invalid event");
+    assert!(pagerduty_faults(&app, &app.key).await.is_empty(), "nothing refused was written");
+    app.finish().await;
+});
+
+/// The Python that runs the PagerDuty client: `FAULTLINE_TEST_PYTHON` (`.ci/run` sets a venv's),
+/// else `python3`.
+fn python() -> String {
+    std::env::var("FAULTLINE_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Python with the official PagerDuty client library (`pip install pagerduty`), if present.
+fn pagerduty_library(test: &str) -> bool {
+    let present = Command::new(python())
+        .args(["-W", "ignore", "-c", "import pagerduty"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        faultline_store::testing::skip(
+            test,
+            "python3 with the PagerDuty client library is missing (pip install pagerduty)",
+        );
+    }
+    present
+}
+
+e2e_test!(the_pagerduty_client_library_works_unchanged, |app: TestApp| async move {
+    if !pagerduty_library("pagerduty_client_library") {
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/scripts/pagerduty_client.py");
+    let (base, key) = (app.base.clone(), app.key.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python()).args(["-W", "ignore", script, &base, &key]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["trigger"], "edge-3/bgp");
+    assert_eq!(out["again"], "edge-3/bgp");
+    assert_eq!(out["acknowledge"], "edge-3/bgp");
+    assert_eq!(out["resolve"], "edge-3/bgp");
+    assert!(out["generated"].as_str().is_some_and(|k| !k.is_empty()), "{out}");
+    assert_eq!(out["invalid"]["status"], 400, "{out}");
+    assert_eq!(out["invalid"]["body"]["status"], "invalid event", "{out}");
+    assert_eq!(out["bad_key"]["status"], 400, "{out}");
+    let faults = pagerduty_faults(&app, &app.key).await;
+    assert_eq!(faults.len(), 2, "edge-3 (sent twice) and edge-4: {faults:?}");
+    let edge3 = faults.iter().find(|f| f["resource_id"] == "edge-3").unwrap();
+    assert_eq!((edge3["status"].as_str(), edge3["type"].as_str()), (Some("resolved"), Some("bgp")));
+    assert_eq!(
+        (edge3["severity"].as_str(), edge3["resource_ancestry_path"].as_str()),
+        (Some("CRITICAL"), Some("site_berlin|edge-3"))
+    );
+    let id = edge3["id"].as_str().unwrap();
+    let timeline = app.get_json(&format!("/fault/{id}/timeline"), &app.key).await;
+    let kinds: Vec<&str> =
+        timeline["data"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["created", "acknowledged", "resolved"]);
+    assert_eq!(timeline["data"][0]["detail"]["event"]["payload"]["custom_details"]["peer"], "192.0.2.1");
+    app.finish().await;
+});
