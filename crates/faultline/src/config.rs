@@ -252,6 +252,21 @@ mod tests {
     }
 
     #[test]
+    fn alertmanager_label_names_are_lists() {
+        let overrides = Overrides {
+            alertmanager_resource_labels: Some(" device, instance ,".into()),
+            alertmanager_site_labels: Some("pop".into()),
+            ..Overrides::default()
+        };
+        let v = load(None, &overrides).unwrap();
+        assert_eq!(v.alertmanager_labels.resource, ["device", "instance"]);
+        assert_eq!(v.alertmanager_labels.site, ["pop"]);
+        assert_eq!(v.alertmanager_labels.severity, ["severity"]);
+        let none = Overrides { alertmanager_severity_labels: Some(" , ".into()), ..Overrides::default() };
+        assert!(load(None, &none).unwrap_err().contains("alertmanager_severity_labels"));
+    }
+
+    #[test]
     fn mistakes_are_explained() {
         let bad = |o: Overrides| load(None, &o).unwrap_err();
         assert!(bad(Overrides { listen: Some("localhost".into()), ..Default::default() }).contains("listen"));

@@ -104,6 +104,38 @@ e2e_test!(alerts_open_deduplicate_and_resolve_faults_by_fingerprint, |app: TestA
     app.finish().await;
 });
 
+/// The label names configured for the deployment are the ones read, and alerts are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_label_names_are_read_and_alerts_counted() {
+    let configure = |config: &mut faultline_server::ServerConfig| {
+        config.alertmanager_labels = faultline_core::alertmanager::LabelNames {
+            resource: vec!["device".into()],
+            site: vec!["pop".into()],
+            severity: vec!["prio".into()],
+        };
+    };
+    let Some(app) =
+        TestApp::spawn_with(faultline_store::Backend::Sqlite, "alertmanager_label_names", configure, None)
+            .await
+    else {
+        return;
+    };
+    let labels = json!({"alertname": "LinkDown", "device": "sw-9", "pop": "site_fra", "prio": "critical", "instance": "ignored:9100"});
+    assert_eq!(receipt(&app, &payload(vec![alert("firing", "cfg1", labels)])).await["triggered"], 1);
+    let fault = &alert_faults(&app, &app.key).await[0];
+    assert_eq!(
+        (fault["resource_id"].as_str(), fault["resource_ancestry_path"].as_str()),
+        (Some("sw-9"), Some("site_fra|sw-9"))
+    );
+    assert_eq!(fault["severity"], "CRITICAL");
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains(r#"faultline_integration_alerts_total{source="alertmanager",outcome="triggered"}"#),
+        "{text}"
+    );
+    app.finish().await;
+}
+
 e2e_test!(a_malformed_payload_is_refused_whole, |app: TestApp| async move {
     let good = alert("firing", "ok", json!({"alertname": "x"}));
     for (bad, param, code) in [
@@ -456,5 +488,21 @@ e2e_test!(the_pagerduty_client_library_works_unchanged, |app: TestApp| async mov
         timeline["data"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["created", "acknowledged", "resolved"]);
     assert_eq!(timeline["data"][0]["detail"]["event"]["payload"]["custom_details"]["peer"], "192.0.2.1");
+    app.finish().await;
+});
+
+e2e_test!(a_store_out_of_reach_answers_503_which_alertmanager_retries, |app: TestApp| async move {
+    let body = payload(vec![alert("firing", "down1", json!({"alertname": "x"}))]);
+    // Authenticated once, so that the key is in the server's cache; then the database goes.
+    assert_eq!(receipt(&app, &payload(vec![])).await["alerts"], 0);
+    app.store.close().await;
+    let response = post(&app, &app.key, &body).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let event = json!({"routing_key": app.key, "event_action": "trigger", "payload": {"summary": "s", "source": "r", "severity": "info"}});
+    assert_eq!(
+        enqueue(&app, &event).await.0,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "PagerDuty's clients retry a 503 too"
+    );
     app.finish().await;
 });
