@@ -28,6 +28,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(alertmanager))
 }
 
+/// The Alertmanager route.
+const PATH: &str = "/integrations/alertmanager";
+
 /// The routes that authenticate themselves (a PagerDuty event carries its key in its body).
 pub fn public_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(pagerduty))
@@ -94,8 +97,8 @@ pub struct AlertmanagerReceipt {
     security(("bearer" = [])), request_body = AlertmanagerPayload,
     responses((status = 200, body = AlertmanagerReceipt),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, description = "The database cannot be reached, or the key's rate limit is spent (with `Retry-After`): Alertmanager retries", body = ErrorBody)))]
 pub async fn alertmanager(
     State(state): State<AppState>,
     auth: Auth,
@@ -141,6 +144,26 @@ pub async fn alertmanager(
     count_alerts("resolved", receipt.resolved as u64);
     count_alerts("unchanged", receipt.unchanged as u64);
     Ok(Json(receipt))
+}
+
+/// Alertmanager retries a 5xx answer and drops a payload answered with any other error, so on
+/// its route a spent rate limit answers 503 (with `Retry-After`) instead of 429: the alerts wait
+/// instead of being lost.
+pub async fn alertmanager_retries_rate_limits(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let ours = request.uri().path() == PATH;
+    let mut response = next.run(request).await;
+    if ours
+        && response.status() == StatusCode::TOO_MANY_REQUESTS
+        && let Some(mut err) = response.extensions_mut().remove::<crate::error::ApiError>()
+    {
+        err.code = ErrorCode::ServiceUnavailable;
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        response.extensions_mut().insert(err);
+    }
+    response
 }
 
 /// `faultline_integration_alerts_total{source, outcome}`: alerts received, by what they did

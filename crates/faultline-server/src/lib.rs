@@ -96,6 +96,8 @@ pub fn app(state: AppState) -> Router {
     let (authenticated, _) = authenticated
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .split_for_parts();
+    let authenticated =
+        authenticated.layer(axum::middleware::from_fn(integrations::alertmanager_retries_rate_limits));
     let (public, _) = public.split_for_parts();
     with_middleware(Router::new().merge(public).merge(authenticated), state)
 }

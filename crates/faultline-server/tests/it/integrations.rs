@@ -506,3 +506,25 @@ e2e_test!(a_store_out_of_reach_answers_503_which_alertmanager_retries, |app: Tes
     );
     app.finish().await;
 });
+
+e2e_test!(a_spent_rate_limit_answers_503_so_that_alertmanager_retries, |app: TestApp| async move {
+    let limited = app.create_key(&app.customer_id, "faults:write", Some(1)).await;
+    let body = payload(vec![alert("firing", "rl1", json!({"alertname": "x"}))]);
+    assert_eq!(post(&app, &limited, &body).await.status(), StatusCode::OK);
+    let response = post(&app, &limited, &body).await;
+    assert!(response.headers().contains_key("retry-after"), "{:?}", response.headers());
+    let err =
+        assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "api_error", "service_unavailable").await;
+    assert!(err["message"].as_str().unwrap().contains("Rate limit"), "{err}");
+    // Elsewhere a spent limit is still a 429.
+    let elsewhere = app
+        .client
+        .post(app.url("/fault/events"))
+        .bearer_auth(&limited)
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.finish().await;
+});
