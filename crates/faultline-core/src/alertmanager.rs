@@ -73,11 +73,6 @@ pub fn fault_type(alertname: &str) -> String {
     out
 }
 
-/// `text` cut to at most `max` characters.
-fn at_most(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
-}
-
 /// Validate a whole payload into events, in the payload's order. One invalid alert rejects the
 /// payload. `now` and `retention_seconds` as for `POST /fault/events`.
 pub fn parse_payload(
@@ -204,10 +199,13 @@ fn parse_alert(
         Some("firing") => {
             let alertname = first(labels, &["alertname".to_owned()])
                 .ok_or(ValidationError::Missing("labels.alertname"))?;
-            let resource_id = at_most(first(labels, &names.resource).unwrap_or(fingerprint), MAX_RESOURCE_ID);
+            let resource_id = crate::fault::truncate_chars(
+                first(labels, &names.resource).unwrap_or(fingerprint),
+                MAX_RESOURCE_ID,
+            );
             let path = match first(labels, &names.site) {
                 Some(site) if site != resource_id => {
-                    format!("{}|{resource_id}", at_most(&site.replace('|', "_"), 255))
+                    format!("{}|{resource_id}", crate::fault::truncate_chars(&site.replace('|', "_"), 255))
                 }
                 _ => resource_id.replace('|', "_"),
             };
@@ -217,10 +215,10 @@ fn parse_alert(
                 resource_id,
                 fault_type: fault_type(alertname),
                 severity: severity(first(labels, &names.severity)),
-                message: at_most(message, MAX_MESSAGE),
-                cause: at_most(cause, MAX_CAUSE),
+                message: crate::fault::truncate_chars(message, MAX_MESSAGE),
+                cause: crate::fault::truncate_chars(cause, MAX_CAUSE),
                 microservice_id: SOURCE.to_owned(),
-                resource_ancestry_path: at_most(&path, MAX_ANCESTRY_PATH),
+                resource_ancestry_path: crate::fault::truncate_chars(&path, MAX_ANCESTRY_PATH),
                 created_at: Some(starts_at.unwrap_or(now)),
             };
             let detail = json!({

@@ -343,6 +343,12 @@ pub fn comment_text(body: &Value, required: bool) -> Result<Option<String>, Vali
     }
 }
 
+/// `text` cut to at most `max` characters (the integrations keep what fits rather than refuse
+/// an alert their source would not send again).
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
 /// NUL cannot be stored in PostgreSQL text, so no backend accepts it.
 pub fn reject_nul(name: &'static str, value: &str) -> Result<(), ValidationError> {
     if value.contains('\0') {

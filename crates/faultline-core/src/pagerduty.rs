@@ -55,10 +55,6 @@ pub fn severity(text: &str) -> Option<Severity> {
     }
 }
 
-fn at_most(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
-}
-
 /// A non-blank string field of `obj`, or the error naming it (`path`).
 fn text<'a>(
     obj: &'a Map<String, Value>,
@@ -223,20 +219,20 @@ fn parse_payload(
     let class = optional(payload, "class", "payload.class", errors);
     let component = optional(payload, "component", "payload.component", errors);
     let (summary, source, severity) = (summary?, source?, severity?);
-    let resource_id = at_most(&source.replace('|', "_"), MAX_RESOURCE_ID);
+    let resource_id = crate::fault::truncate_chars(&source.replace('|', "_"), MAX_RESOURCE_ID);
     let path = match group {
         Some(group) if group != resource_id => {
-            format!("{}|{resource_id}", at_most(&group.replace('|', "_"), 255))
+            format!("{}|{resource_id}", crate::fault::truncate_chars(&group.replace('|', "_"), 255))
         }
         _ => resource_id.clone(),
     };
     Some(NewFault {
         fault_type: crate::alertmanager::fault_type(class.or(component).unwrap_or(DEFAULT_TYPE)),
         severity,
-        message: at_most(summary, MAX_MESSAGE),
+        message: crate::fault::truncate_chars(summary, MAX_MESSAGE),
         cause: String::new(),
         microservice_id: SOURCE.to_owned(),
-        resource_ancestry_path: at_most(&path, MAX_ANCESTRY_PATH),
+        resource_ancestry_path: crate::fault::truncate_chars(&path, MAX_ANCESTRY_PATH),
         created_at: Some(created_at),
         resource_id,
     })

@@ -137,14 +137,19 @@ async fn resolve_with(
             "No API key was provided; send 'Authorization: Bearer <key>'.",
         ));
     };
-    let credential = value
+    let credential = bearer_of(value)
+        .ok_or_else(|| invalid_key("The Authorization header must be 'Bearer <credential>'."))?;
+    resolve_credential(state, credential, record_use).await
+}
+
+/// The credential of an `Authorization: Bearer <credential>` value, if it is one.
+pub fn bearer_of(value: &HeaderValue) -> Option<&str> {
+    value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| invalid_key("The Authorization header must be 'Bearer <credential>'."))?;
-    resolve_credential(state, credential, record_use).await
 }
 
 /// The principal behind a credential given some other way than the `Authorization` header (a

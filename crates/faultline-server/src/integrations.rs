@@ -254,13 +254,6 @@ fn invalid_event(errors: Vec<String>) -> Response {
     response
 }
 
-/// The bearer credential of `headers`, if any.
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
-    (!token.is_empty()).then(|| token.to_owned())
-}
-
 /// [ext] Receive an event of the PagerDuty Events API v2.
 ///
 /// Point a PagerDuty Events API v2 client (or any tool that can page PagerDuty) at
@@ -276,8 +269,9 @@ pub async fn pagerduty(State(state): State<AppState>, headers: HeaderMap, body: 
         Ok(body) => body,
         Err(err) => return invalid_event(vec![format!("the body is not valid JSON: {err}")]),
     };
-    let Some(credential) =
-        faultline_core::pagerduty::routing_key(&body).map(str::to_owned).or_else(|| bearer(&headers))
+    let Some(credential) = faultline_core::pagerduty::routing_key(&body)
+        .map(str::to_owned)
+        .or_else(|| headers.get(header::AUTHORIZATION).and_then(crate::auth::bearer_of).map(str::to_owned))
     else {
         return invalid_event(vec!["'routing_key' is missing or blank".to_owned()]);
     };

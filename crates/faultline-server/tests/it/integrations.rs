@@ -105,8 +105,7 @@ e2e_test!(alerts_open_deduplicate_and_resolve_faults_by_fingerprint, |app: TestA
 });
 
 /// The label names configured for the deployment are the ones read, and alerts are counted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configured_label_names_are_read_and_alerts_counted() {
+async fn configured_label_names_are_read_and_alerts_counted(backend: faultline_store::Backend, test: &str) {
     let configure = |config: &mut faultline_server::ServerConfig| {
         config.alertmanager_labels = faultline_core::alertmanager::LabelNames {
             resource: vec!["device".into()],
@@ -114,10 +113,7 @@ async fn configured_label_names_are_read_and_alerts_counted() {
             severity: vec!["prio".into()],
         };
     };
-    let Some(app) =
-        TestApp::spawn_with(faultline_store::Backend::Sqlite, "alertmanager_label_names", configure, None)
-            .await
-    else {
+    let Some(app) = TestApp::spawn_with(backend, test, configure, None).await else {
         return;
     };
     let labels = json!({"alertname": "LinkDown", "device": "sw-9", "pop": "site_fra", "prio": "critical", "instance": "ignored:9100"});
@@ -134,6 +130,24 @@ async fn configured_label_names_are_read_and_alerts_counted() {
         "{text}"
     );
     app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_label_names_are_read_and_alerts_counted_sqlite() {
+    configured_label_names_are_read_and_alerts_counted(
+        faultline_store::Backend::Sqlite,
+        "alertmanager_labels_sqlite",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_label_names_are_read_and_alerts_counted_postgres() {
+    configured_label_names_are_read_and_alerts_counted(
+        faultline_store::Backend::Postgres,
+        "alertmanager_labels_postgres",
+    )
+    .await;
 }
 
 e2e_test!(a_malformed_payload_is_refused_whole, |app: TestApp| async move {
