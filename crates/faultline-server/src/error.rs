@@ -36,10 +36,13 @@ pub enum ErrorCode {
     RateLimited,
     InternalServerError,
     ServiceUnavailable,
+    DatabaseUnavailable,
+    StorageFull,
+    Overloaded,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::ParameterMissing,
         ErrorCode::ParameterInvalid,
         ErrorCode::BodyInvalidJson,
@@ -57,6 +60,9 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::InternalServerError,
         ErrorCode::ServiceUnavailable,
+        ErrorCode::DatabaseUnavailable,
+        ErrorCode::StorageFull,
+        ErrorCode::Overloaded,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -179,8 +185,36 @@ impl ErrorCode {
                 "service_unavailable",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
-                "The service could not answer in time or its database is unreachable. Retry after a short wait; retrying a POST with the same Idempotency-Key is safe.",
+                "The service could not answer in time. Retry after the seconds in Retry-After; retrying a POST with the same Idempotency-Key is safe.",
             ),
+            ErrorCode::DatabaseUnavailable => (
+                "database_unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "The service cannot reach its database (stopped, restarting, or its connections were cut). Nothing was done. Retry after the seconds in Retry-After: the service reconnects by itself when the database is back, and retrying a POST with the same Idempotency-Key is safe.",
+            ),
+            ErrorCode::StorageFull => (
+                "storage_full",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "The disk holding the service's database is full, so nothing was written. Reads keep working. Retry after the seconds in Retry-After; writes resume by themselves once the operator frees space.",
+            ),
+            ErrorCode::Overloaded => (
+                "overloaded",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "The service is handling as many requests as it is configured to and turned this one away at once rather than queue it. Nothing was done. Retry after the seconds in Retry-After, ideally with some random delay added.",
+            ),
+        }
+    }
+
+    /// The `Retry-After` (seconds) sent with this code, for the codes that ask for a retry.
+    pub const fn retry_after(self) -> Option<&'static str> {
+        match self {
+            ErrorCode::ServiceUnavailable | ErrorCode::Overloaded => Some("1"),
+            ErrorCode::DatabaseUnavailable => Some("2"),
+            ErrorCode::StorageFull => Some("30"),
+            _ => None,
         }
     }
 
@@ -206,7 +240,7 @@ impl ErrorCode {
         }
     }
 
-    fn default_message(self) -> &'static str {
+    pub fn default_message(self) -> &'static str {
         match self {
             ErrorCode::ResourceNotFound => "The requested resource does not exist.",
             ErrorCode::MethodNotAllowed => {
@@ -218,11 +252,24 @@ impl ErrorCode {
             }
             ErrorCode::ApiKeyMissing => "No API key was provided; send 'Authorization: Bearer <key>'.",
             ErrorCode::ServiceUnavailable => "The service could not answer in time. Please retry.",
+            ErrorCode::DatabaseUnavailable => "The database is unavailable. Please retry shortly.",
+            ErrorCode::StorageFull => "The database's disk is full; nothing was written. Please retry later.",
+            ErrorCode::Overloaded => "The service is overloaded. Please retry shortly.",
             ErrorCode::RateLimited => {
                 "Too many requests for this credential; retry after the time in Retry-After."
             }
             _ => "An internal error occurred. Please try again or contact support if the issue persists.",
         }
+    }
+}
+
+/// Log a failure of background work that will be retried, unless it is a database outage,
+/// which the store logs once for all (see `faultline_store::outage`) instead of at every retry.
+pub fn warn_unless_outage(err: &StoreError, what: &str) {
+    if err.is_outage() {
+        tracing::debug!(error = %err, "{what}");
+    } else {
+        tracing::warn!(error = %err, "{what}");
     }
 }
 
@@ -307,12 +354,13 @@ impl From<StoreError> for ApiError {
                 ErrorCode::IdempotencyKeyReused,
                 "This Idempotency-Key was used with a different request; use a new key for a new request.",
             ),
-            StoreError::Unavailable(err) => {
-                tracing::warn!(error = %err, "database unavailable");
-                ApiError::new(
-                    ErrorCode::ServiceUnavailable,
-                    "The database is unavailable. Please retry shortly.",
-                )
+            // Logged by the store as an outage, once (see `faultline_store::outage`).
+            StoreError::Unavailable(_) => ApiError::new(
+                ErrorCode::DatabaseUnavailable,
+                ErrorCode::DatabaseUnavailable.default_message(),
+            ),
+            StoreError::StorageFull(_) => {
+                ApiError::new(ErrorCode::StorageFull, ErrorCode::StorageFull.default_message())
             }
             StoreError::NotWritten(reason) => {
                 // Nothing was written: the same request may simply be sent again.
@@ -401,6 +449,9 @@ pub async fn envelope(State(state): State<AppState>, request: Request, next: Nex
     let (mut parts, _) = response.into_parts();
     // Timeouts surface as 408 from the timeout layer; the contract says 503.
     parts.status = code.status();
+    if let Some(seconds) = code.retry_after() {
+        parts.headers.entry(header::RETRY_AFTER).or_insert(HeaderValue::from_static(seconds));
+    }
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
     let json = serde_json::to_vec(&body).expect("error body serialises");
@@ -430,5 +481,16 @@ mod tests {
         assert_eq!(err.code, ErrorCode::ServiceUnavailable);
         assert_eq!(err.code.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!err.message.contains("disk"), "the reason is logged, not shown: {}", err.message);
+    }
+
+    #[test]
+    fn every_503_asks_for_a_retry_after_some_seconds() {
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                code.status() == StatusCode::SERVICE_UNAVAILABLE,
+                code.retry_after().is_some(),
+                "{code:?}"
+            );
+        }
     }
 }

@@ -38,11 +38,14 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "Service",
     responses((status = 200, body = Health), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    let unavailable = || ApiError::new(ErrorCode::ServiceUnavailable, "The database is not reachable.");
+    let unavailable = || ApiError::new(ErrorCode::DatabaseUnavailable, "The database is not reachable.");
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => Ok(Json(Health { status: "ready", database: Some(state.store.backend().name()) })),
         Ok(Err(err)) => {
-            tracing::warn!(error = %err, "readiness check failed");
+            // An outage is logged once by the store, not at every probe.
+            if !err.is_outage() {
+                tracing::warn!(error = %err, "readiness check failed");
+            }
             Err(unavailable())
         }
         Err(_) => Err(unavailable()),

@@ -39,7 +39,7 @@ where
                 metrics::gauge!("faultline_singleton_leader", "job" => job).set(0.0);
             }
             Ok(None) => {}
-            Err(err) => tracing::warn!(job, error = %err, "cannot ask for the job's lease; retrying"),
+            Err(err) => crate::error::warn_unless_outage(&err, "cannot ask for a job's lease; retrying"),
         }
         tokio::time::sleep(TAKEOVER_POLL).await;
     }

@@ -338,7 +338,7 @@ impl TokenUsage {
             return;
         }
         if let Err(err) = store.record_token_uses(&batch).await {
-            tracing::warn!(error = %err, tokens = batch.len(), "could not record token uses");
+            crate::error::warn_unless_outage(&err, &format!("could not record {} token uses", batch.len()));
         }
     }
 }

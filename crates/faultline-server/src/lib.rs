@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod auth;
 pub mod clock;
 pub mod comments;
+pub mod connections;
 pub mod dashboard;
 pub mod docs;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod jwt;
 pub mod lifecycle;
+pub mod load_shedding;
 pub mod observability;
 pub mod openapi;
 pub mod rate_limit;
@@ -34,7 +36,6 @@ pub mod ttl_cache;
 pub mod whoami;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -103,7 +104,8 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Put `routes` behind the middleware stack every request passes through (outermost last):
-/// request id, trace span, metrics, error envelope, panic catcher, timeout, body limit.
+/// request id, trace span, metrics, error envelope, load shedding, panic catcher, timeout,
+/// body limit.
 /// Public so that tests can check the stack's behaviour on routes they define.
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let config = state.config.clone();
@@ -114,6 +116,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(config.body_limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), load_shedding::shed_load))
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::envelope))
         .layer(axum::middleware::from_fn(observability::record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(observability::request_span).on_response(
@@ -197,7 +200,10 @@ where
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(err) => {
-                tracing::warn!(error = %err, what, "retention sweep failed; retrying at the next tick");
+                error::warn_unless_outage(
+                    &err,
+                    &format!("retention sweep of {what} failed; retrying at the next tick"),
+                );
                 return swept;
             }
         }
@@ -250,9 +256,10 @@ pub async fn serve(
                 match heartbeats::detect(&*store, &policy, now, retention).await {
                     Ok(0) => {}
                     Ok(_) => hub.nudge(),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "offline detection failed; retrying at the next sweep")
-                    }
+                    Err(err) => error::warn_unless_outage(
+                        &err,
+                        "offline detection failed; retrying at the next sweep",
+                    ),
                 }
             }
         }))
@@ -260,13 +267,13 @@ pub async fn serve(
     let hub = state.stream.clone();
     let (final_usage, final_store) = (state.token_usage.clone(), state.store.clone());
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down: draining in-flight requests");
-            hub.close();
-            let _ = stopping_tx.send(());
-        });
+    let limits = state.config.connection_limits();
+    let server = connections::serve(listener, app(state), limits, async move {
+        shutdown.await;
+        tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down: draining in-flight requests");
+        hub.close();
+        let _ = stopping_tx.send(());
+    });
     let deadline = async move {
         if stopping_rx.await.is_ok() {
             tokio::time::sleep(grace).await;

@@ -30,6 +30,17 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_grace: Duration,
+    /// A request head must be complete this long after its first byte.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// Bytes a second a request body must keep arriving at, after `header_timeout` of slack;
+    /// 0: no floor.
+    pub body_min_rate: u64,
+    /// Connections open at once; past it, new ones wait to be accepted.
+    pub max_connections: usize,
+    /// Requests handled at once; past it, requests answer 503 `overloaded` at once.
+    pub max_concurrent_requests: usize,
     /// How long a fault is kept after it began (or was resolved).
     pub retention: Duration,
     /// Requests per minute for each access token.
@@ -62,6 +73,11 @@ impl ServerConfig {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_min_rate: 1024,
+            max_connections: 4096,
+            max_concurrent_requests: crate::load_shedding::default_max_concurrent_requests(),
             retention: Duration::from_secs(faultline_core::fault::DEFAULT_RETENTION_SECONDS as u64),
             token_rate_limit: 300,
             heartbeat_interval: Duration::from_secs(30),
@@ -85,6 +101,16 @@ impl ServerConfig {
         faultline_core::heartbeat::OfflinePolicy {
             interval: i64::try_from(self.heartbeat_interval.as_micros()).unwrap_or(i64::MAX / 2_000),
             misses: self.heartbeat_misses,
+        }
+    }
+
+    /// The limits the connection layer enforces.
+    pub fn connection_limits(&self) -> crate::connections::Limits {
+        crate::connections::Limits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            body_min_rate: self.body_min_rate,
+            max_connections: self.max_connections,
         }
     }
 
@@ -120,6 +146,8 @@ pub struct Shared {
     pub api_keys: Arc<TtlCache<Option<faultline_store::ApiKeyWithHash>>>,
     /// The live event stream's tailer and subscribers.
     pub stream: Arc<crate::stream::Hub>,
+    /// Slots for the requests handled at once (see [`crate::load_shedding`]).
+    pub request_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -131,7 +159,6 @@ impl AppState {
         let stream = Arc::new(crate::stream::Hub::new(config.stream_buffer, config.stream_poll));
         Ok(AppState(Arc::new(Shared {
             store,
-            config: Arc::new(config),
             rate_limiter: Arc::new(RateLimiter::new(clock.clone())),
             key_usage: Arc::new(KeyUsage::new(clock.clone())),
             cursors: CursorCodec::new(&cursor_key),
@@ -139,6 +166,8 @@ impl AppState {
             token_usage: Arc::new(TokenUsage::default()),
             api_keys: Arc::new(TtlCache::new(CREDENTIAL_CACHE_TTL, clock)),
             stream,
+            request_slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
+            config: Arc::new(config),
         })))
     }
 }

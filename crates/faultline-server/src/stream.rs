@@ -59,6 +59,8 @@ const GAP_POLL: Duration = Duration::from_millis(20);
 const FIRST_READ_WAIT: Duration = Duration::from_secs(5);
 /// How often a stream checks that its credential still holds.
 const RECHECK: Duration = Duration::from_secs(2);
+/// At shutdown, streams end with this reconnection delay (the SSE `retry` field).
+pub const SHUTDOWN_RETRY: Duration = Duration::from_secs(1);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(stream))
@@ -301,7 +303,7 @@ impl Hub {
                 match hub.settled_head(&*store).await {
                     Ok(head) => break head,
                     Err(err) => {
-                        tracing::warn!(error = %err, "cannot read the event log's head; retrying");
+                        crate::error::warn_unless_outage(&err, "cannot read the event log's head; retrying");
                         tokio::time::sleep(POLL).await;
                     }
                 }
@@ -370,7 +372,7 @@ impl Hub {
             last_read = tokio::time::Instant::now();
             self.reads_ended.send_modify(|n| *n += 1);
             if let Err(err) = read {
-                tracing::warn!(error = %err, "reading the event log failed; retrying");
+                crate::error::warn_unless_outage(&err, "reading the event log failed; retrying");
                 tokio::time::sleep(POLL).await;
             }
             // A gap waits for every transaction that was running when it was seen, anywhere in
@@ -521,8 +523,14 @@ impl Subscriber {
             if let Some(event) = self.queue.pop_front() {
                 return Some(event);
             }
-            if self.ended || *self.closing.borrow() {
+            if self.ended {
                 return None;
+            }
+            if *self.closing.borrow() {
+                // The server is shutting down: the client is told to reconnect in a second
+                // (to another replica, or to this one restarted), resuming from its last id.
+                self.ended = true;
+                return Some(Event::default().comment("shutting down").retry(SHUTDOWN_RETRY));
             }
             if !self.credential_holds().await {
                 self.ended = true;
@@ -530,14 +538,14 @@ impl Subscriber {
             }
             if self.last < self.catch_up_to {
                 if let Err(err) = self.catch_up().await {
-                    tracing::warn!(error = %err, "stream catch-up failed; ending the stream");
+                    crate::error::warn_unless_outage(&err, "stream catch-up failed; ending the stream");
                     self.ended = true;
                 }
                 continue;
             }
             tokio::select! {
                 received = self.live.recv() => self.receive(received),
-                _ = self.closing.changed() => self.ended = true,
+                _ = self.closing.changed() => {}
                 () = tokio::time::sleep(RECHECK) => {}
             }
         }

@@ -33,6 +33,11 @@ pub enum StoreError {
     /// time, the store closed): nothing was done, and the same request may succeed shortly.
     #[error("database unavailable: {0}")]
     Unavailable(DatabaseError),
+    /// The database has no room to write (SQLite's disk full, PostgreSQL's `disk_full`):
+    /// nothing was written, reads still work, and the same write may succeed once space is
+    /// freed.
+    #[error("storage full: {0}")]
+    StorageFull(DatabaseError),
     /// Any other failure of the database: a bug or a broken database, for the log.
     #[error("database error: {0}")]
     Database(DatabaseError),
@@ -52,6 +57,8 @@ pub struct DatabaseError {
 pub(crate) enum Failure {
     /// The database could not be reached, or the store is closed.
     Unavailable,
+    /// The disk (or the database's quota) is full.
+    StorageFull,
     /// A unique index refused a row.
     Unique,
     /// A foreign key refused a row.
@@ -73,6 +80,7 @@ impl From<DatabaseError> for StoreError {
     fn from(err: DatabaseError) -> StoreError {
         match err.failure {
             Failure::Unavailable => StoreError::Unavailable(err),
+            Failure::StorageFull => StoreError::StorageFull(err),
             _ => StoreError::Database(err),
         }
     }
@@ -86,6 +94,10 @@ impl From<sqlx::Error> for StoreError {
                 // Class 57P (operator intervention: the server shutting down, a backend
                 // terminated) and 08 (connection exceptions).
                 Some(code) if code.starts_with("57P") || code.starts_with("08") => Failure::Unavailable,
+                // 53300: too many connections (the server is full, not broken).
+                Some("53300") => Failure::Unavailable,
+                // 53100: disk full.
+                Some("53100") => Failure::StorageFull,
                 Some("40P01" | "40001") => Failure::Retry,
                 Some("23505") => Failure::Unique,
                 Some("23503") => Failure::ForeignKey,
@@ -105,6 +117,9 @@ impl From<rusqlite::Error> for StoreError {
                 (_, ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => Failure::Unique,
                 (_, ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => Failure::ForeignKey,
                 (ffi::ErrorCode::CannotOpen, _) => Failure::Unavailable,
+                // SQLITE_FULL: the file system refused to grow the database or its log
+                // (ENOSPC, or a file size limit).
+                (ffi::ErrorCode::DiskFull, _) => Failure::StorageFull,
                 _ => Failure::Other,
             },
             _ => Failure::Other,
@@ -136,7 +151,9 @@ impl StoreError {
     /// The kind of database failure this is, if it is one.
     pub(crate) fn failure(&self) -> Option<Failure> {
         match self {
-            StoreError::Unavailable(e) | StoreError::Database(e) => Some(e.failure),
+            StoreError::Unavailable(e) | StoreError::StorageFull(e) | StoreError::Database(e) => {
+                Some(e.failure)
+            }
             StoreError::Migration { source, .. } => Some(source.failure),
             _ => None,
         }
@@ -163,5 +180,8 @@ mod tests {
         );
         assert!(matches!(StoreError::from(unique).on_constraint("fault"), StoreError::Conflict(_)));
         assert!(matches!(StoreError::closed(), StoreError::Unavailable(_)));
+        let full =
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+        assert!(matches!(StoreError::from(full), StoreError::StorageFull(_)));
     }
 }

@@ -18,6 +18,7 @@ mod ingest;
 mod migration_tests;
 mod migrations;
 mod model;
+pub mod outage;
 mod rows;
 mod sql;
 mod store;
@@ -31,6 +32,7 @@ use faultline_core::fault::Fault;
 pub use capabilities::{
     Admin, Analytics, Comments, Customers, EventLog, Faults, Heartbeats, IdempotencyKeys, Leases, Tokens,
 };
+pub use db::sqlite_file::{BackupCheck, RunningLock, SqliteFile};
 pub use error::{DatabaseError, StoreError, StoreResult};
 pub use model::*;
 pub use sql::{FaultQuery, TopQuery};

@@ -35,6 +35,11 @@ pub struct Settings {
     pub alertmanager_resource_labels: String,
     pub alertmanager_site_labels: String,
     pub alertmanager_severity_labels: String,
+    pub header_timeout: String,
+    pub idle_timeout: String,
+    pub body_min_rate: u64,
+    pub max_connections: usize,
+    pub max_concurrent_requests: usize,
 }
 
 /// Settings given on the command line or in the environment; `None` leaves the file's value.
@@ -108,6 +113,26 @@ pub struct Overrides {
     #[arg(long, env = "FAULTLINE_ALERTMANAGER_SEVERITY_LABELS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alertmanager_severity_labels: Option<String>,
+    /// A request head must be complete this long after its first byte (e.g. 10s).
+    #[arg(long, env = "FAULTLINE_HEADER_TIMEOUT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_timeout: Option<String>,
+    /// An idle keep-alive connection is closed after this long (e.g. 60s).
+    #[arg(long, env = "FAULTLINE_IDLE_TIMEOUT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// Bytes a second a request body must keep arriving at (0: no floor).
+    #[arg(long, env = "FAULTLINE_BODY_MIN_RATE", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_min_rate: Option<u64>,
+    /// Connections open at once; more wait to be accepted.
+    #[arg(long, env = "FAULTLINE_MAX_CONNECTIONS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Requests handled at once; more answer 503 overloaded (0: 32 per core).
+    #[arg(long, env = "FAULTLINE_MAX_CONCURRENT_REQUESTS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<usize>,
 }
 
 /// Settings checked and converted to the types the program uses.
@@ -128,6 +153,18 @@ pub struct Validated {
     pub json_logs: bool,
     pub frame_ancestors: Vec<String>,
     pub alertmanager_labels: faultline_core::alertmanager::LabelNames,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_min_rate: u64,
+    pub max_connections: usize,
+    pub max_concurrent_requests: usize,
+}
+
+/// How a setting is named in messages: by its flag and its environment variable
+/// (`--header-timeout (FAULTLINE_HEADER_TIMEOUT)`); its key in the config file is the flag's
+/// name with underscores.
+pub fn setting(name: &str) -> String {
+    format!("--{} (FAULTLINE_{})", name.replace('_', "-"), name.to_ascii_uppercase())
 }
 
 /// Load settings from the defaults, `file` (if given) and `overrides`, and validate them.
@@ -147,11 +184,11 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Validated, Str
 }
 
 fn validate(s: Settings) -> Result<Validated, String> {
-    let listen = s
-        .listen
-        .parse()
-        .map_err(|_| format!("listen = '{}' is not an address and port such as 127.0.0.1:8080", s.listen))?;
-    faultline_store::Backend::from_url(&s.database_url).map_err(|e| format!("database_url: {e}"))?;
+    let listen = s.listen.parse().map_err(|_| {
+        format!("{}: '{}' is not an address and port such as 127.0.0.1:8080", setting("listen"), s.listen)
+    })?;
+    faultline_store::Backend::from_url(&s.database_url)
+        .map_err(|e| format!("{}: {e}", setting("database_url")))?;
     let url_setting = |name: &str, value: String| -> Result<Option<String>, String> {
         let value = value.trim().trim_end_matches('/').to_owned();
         if value.is_empty() {
@@ -168,7 +205,14 @@ fn validate(s: Settings) -> Result<Validated, String> {
     if s.body_limit < 1024 {
         return Err(format!("body_limit = {} is too small; use at least 1024 bytes", s.body_limit));
     }
-    let duration = |name: &str, text: &str| parse_duration(text).map_err(|e| format!("{name}: {e}"));
+    let duration =
+        |name: &str, text: &str| parse_duration(text).map_err(|e| format!("{}: {e}", setting(name)));
+    let positive = |name: &str, d: Duration| {
+        if d.is_zero() { Err(format!("{} must be longer than 0s", setting(name))) } else { Ok(d) }
+    };
+    if s.max_connections == 0 {
+        return Err(format!("{} must be at least 1", setting("max_connections")));
+    }
     let json_logs = match s.log_format.as_str() {
         "text" => false,
         "json" => true,
@@ -217,6 +261,14 @@ fn validate(s: Settings) -> Result<Validated, String> {
                 severity: list("alertmanager_severity_labels", &s.alertmanager_severity_labels)?,
             }
         },
+        header_timeout: positive("header_timeout", duration("header_timeout", &s.header_timeout)?)?,
+        idle_timeout: positive("idle_timeout", duration("idle_timeout", &s.idle_timeout)?)?,
+        body_min_rate: s.body_min_rate,
+        max_connections: s.max_connections,
+        max_concurrent_requests: match s.max_concurrent_requests {
+            0 => faultline_server::load_shedding::default_max_concurrent_requests(),
+            n => n,
+        },
     })
 }
 
@@ -236,6 +288,14 @@ mod tests {
         assert_eq!(v.heartbeat_misses, 10);
         assert!(v.frame_ancestors.is_empty(), "no site may frame the dashboard unless allowed");
         assert_eq!(v.alertmanager_labels, faultline_core::alertmanager::LabelNames::default());
+        assert_eq!(v.header_timeout, Duration::from_secs(10));
+        assert_eq!(v.idle_timeout, Duration::from_secs(60));
+        assert_eq!(v.body_min_rate, 1024);
+        assert_eq!(v.max_connections, 4096);
+        assert_eq!(
+            v.max_concurrent_requests,
+            faultline_server::load_shedding::default_max_concurrent_requests()
+        );
     }
 
     #[test]
@@ -290,6 +350,16 @@ mod tests {
                 .contains("request_timeout")
         );
         assert!(bad(Overrides { rate_limit: Some(0), ..Default::default() }).contains("rate_limit"));
+        assert!(
+            bad(Overrides { header_timeout: Some("banana".into()), ..Default::default() })
+                .contains("--header-timeout (FAULTLINE_HEADER_TIMEOUT): 'banana'")
+        );
+        assert!(
+            bad(Overrides { idle_timeout: Some("0s".into()), ..Default::default() }).contains("idle_timeout")
+        );
+        assert!(
+            bad(Overrides { max_connections: Some(0), ..Default::default() }).contains("max_connections")
+        );
         assert!(
             bad(Overrides { frame_ancestors: Some("noc.example.com".into()), ..Default::default() })
                 .contains("frame_ancestors: 'noc.example.com'")

@@ -1,6 +1,7 @@
 //! The `faultline` command: a thin layer of argument parsing over the server and the store.
 #![forbid(unsafe_code)]
 
+mod backup;
 mod config;
 mod demo;
 mod keys;
@@ -53,6 +54,10 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Copy the SQLite database, while it is in use, to a new file (PostgreSQL: pg_dump).
+    Backup(backup::BackupArgs),
+    /// Replace the SQLite database by a backup; refused while `serve` runs on it.
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -93,13 +98,35 @@ fn main() -> ExitCode {
         }
     };
     init_logging(settings.json_logs);
+    match &cli.command {
+        Command::Backup(args) => return backup::exit(backup::backup(args, &settings.database_url)),
+        Command::Restore(args) => return backup::exit(backup::restore(args, &settings.database_url)),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Failed::Config(message)) => {
+            eprintln!("faultline: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failed::Runtime(message)) => {
             eprintln!("faultline: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Why a command failed, which decides its exit code: a setting to fix (2), or something that
+/// went wrong while running (1).
+enum Failed {
+    Config(String),
+    Runtime(String),
+}
+
+impl From<String> for Failed {
+    fn from(message: String) -> Failed {
+        Failed::Runtime(message)
     }
 }
 
@@ -115,13 +142,21 @@ fn init_logging(json: bool) {
     if json { builder.json().init() } else { builder.init() }
 }
 
-async fn open_store(settings: &Validated) -> Result<Arc<dyn Store>, String> {
-    faultline_store::open(&settings.database_url)
-        .await
-        .map_err(|e| format!("cannot open {}: {e}", faultline_store::redact_url(&settings.database_url)))
+async fn open_store(settings: &Validated) -> Result<Arc<dyn Store>, Failed> {
+    faultline_store::open(&settings.database_url).await.map_err(|e| {
+        let message = format!(
+            "cannot open the database {}: {e} (set by {})",
+            faultline_store::redact_url(&settings.database_url),
+            config::setting("database_url")
+        );
+        match e {
+            faultline_store::StoreError::Config(_) => Failed::Config(message),
+            _ => Failed::Runtime(message),
+        }
+    })
 }
 
-async fn run(command: Command, settings: Validated) -> Result<(), String> {
+async fn run(command: Command, settings: Validated) -> Result<(), Failed> {
     match command {
         Command::Serve { demo } => serve(settings, demo).await,
         Command::Migrate => {
@@ -130,19 +165,29 @@ async fn run(command: Command, settings: Validated) -> Result<(), String> {
             eprintln!("faultline: database is at migration {}", applied.last().copied().unwrap_or(0));
             Ok(())
         }
-        Command::Customers(cmd) => keys::customers(cmd, &*open_store(&settings).await?).await,
-        Command::Keys(cmd) => keys::keys(cmd, &*open_store(&settings).await?).await,
-        Command::SigningKeys(cmd) => keys::signing_keys(cmd, &*open_store(&settings).await?).await,
-        Command::Demo(args) => demo::demo(args, &*open_store(&settings).await?, settings.retention).await,
+        Command::Customers(cmd) => Ok(keys::customers(cmd, &*open_store(&settings).await?).await?),
+        Command::Keys(cmd) => Ok(keys::keys(cmd, &*open_store(&settings).await?).await?),
+        Command::SigningKeys(cmd) => Ok(keys::signing_keys(cmd, &*open_store(&settings).await?).await?),
+        Command::Demo(args) => {
+            Ok(demo::demo(args, &*open_store(&settings).await?, settings.retention).await?)
+        }
         Command::Config(ConfigCommand::Show) => {
             println!("{settings:#?}");
             Ok(())
         }
-        Command::Config(ConfigCommand::Default) | Command::Openapi => Ok(()),
+        Command::Config(ConfigCommand::Default)
+        | Command::Openapi
+        | Command::Backup(_)
+        | Command::Restore(_) => Ok(()),
     }
 }
 
-async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
+async fn serve(settings: Validated, demo: bool) -> Result<(), Failed> {
+    // The port first: a port in use is found before anything is created.
+    let listener = tokio::net::TcpListener::bind(settings.listen).await.map_err(|e| {
+        format!("cannot listen on {}: {e} (set by {})", settings.listen, config::setting("listen"))
+    })?;
+    let _running = backup::hold_running_lock(&settings.database_url)?;
     let store = open_store(&settings).await?;
     let bootstrapped = keys::bootstrap(&*store).await?;
     if let Some((customer, secret)) = &bootstrapped {
@@ -162,9 +207,6 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
         }
         (false, _) => {}
     }
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
     let config = ServerConfig {
@@ -179,6 +221,11 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), String> {
         heartbeat_misses: settings.heartbeat_misses,
         frame_ancestors: settings.frame_ancestors.clone(),
         alertmanager_labels: settings.alertmanager_labels.clone(),
+        header_timeout: settings.header_timeout,
+        idle_timeout: settings.idle_timeout,
+        body_min_rate: settings.body_min_rate,
+        max_connections: settings.max_connections,
+        max_concurrent_requests: settings.max_concurrent_requests,
         ..ServerConfig::new(public_url.clone())
     };
     tracing::info!(listen = %local, public_url, database = store.backend().name(), "faultline serving");

@@ -156,6 +156,7 @@ async fn panics_timeouts_and_big_bodies(app: TestApp) {
     }
 
     let slow = app.client.get(app.url("/test/slow")).send().await.unwrap();
+    assert_eq!(slow.headers()["retry-after"], "1", "a timeout asks for a retry");
     assert_error(slow, StatusCode::SERVICE_UNAVAILABLE, "api_error", "service_unavailable").await;
 
     let small = app.client.post(app.url("/test/echo")).body("hello").send().await.unwrap();

@@ -10,6 +10,7 @@ mod events;
 mod export;
 mod faults;
 mod foundation;
+mod hardening;
 mod heartbeats;
 mod idempotency;
 mod integrations;

@@ -468,3 +468,16 @@ async fn a_client_joining_after_an_unwatched_burst_starts_after_it_sqlite() {
 async fn a_client_joining_after_an_unwatched_burst_starts_after_it_postgres() {
     joining_after_a_burst(faultline_store::Backend::Postgres, "joining_after_a_burst_postgres").await;
 }
+
+e2e_test!(at_shutdown_a_stream_ends_with_a_reconnection_delay, |app: TestApp| async move {
+    let response = app.client.get(app.url("/fault/stream")).bearer_auth(&app.key).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    app.stream.close();
+    let body = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("the stream ends at shutdown")
+        .unwrap();
+    assert!(body.contains(": shutting down\n"), "{body}");
+    assert!(body.contains("retry: 1000\n") || body.contains("retry:1000\n"), "a reconnection delay: {body}");
+    app.finish().await;
+});

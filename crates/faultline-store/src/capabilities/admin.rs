@@ -58,7 +58,9 @@ impl<D: Database> Admin for SqlStore<D> {
                     }
                     crate::log_migration(*version, applied.is_empty());
                     c.execute_script(sql).await.map_err(|err| match err {
-                        StoreError::Database(source) | StoreError::Unavailable(source) => {
+                        StoreError::Database(source)
+                        | StoreError::Unavailable(source)
+                        | StoreError::StorageFull(source) => {
                             StoreError::Migration { version: *version, source }
                         }
                         other => other,

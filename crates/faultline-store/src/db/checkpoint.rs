@@ -7,6 +7,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::sqlite::{Role, Work, open_connection};
+use crate::error::StoreError;
 
 /// How often the write-ahead log is copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
@@ -66,7 +67,7 @@ pub(crate) async fn checkpoint_in_background(path: PathBuf, writer: tokio::sync:
                 let (done, finished) = tokio::sync::oneshot::channel();
                 let work = Work::Outside(Box::new(move |conn: &mut Connection| {
                     if let Err(err) = checkpoint(conn) {
-                        tracing::warn!(error = %err, "WAL checkpoint on the writer failed");
+                        warn_unless_outage(err, "WAL checkpoint on the writer failed");
                     }
                     let _ = done.send(());
                 }));
@@ -76,11 +77,22 @@ pub(crate) async fn checkpoint_in_background(path: PathBuf, writer: tokio::sync:
                 let _ = finished.await;
             }
             Ok(false) => {}
-            Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed; retrying"),
+            Err(err) => warn_unless_outage(err, "WAL checkpoint failed; retrying"),
         }
         if writer.is_closed() {
             return;
         }
+    }
+}
+
+/// Log a failed checkpoint, unless it failed for an outage (a full disk), which is logged as
+/// one (see [`crate::outage`]) instead of every 500 ms.
+fn warn_unless_outage(err: rusqlite::Error, what: &str) {
+    let err = StoreError::from(err);
+    if err.is_outage() {
+        crate::outage::report(&err);
+    } else {
+        tracing::warn!(error = %err, "{what}");
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) mod bulk_load;
 mod checkpoint;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
+pub(crate) mod sqlite_file;
 
 /// A job's future, borrowing its connection.
 pub(crate) type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;

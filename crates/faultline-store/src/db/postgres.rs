@@ -98,6 +98,32 @@ pub struct PgDb {
 }
 
 impl PgDb {
+    /// `make`'s job in a transaction. A connection the server ended while it sat idle in the
+    /// pool fails at `BEGIN`, before anything of the job ran: the transaction is begun again
+    /// on another (at most once per connection the pool can hold), so that after a restart or
+    /// `pg_terminate_backend` writes do not fail once per dead connection.
+    async fn write_once<T: Send + 'static>(&self, make: MakeJob<T>) -> StoreResult<T> {
+        let mut attempts = 0;
+        let mut tx = loop {
+            attempts += 1;
+            match connection(self.pool.begin()).await {
+                Ok(tx) => break tx,
+                // Not when no connection came free in time: that would only wait again.
+                Err(err) if !matches!(err, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
+                    let err = StoreError::from(err);
+                    if err.failure() != Some(Failure::Unavailable) || attempts > MAX_CONNECTIONS as usize {
+                        return Err(err);
+                    }
+                    tracing::debug!(error = %err, "a write's connection was lost at BEGIN; beginning again");
+                }
+                Err(err) => return Err(err.into()),
+            }
+        };
+        let result = make()(&mut Pg(&mut tx)).await?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
     pub(crate) async fn open(url: &str) -> StoreResult<PgDb> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
@@ -108,9 +134,19 @@ impl PgDb {
         // No `test_before_acquire`: a connection lost while idle fails the one request that
         // takes it, and the pool replaces it; a ping on every acquire would cost every request
         // a round trip.
+        //
+        // One connection first, on its own: the pool retries a refused connection until its
+        // acquire timeout and then reports only that it timed out; a start-up that cannot
+        // reach the database should say why.
+        use sqlx::ConnectOptions;
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect()).await {
+            Ok(Ok(first)) => drop(first),
+            Ok(Err(err)) => return Err(err.into()),
+            Err(_) => return Err(sqlx::Error::PoolTimedOut.into()),
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
@@ -118,16 +154,41 @@ impl PgDb {
     }
 }
 
+/// How long a request waits for a connection: for one to come free in the pool, or for a new
+/// one to be opened (the pool retries a refused connection until then, so that a database
+/// restarting is waited for).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The same while the database is known to be unavailable (see [`crate::outage`]): requests
+/// answer 503 within about a second instead of each waiting the whole [`ACQUIRE_TIMEOUT`], and
+/// the first that gets a connection once it is back ends the outage.
+const ACQUIRE_TIMEOUT_IN_OUTAGE: Duration = Duration::from_secs(1);
+
+/// `acquire` (a connection or a transaction from the pool), given up on sooner during an
+/// outage.
+async fn connection<T>(
+    acquire: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    if crate::outage::DATABASE_UNAVAILABLE.active() {
+        tokio::time::timeout(ACQUIRE_TIMEOUT_IN_OUTAGE, acquire)
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+    } else {
+        acquire.await
+    }
+}
+
 impl PgDb {
     async fn read_once<T: Send + 'static>(&self, how: Read, job: Job<T>) -> StoreResult<T> {
         if how == Read::Snapshot {
             // REPEATABLE READ gives every statement of the job one snapshot.
-            let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+            let mut tx =
+                connection(self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")).await?;
             let result = job(&mut Pg(&mut tx)).await?;
             tx.commit().await?;
             return Ok(result);
         }
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = connection(self.pool.acquire()).await?;
         let answer = job(&mut Pg(&mut conn)).await;
         if matches!(&answer, Err(err) if err.failure() == Some(Failure::Unavailable)) {
             // Not back to the pool: closed.
@@ -142,10 +203,9 @@ impl Database for PgDb {
     const BACKEND: Backend = Backend::Postgres;
 
     async fn write<T: Send + 'static>(&self, make: MakeJob<T>) -> StoreResult<T> {
-        let mut tx = self.pool.begin().await?;
-        let result = make()(&mut Pg(&mut tx)).await?;
-        tx.commit().await?;
-        Ok(result)
+        let result = self.write_once(make).await;
+        crate::outage::observe(&result, true);
+        result
     }
 
     async fn read<T: Send + 'static>(
@@ -158,7 +218,7 @@ impl Database for PgDb {
         // dropped, and the read sent again, until it is answered or a new connection fails too
         // (at most once per connection the pool can hold).
         let mut attempts = 0;
-        loop {
+        let result = loop {
             attempts += 1;
             let answer = self.read_once(how, make()).await;
             match answer {
@@ -168,9 +228,11 @@ impl Database for PgDb {
                 {
                     tracing::debug!(error = %err, "a read's connection was lost; reading again");
                 }
-                answer => return answer,
+                answer => break answer,
             }
-        }
+        };
+        crate::outage::observe(&result, false);
+        result
     }
 
     async fn lease(&self, job: &str) -> StoreResult<Option<Box<dyn Lease>>> {
@@ -225,8 +287,8 @@ async fn forward_notifications(
         if let Err(sqlx::Error::PoolClosed) = received {
             return; // the store was closed
         }
-        if let Err(err) = &received {
-            tracing::warn!(error = %err, "event log LISTEN connection lost; reconnecting");
+        if let Err(err) = received {
+            crate::outage::report(&StoreError::from(err));
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = wake.try_send(()) {

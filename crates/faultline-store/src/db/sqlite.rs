@@ -287,7 +287,7 @@ impl SqliteDb {
 }
 
 /// The file of a `sqlite://PATH` (or `sqlite:PATH`) URL; a query string is ignored.
-fn path_of(url: &str) -> StoreResult<PathBuf> {
+pub(crate) fn path_of(url: &str) -> StoreResult<PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let path = rest.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
@@ -467,8 +467,12 @@ impl Database for SqliteDb {
 
     async fn write<T: Send + 'static>(&self, make: MakeJob<T>) -> StoreResult<T> {
         let (job, answer) = write_job(make);
-        self.sender()?.send(Work::Write(job)).await.map_err(|_| StoreError::closed())?;
-        answer.await.map_err(|_| StoreError::closed())?
+        let result = match self.sender()?.send(Work::Write(job)).await {
+            Ok(()) => answer.await.unwrap_or_else(|_| Err(StoreError::closed())),
+            Err(_) => Err(StoreError::closed()),
+        };
+        crate::outage::observe(&result, true);
+        result
     }
 
     async fn read<T: Send + 'static>(
@@ -476,7 +480,9 @@ impl Database for SqliteDb {
         how: Read,
         make: &(dyn Fn() -> Job<T> + Send + Sync),
     ) -> StoreResult<T> {
-        self.readers.read(how, make()).await
+        let result = self.readers.read(how, make()).await;
+        crate::outage::observe(&result, false);
+        result
     }
 
     fn bulk_load_file(&self) -> Option<PathBuf> {

@@ -11,11 +11,24 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Whether `GET /healthz` on `port` answers 200 (a plain HTTP/1.1 exchange, so that a server
+/// still starting, which accepts connections but answers nothing yet, does not block).
+pub fn healthz_answers(port: u16) -> bool {
+    use std::io::Write;
+    let Ok(mut socket) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(500)));
+    if socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    socket.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
     /// Everything the server writes to stderr, read as it comes: a full pipe would block it.
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Server {
@@ -45,14 +58,16 @@ impl Server {
             let _ = pipe.read_to_string(&mut text);
             text
         });
+        // The port is bound before the database is opened, so a connection is not enough:
+        // the server is up once it answers.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !healthz_answers(port) {
             assert!(Instant::now() < deadline, "server did not start");
             assert!(child.try_wait().unwrap().is_none(), "server exited early");
             std::thread::sleep(Duration::from_millis(50));
         }
         let stdout = child.stdout.take().unwrap();
-        // The key, if any, was printed before the listener opened.
+        // The key, if any, was printed before the server began to answer.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -64,7 +79,7 @@ impl Server {
             .ok()
             .map(|l| l.trim().to_owned())
             .filter(|l| !l.is_empty());
-        (Server { child, base: format!("http://127.0.0.1:{port}"), stderr }, first_line)
+        (Server { child, base: format!("http://127.0.0.1:{port}"), stderr: Some(stderr) }, first_line)
     }
 
     /// SIGTERM, then wait for a clean exit; returns everything written to stderr.
@@ -80,7 +95,7 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         };
         assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
-        self.stderr.join().unwrap()
+        self.stderr.take().unwrap().join().unwrap()
     }
 
     /// SIGKILL: no drain, no flush, no pool close. Returns everything written to stderr.
@@ -88,11 +103,48 @@ impl Server {
         assert!(self.child.try_wait().unwrap().is_none(), "the server died before the kill");
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        self.stderr.join().unwrap()
+        self.stderr.take().unwrap().join().unwrap()
+    }
+}
+
+/// A server a test did not stop (it failed first) is killed, not left running: it would keep
+/// its port, its files, and any lock its parent held (`flock` around `cargo test`).
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
 pub fn assert_log_clean(stderr: &str, which: &str) {
     let bad: Vec<&str> = stderr.lines().filter(|l| l.contains(" ERROR ") || l.contains("panicked")).collect();
     assert!(bad.is_empty(), "{which} logged errors: {bad:#?}");
+}
+
+impl Server {
+    /// Send SIGTERM and return at once (see [`Server::wait_for_exit`]).
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM {}", self.child.id());
+    }
+
+    /// Wait at most `within` for the process to exit: its exit status (`None` if it was still
+    /// running, and then killed) and everything it wrote to stderr.
+    pub fn wait_for_exit(mut self, within: Duration) -> (Option<std::process::ExitStatus>, String) {
+        let deadline = Instant::now() + within;
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break Some(exit);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (exit, self.stderr.take().unwrap().join().unwrap())
+    }
 }

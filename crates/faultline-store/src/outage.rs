@@ -1,0 +1,139 @@
+//! Failures that fail every request for a while: the database out of reach, the disk full.
+//! Each is an [`Outage`], logged when it begins, at most once a minute while it lasts (with
+//! how many operations it failed meanwhile), and once when it ends, instead of once per failed
+//! request: on a full disk an operator wants one clear line, not thousands.
+//!
+//! The store reports to them from the one place every operation passes through
+//! ([`observe`], called by both backends' `read` and `write`), and from its background tasks
+//! (the SQLite checkpointer, PostgreSQL's `LISTEN` connection).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::error::{StoreError, StoreResult};
+
+/// The database cannot be reached (PostgreSQL stopped, connections refused or lost).
+pub static DATABASE_UNAVAILABLE: Outage = Outage::new(
+    "database unavailable",
+    "requests that need it answer 503 database_unavailable until it is back",
+);
+
+/// The disk holding the database (or PostgreSQL's) is full.
+pub static STORAGE_FULL: Outage = Outage::new(
+    "storage full",
+    "writes answer 503 storage_full and reads keep answering; free space and writes resume",
+);
+
+/// How often a lasting outage is logged again.
+const REPEAT_EVERY_MICROS: i64 = 60_000_000;
+
+/// One kind of outage: whether it is going on, since when, and what was logged of it.
+pub struct Outage {
+    what: &'static str,
+    effect: &'static str,
+    /// When it began (microseconds since the epoch); 0 while there is none.
+    since: AtomicI64,
+    last_logged: AtomicI64,
+    /// Failures since the last line about it.
+    unlogged: AtomicU64,
+}
+
+impl Outage {
+    const fn new(what: &'static str, effect: &'static str) -> Outage {
+        Outage {
+            what,
+            effect,
+            since: AtomicI64::new(0),
+            last_logged: AtomicI64::new(0),
+            unlogged: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether it is going on now.
+    pub fn active(&self) -> bool {
+        self.since.load(Ordering::Relaxed) != 0
+    }
+
+    /// An operation failed with it: logged if it begins now or was last logged a minute ago.
+    pub fn failed(&self, error: &dyn std::fmt::Display) {
+        let now = faultline_core::time::now_micros();
+        if self.since.compare_exchange(0, now, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            self.last_logged.store(now, Ordering::Relaxed);
+            self.unlogged.store(0, Ordering::Relaxed);
+            tracing::warn!(error = %error, "{}: {}", self.what, self.effect);
+            return;
+        }
+        let last = self.last_logged.load(Ordering::Relaxed);
+        if now - last >= REPEAT_EVERY_MICROS
+            && self.last_logged.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            let failed = self.unlogged.swap(0, Ordering::Relaxed) + 1;
+            let seconds = (now - self.since.load(Ordering::Relaxed)) / 1_000_000;
+            tracing::warn!(error = %error, seconds, failed, "{} still: {}", self.what, self.effect);
+        } else {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An operation it would have failed succeeded: the outage, if any, is over.
+    pub fn succeeded(&self) {
+        if self.since.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let since = self.since.swap(0, Ordering::AcqRel);
+        if since != 0 {
+            let seconds = (faultline_core::time::now_micros() - since) / 1_000_000;
+            let failed = self.unlogged.swap(0, Ordering::Relaxed);
+            tracing::info!(seconds, failed_since_last_line = failed, "{}: over", self.what);
+        }
+    }
+}
+
+/// Report what an operation's `result` says about the outages: a read that succeeds shows the
+/// database reachable; only a write that succeeds shows the disk has room again.
+pub(crate) fn observe<T>(result: &StoreResult<T>, write: bool) {
+    match result {
+        Ok(_) => {
+            DATABASE_UNAVAILABLE.succeeded();
+            if write {
+                STORAGE_FULL.succeeded();
+            }
+        }
+        Err(err) => report(err),
+    }
+}
+
+/// Count `err` against its outage, if it is one.
+pub(crate) fn report(err: &StoreError) {
+    match err {
+        StoreError::Unavailable(_) => DATABASE_UNAVAILABLE.failed(err),
+        StoreError::StorageFull(_) => STORAGE_FULL.failed(err),
+        _ => {}
+    }
+}
+
+impl StoreError {
+    /// Whether this is an outage's failure (already logged by the store, see [`crate::outage`]):
+    /// callers that retry need not log it again.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::StorageFull(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_begins_at_its_first_failure_and_ends_at_the_next_success() {
+        let outage = Outage::new("test outage", "nothing works");
+        assert!(!outage.active());
+        outage.failed(&"refused");
+        assert!(outage.active());
+        outage.failed(&"refused again");
+        assert_eq!(outage.unlogged.load(Ordering::Relaxed), 1, "the second failure is counted, not logged");
+        outage.succeeded();
+        assert!(!outage.active());
+        outage.failed(&"refused");
+        assert!(outage.active(), "a new outage begins");
+    }
+}
