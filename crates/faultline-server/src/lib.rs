@@ -119,9 +119,17 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), load_shedding::shed_load))
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::envelope))
         .layer(axum::middleware::from_fn(observability::record_metrics))
-        .layer(TraceLayer::new_for_http().make_span_with(observability::request_span).on_response(
-            DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros),
-        ))
+        // The access log line carries every status. No second line at ERROR for a 5xx: a
+        // 500's cause is logged where it happened, and a 503 is an outage (logged once by the
+        // store) or shed load, which would otherwise write a line per request.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(observability::request_span)
+                .on_response(
+                    DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros),
+                )
+                .on_failure(()),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, observability::MakeId))
         .with_state(state)

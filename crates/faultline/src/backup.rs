@@ -4,10 +4,11 @@
 //! command line and says what happened.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 use faultline_store::{Backend, BackupCheck, RunningLock, SqliteFile, StoreError};
+
+use crate::{Failed, config};
 
 #[derive(Args)]
 pub struct BackupArgs {
@@ -26,59 +27,36 @@ pub struct RestoreArgs {
     from: PathBuf,
 }
 
-/// Why a command did not do its work.
-#[derive(Debug)]
-pub enum Failure {
-    /// The command line or the configuration is wrong, and nothing was tried: exit 2.
-    Usage(String),
-    /// The work was tried and failed: exit 1.
-    Failed(String),
-}
-
-/// The process's exit for a command's result, its error printed as one line.
-pub fn exit(result: Result<(), Failure>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(message)) => {
-            eprintln!("faultline: {message}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Failed(message)) => {
-            eprintln!("faultline: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 /// `faultline backup --to FILE [--force]`.
-pub fn backup(args: &BackupArgs, database_url: &str) -> Result<(), Failure> {
+pub fn backup(args: &BackupArgs, database_url: &str) -> Result<(), Failed> {
     let database = sqlite_database(database_url, Operation::Backup)?;
     if !database.path().is_file() {
-        return Err(Failure::Usage(format!(
-            "there is no SQLite database at {}; check --database-url",
-            database.path().display()
+        return Err(Failed::Config(format!(
+            "there is no SQLite database at {}; check {}",
+            database.path().display(),
+            config::setting("database_url")
         )));
     }
     let to = &args.to;
     if to.is_dir() {
-        return Err(Failure::Usage(format!("--to {} is a directory; name a file in it", to.display())));
+        return Err(Failed::Config(format!("--to {} is a directory; name a file in it", to.display())));
     }
-    check_directory_of(to, "--to")?;
+    check_directory_of(to, |directory| format!("--to: the directory {directory} does not exist"))?;
     if names_one_of(to, &database.own_files()) {
-        return Err(Failure::Usage(format!(
+        return Err(Failed::Config(format!(
             "--to {} is the database or one of its files; name another file",
             to.display()
         )));
     }
     if let Some(log) = SqliteFile::log_beside(to) {
-        return Err(Failure::Usage(format!(
+        return Err(Failed::Config(format!(
             "{} is beside {}: that file looks like a database in use; name another file",
             log.display(),
             to.display()
         )));
     }
     if to.exists() && !args.force {
-        return Err(Failure::Usage(format!(
+        return Err(Failed::Config(format!(
             "{} exists; name a new file, or add --force to replace it",
             to.display()
         )));
@@ -95,22 +73,27 @@ pub fn backup(args: &BackupArgs, database_url: &str) -> Result<(), Failure> {
 }
 
 /// `faultline restore --from FILE`.
-pub fn restore(args: &RestoreArgs, database_url: &str) -> Result<(), Failure> {
+pub fn restore(args: &RestoreArgs, database_url: &str) -> Result<(), Failed> {
     let database = sqlite_database(database_url, Operation::Restore)?;
     let from = &args.from;
     if !from.is_file() {
         let what = if from.is_dir() { "is a directory" } else { "does not exist" };
-        return Err(Failure::Usage(format!("--from {} {what}; name a backup file", from.display())));
+        return Err(Failed::Config(format!("--from {} {what}; name a backup file", from.display())));
     }
-    check_directory_of(database.path(), "the database")?;
+    check_directory_of(database.path(), |directory| {
+        format!(
+            "the database's directory {directory} does not exist; check {}",
+            config::setting("database_url")
+        )
+    })?;
     if names_one_of(from, &database.own_files()) {
-        return Err(Failure::Usage(format!(
+        return Err(Failed::Config(format!(
             "--from {} is the database to restore, or one of its files; name a backup",
             from.display()
         )));
     }
     let Some(lock) = database.try_lock().map_err(failed)? else {
-        return Err(Failure::Failed(format!(
+        return Err(Failed::Runtime(format!(
             "{} is in use: a running `faultline serve` (or another restore) holds {}; stop it, then \
              restore; nothing was changed",
             database.path().display(),
@@ -130,20 +113,22 @@ pub fn restore(args: &RestoreArgs, database_url: &str) -> Result<(), Failure> {
 
 /// For `faultline serve`: the lock of its SQLite database, to hold until it stops (`None` on
 /// PostgreSQL, where `faultline restore` does not run).
-pub fn hold_running_lock(database_url: &str) -> Result<Option<RunningLock>, String> {
+pub fn hold_running_lock(database_url: &str) -> Result<Option<RunningLock>, Failed> {
     if !matches!(Backend::from_url(database_url), Ok(Backend::Sqlite)) {
         return Ok(None);
     }
-    let database = SqliteFile::of_url(database_url)
-        .map_err(|e| format!("cannot open {}: {e}", faultline_store::redact_url(database_url)))?;
-    match database.try_lock().map_err(|e| e.to_string())? {
+    let database = sqlite_file(database_url)?;
+    let locked = database.try_lock().map_err(|err| {
+        Failed::Runtime(format!("{err} (the database is set by {})", crate::config::setting("database_url")))
+    })?;
+    match locked {
         Some(lock) => Ok(Some(lock)),
-        None => Err(format!(
+        None => Err(Failed::Runtime(format!(
             "{} is in use: another `faultline serve` (or a `faultline restore`) holds {}; one process \
              serves a SQLite database (several replicas need PostgreSQL)",
             database.path().display(),
             database.lock_path().display()
-        )),
+        ))),
     }
 }
 
@@ -154,9 +139,9 @@ enum Operation {
 }
 
 /// The SQLite database of `database_url`; on PostgreSQL, the tool to use instead.
-fn sqlite_database(database_url: &str, operation: Operation) -> Result<SqliteFile, Failure> {
+fn sqlite_database(database_url: &str, operation: Operation) -> Result<SqliteFile, Failed> {
     if matches!(Backend::from_url(database_url), Ok(Backend::Postgres)) {
-        return Err(Failure::Usage(
+        return Err(Failed::Config(
             match operation {
                 Operation::Backup => {
                     "backup copies a SQLite database; on PostgreSQL use `pg_dump -Fc` \
@@ -170,14 +155,19 @@ fn sqlite_database(database_url: &str, operation: Operation) -> Result<SqliteFil
             .to_owned(),
         ));
     }
-    SqliteFile::of_url(database_url).map_err(|e| Failure::Usage(format!("database_url: {e}")))
+    sqlite_file(database_url)
 }
 
-/// Exit 2 unless the directory `path` would be in exists.
-fn check_directory_of(path: &Path, what: &str) -> Result<(), Failure> {
+fn sqlite_file(database_url: &str) -> Result<SqliteFile, Failed> {
+    SqliteFile::of_url(database_url)
+        .map_err(|e| Failed::Config(format!("{}: {e}", config::setting("database_url"))))
+}
+
+/// Exit 2, saying `missing` of it, unless the directory `path` would be in exists.
+fn check_directory_of(path: &Path, missing: impl Fn(String) -> String) -> Result<(), Failed> {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => {
-            Err(Failure::Usage(format!("{what}: the directory {} does not exist", parent.display())))
+            Err(Failed::Config(missing(parent.display().to_string())))
         }
         _ => Ok(()),
     }
@@ -204,8 +194,8 @@ fn resolved(path: &Path) -> PathBuf {
     }
 }
 
-fn failed(err: StoreError) -> Failure {
-    Failure::Failed(err.to_string())
+fn failed(err: StoreError) -> Failed {
+    Failed::Runtime(err.to_string())
 }
 
 /// The backup's size, for people: `3.2 MiB, 3,356,672 bytes`.

@@ -347,7 +347,7 @@ mod tests {
         );
         assert!(
             bad(Overrides { request_timeout: Some("soon".into()), ..Default::default() })
-                .contains("request_timeout")
+                .contains("--request-timeout (FAULTLINE_REQUEST_TIMEOUT)")
         );
         assert!(bad(Overrides { rate_limit: Some(0), ..Default::default() }).contains("rate_limit"));
         assert!(
@@ -355,10 +355,11 @@ mod tests {
                 .contains("--header-timeout (FAULTLINE_HEADER_TIMEOUT): 'banana'")
         );
         assert!(
-            bad(Overrides { idle_timeout: Some("0s".into()), ..Default::default() }).contains("idle_timeout")
+            bad(Overrides { idle_timeout: Some("0s".into()), ..Default::default() })
+                .contains("--idle-timeout")
         );
         assert!(
-            bad(Overrides { max_connections: Some(0), ..Default::default() }).contains("max_connections")
+            bad(Overrides { max_connections: Some(0), ..Default::default() }).contains("--max-connections")
         );
         assert!(
             bad(Overrides { frame_ancestors: Some("noc.example.com".into()), ..Default::default() })

@@ -98,11 +98,6 @@ fn main() -> ExitCode {
         }
     };
     init_logging(settings.json_logs);
-    match &cli.command {
-        Command::Backup(args) => return backup::exit(backup::backup(args, &settings.database_url)),
-        Command::Restore(args) => return backup::exit(backup::restore(args, &settings.database_url)),
-        _ => {}
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -175,10 +170,9 @@ async fn run(command: Command, settings: Validated) -> Result<(), Failed> {
             println!("{settings:#?}");
             Ok(())
         }
-        Command::Config(ConfigCommand::Default)
-        | Command::Openapi
-        | Command::Backup(_)
-        | Command::Restore(_) => Ok(()),
+        Command::Backup(args) => backup::backup(&args, &settings.database_url),
+        Command::Restore(args) => backup::restore(&args, &settings.database_url),
+        Command::Config(ConfigCommand::Default) | Command::Openapi => Ok(()),
     }
 }
 

@@ -173,21 +173,38 @@ async fn a_backup_under_concurrent_writes_restores_every_write_acknowledged_befo
     assert_eq!(integrity_check(&restored_path), "ok");
 }
 
-#[tokio::test]
-async fn restore_is_refused_while_a_server_runs_on_the_database() {
-    let dir = temp_dir("refused");
+/// What the restore tests start from: a server on `live.db` in a directory of its own, with one
+/// fault written (`kept`) before a backup of it was taken to `backup.db`.
+struct BackedUp {
+    dir: PathBuf,
+    live_path: PathBuf,
+    live: String,
+    server: Server,
+    key: String,
+    http: reqwest::Client,
+    kept: String,
+}
+
+async fn serve_and_back_up(name: &str) -> BackedUp {
+    let dir = temp_dir(name);
     let live_path = dir.join("live.db");
     let live = sqlite_url(&live_path);
     let (server, key) = Server::start_in(&dir, &live, &[]);
-    let key = key.unwrap();
+    let key = key.expect("the admin key of a new database");
     let http = reqwest::Client::new();
-    let first = create_fault(&http, &server.base, &key, "r-before").await;
-    let out = faultline(&dir, &live, &["backup", "--to", "before.db"]);
+    let kept = create_fault(&http, &server.base, &key, "r-kept").await;
+    let out = faultline(&dir, &live, &["backup", "--to", "backup.db"]);
     assert!(out.status.success(), "{out:?}");
+    BackedUp { dir, live_path, live, server, key, http, kept }
+}
+
+#[tokio::test]
+async fn restore_is_refused_while_a_server_runs_on_the_database() {
+    let BackedUp { dir, live_path, live, server, key, http, kept } = serve_and_back_up("refused").await;
     let second = create_fault(&http, &server.base, &key, "r-after").await;
     let files_before = file_names(&dir);
 
-    let out = faultline(&dir, &live, &["restore", "--from", "before.db"]);
+    let out = faultline(&dir, &live, &["restore", "--from", "backup.db"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let said = one_line(&out);
     assert!(
@@ -208,7 +225,7 @@ async fn restore_is_refused_while_a_server_runs_on_the_database() {
 
     // The database still holds what was written after the backup.
     let (server, _) = Server::start_in(&dir, &live, &[]);
-    assert_eq!(fault_status(&http, &server.base, &key, &first).await, 200);
+    assert_eq!(fault_status(&http, &server.base, &key, &kept).await, 200);
     assert_eq!(fault_status(&http, &server.base, &key, &second).await, 200);
     server.stop();
     assert_eq!(integrity_check(&live_path), "ok");
@@ -216,15 +233,7 @@ async fn restore_is_refused_while_a_server_runs_on_the_database() {
 
 #[tokio::test]
 async fn restore_over_a_killed_database_discards_its_write_ahead_log() {
-    let dir = temp_dir("killed");
-    let live_path = dir.join("live.db");
-    let live = sqlite_url(&live_path);
-    let (server, key) = Server::start_in(&dir, &live, &[]);
-    let key = key.unwrap();
-    let http = reqwest::Client::new();
-    let kept = create_fault(&http, &server.base, &key, "r-kept").await;
-    let out = faultline(&dir, &live, &["backup", "--to", "backup.db"]);
-    assert!(out.status.success(), "{out:?}");
+    let BackedUp { dir, live_path, live, server, key, http, kept } = serve_and_back_up("killed").await;
     let mut discarded = Vec::new();
     for n in 0..20 {
         discarded.push(create_fault(&http, &server.base, &key, &format!("r-discarded-{n}")).await);

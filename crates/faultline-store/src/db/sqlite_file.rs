@@ -164,6 +164,8 @@ impl SqliteFile {
         remove_sidecars(&temporary.path)?;
         sync_file(&temporary.path)?;
         remove_sidecars(&self.path)?;
+        // The removals reach the disk before the rename can: never the backup with the old log.
+        sync_directory_of(&self.path)?;
         rename(&temporary.path, &self.path)?;
         sync_directory_of(&self.path)?;
         drop(temporary);
