@@ -18,6 +18,8 @@
 //!   stream for hours), the client owes nothing and no deadline runs. A connection past its
 //!   deadline is dropped, which closes the socket; its request, if any, sees its body end in
 //!   an error.
+//! - **Load shedding** ([`crate::load_shedding`]): a request past the concurrency cap is
+//!   answered here, before any middleware.
 //! - **Shutdown**: the accept loop stops, and every connection is asked to close once its
 //!   current answer is sent (idle ones close at once); [`crate::serve`] bounds the wait.
 
@@ -37,6 +39,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use crate::load_shedding::Admission;
+
 /// What the connection layer enforces; see the module's documentation.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -53,6 +57,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    admission: Arc<Admission>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
@@ -79,10 +84,10 @@ pub async fn serve(
         // Reap the connections that ended, so that the set does not grow with every one.
         while connections.try_join_next().is_some() {}
         let _ = socket.set_nodelay(true);
-        let (app, closing) = (app.clone(), closing.clone());
+        let (app, admission, closing) = (app.clone(), admission.clone(), closing.clone());
         connections.spawn(async move {
             metrics::gauge!("faultline_connections_open").increment(1.0);
-            serve_connection(socket, remote, app, limits, closing).await;
+            serve_connection(socket, remote, app, limits, admission, closing).await;
             metrics::gauge!("faultline_connections_open").decrement(1.0);
             drop(slot);
         });
@@ -113,6 +118,7 @@ async fn serve_connection(
     remote: SocketAddr,
     app: Router,
     limits: Limits,
+    admission: Arc<Admission>,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
     let watch = Arc::new(Watch::new());
@@ -123,9 +129,16 @@ async fn serve_connection(
             watch.request_began(hyper::body::Body::is_end_stream(request.body()));
             request.extensions_mut().insert(ConnectInfo(remote));
             let request = request.map(|body| Body::new(WatchedBody { inner: body, watch: watch.clone() }));
-            let (app, watch) = (app.clone(), watch.clone());
+            let (app, admission, watch) = (app.clone(), admission.clone(), watch.clone());
             async move {
-                let response = app.oneshot(request).await.unwrap_or_else(|never| match never {});
+                let response = match admission.admit(&request) {
+                    Ok(slot) => {
+                        let response = app.oneshot(request).await.unwrap_or_else(|never| match never {});
+                        drop(slot);
+                        response
+                    }
+                    Err(overloaded) => *overloaded,
+                };
                 Ok::<_, std::convert::Infallible>(
                     response.map(|body| AnsweredBody { inner: body, watch: Some(watch) }),
                 )

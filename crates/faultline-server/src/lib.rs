@@ -104,8 +104,8 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Put `routes` behind the middleware stack every request passes through (outermost last):
-/// request id, trace span, metrics, error envelope, load shedding, panic catcher, timeout,
-/// body limit.
+/// request id, trace span, metrics, error envelope, panic catcher, timeout, body limit.
+/// (Load shedding runs before all of it, in the connection layer.)
 /// Public so that tests can check the stack's behaviour on routes they define.
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let config = state.config.clone();
@@ -116,7 +116,6 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(config.body_limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), load_shedding::shed_load))
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::envelope))
         .layer(axum::middleware::from_fn(observability::record_metrics))
         // The access log line carries every status. No second line at ERROR for a 5xx: a
@@ -243,6 +242,7 @@ pub async fn serve(
         }
     });
     let stream_tailer = state.stream.start(state.store.clone());
+    let regulator = tokio::spawn(state.admission.clone().regulate());
     let retention_sweeper = {
         let (store, hub) = (state.store.clone(), state.stream.clone());
         tokio::spawn(jobs::run_singleton(state.store.clone(), "retention", SWEEP_EVERY, move || {
@@ -275,8 +275,8 @@ pub async fn serve(
     let hub = state.stream.clone();
     let (final_usage, final_store) = (state.token_usage.clone(), state.store.clone());
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let limits = state.config.connection_limits();
-    let server = connections::serve(listener, app(state), limits, async move {
+    let (limits, admission) = (state.config.connection_limits(), state.admission.clone());
+    let server = connections::serve(listener, app(state), limits, admission, async move {
         shutdown.await;
         tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down: draining in-flight requests");
         hub.close();
@@ -301,6 +301,7 @@ pub async fn serve(
     retention_sweeper.abort();
     detector.abort();
     stream_tailer.abort();
+    regulator.abort();
     final_usage.flush(&*final_store).await;
     result
 }

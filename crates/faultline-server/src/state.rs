@@ -147,7 +147,7 @@ pub struct Shared {
     /// The live event stream's tailer and subscribers.
     pub stream: Arc<crate::stream::Hub>,
     /// Slots for the requests handled at once (see [`crate::load_shedding`]).
-    pub request_slots: Arc<tokio::sync::Semaphore>,
+    pub admission: Arc<crate::load_shedding::Admission>,
 }
 
 impl AppState {
@@ -166,7 +166,10 @@ impl AppState {
             token_usage: Arc::new(TokenUsage::default()),
             api_keys: Arc::new(TtlCache::new(CREDENTIAL_CACHE_TTL, clock)),
             stream,
-            request_slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
+            admission: Arc::new(crate::load_shedding::Admission::new(
+                config.max_concurrent_requests,
+                &config.public_url,
+            )),
             config: Arc::new(config),
         })))
     }

@@ -71,6 +71,14 @@ pub(crate) enum Failure {
 }
 
 impl DatabaseError {
+    /// Whether this is a pool that gave up waiting for a connection (or was closed).
+    pub(crate) fn is_pool_timeout(&self) -> bool {
+        matches!(
+            self.source.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
+        )
+    }
+
     pub(crate) fn new(failure: Failure, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         DatabaseError { failure, source: Box::new(source) }
     }

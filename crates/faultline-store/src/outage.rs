@@ -74,13 +74,15 @@ impl Outage {
         }
     }
 
-    /// An operation it would have failed succeeded: the outage, if any, is over.
-    pub fn succeeded(&self) {
-        if self.since.load(Ordering::Relaxed) == 0 {
+    /// An operation it would have failed, begun at `started` (microseconds since the epoch),
+    /// succeeded: the outage, if any, is over. Not one begun before the outage: at its start,
+    /// operations that got through just before it still end, and would end it at once.
+    pub fn succeeded(&self, started: i64) {
+        let since = self.since.load(Ordering::Relaxed);
+        if since == 0 || started < since {
             return;
         }
-        let since = self.since.swap(0, Ordering::AcqRel);
-        if since != 0 {
+        if self.since.compare_exchange(since, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             let seconds = (faultline_core::time::now_micros() - since) / 1_000_000;
             let failed = self.unlogged.swap(0, Ordering::Relaxed);
             tracing::info!(seconds, failed_since_last_line = failed, "{}: over", self.what);
@@ -88,18 +90,24 @@ impl Outage {
     }
 }
 
-/// Report what an operation's `result` says about the outages: a read that succeeds shows the
-/// database reachable; only a write that succeeds shows the disk has room again.
-pub(crate) fn observe<T>(result: &StoreResult<T>, write: bool) {
+/// Report what the `result` of an operation begun at `started` (see [`now`]) says about the
+/// outages: a read that succeeds shows the database reachable; only a write that succeeds
+/// shows the disk has room again.
+pub(crate) fn observe<T>(result: &StoreResult<T>, write: bool, started: i64) {
     match result {
         Ok(_) => {
-            DATABASE_UNAVAILABLE.succeeded();
+            DATABASE_UNAVAILABLE.succeeded(started);
             if write {
-                STORAGE_FULL.succeeded();
+                STORAGE_FULL.succeeded(started);
             }
         }
         Err(err) => report(err),
     }
+}
+
+/// The time an operation begins, for [`observe`].
+pub(crate) fn now() -> i64 {
+    faultline_core::time::now_micros()
 }
 
 /// Count `err` against its outage, if it is one.
@@ -131,7 +139,9 @@ mod tests {
         assert!(outage.active());
         outage.failed(&"refused again");
         assert_eq!(outage.unlogged.load(Ordering::Relaxed), 1, "the second failure is counted, not logged");
-        outage.succeeded();
+        outage.succeeded(now() - 60_000_000);
+        assert!(outage.active(), "an operation begun before the outage does not end it");
+        outage.succeeded(now());
         assert!(!outage.active());
         outage.failed(&"refused");
         assert!(outage.active(), "a new outage begins");

@@ -45,10 +45,9 @@ fn stream_client() -> reqwest::Client {
     reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().unwrap()
 }
 
-/// A `faultline serve` that is killed if the test fails before stopping it (a panicking test
-/// would otherwise leave it running, holding its port, its database and its mount).
+/// A `faultline serve` on a database of its own, with its working directory.
 struct Running {
-    server: Option<Server>,
+    server: Server,
     /// The working directory: the SQLite database is `hardening.db` in it unless a URL was given.
     dir: PathBuf,
 }
@@ -63,42 +62,29 @@ impl Running {
     fn start_on(dir: PathBuf, database_url: &str, flags: &[&str]) -> (Running, String) {
         let (server, key) = Server::start_in(&dir, database_url, flags);
         let key = key.expect("the admin key printed at first start");
-        (Running { server: Some(server), dir }, key)
-    }
-
-    fn server(&self) -> &Server {
-        self.server.as_ref().unwrap()
+        (Running { server, dir }, key)
     }
 
     fn base(&self) -> String {
-        self.server().base.clone()
+        self.server.base.clone()
     }
 
     /// `127.0.0.1:port`.
     fn addr(&self) -> String {
-        self.server().base.trim_start_matches("http://").to_owned()
+        self.server.base.trim_start_matches("http://").to_owned()
     }
 
     /// SIGTERM, a clean exit, and the stderr.
-    fn stop(mut self) -> String {
-        self.server.take().unwrap().stop()
+    fn stop(self) -> String {
+        self.server.stop()
     }
 
     fn terminate(&self) {
-        self.server().terminate();
+        self.server.terminate();
     }
 
-    fn wait_for_exit(mut self, within: Duration) -> (Option<ExitStatus>, String) {
-        self.server.take().unwrap().wait_for_exit(within)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(server) = &mut self.server {
-            let _ = server.child.kill();
-            let _ = server.child.wait();
-        }
+    fn wait_for_exit(self, within: Duration) -> (Option<ExitStatus>, String) {
+        self.server.wait_for_exit(within)
     }
 }
 
@@ -364,6 +350,23 @@ where
     }
 }
 
+/// Wait (at most 2 s) until `/metrics` shows `series` (name and labels, as written there) at
+/// `value`.
+async fn assert_metric(http: &reqwest::Client, base: &str, series: &str, value: f64) {
+    let mut seen = None;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        seen =
+            text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse::<f64>().ok());
+        if seen == Some(value) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/metrics: {series} is {seen:?}, not {value}");
+}
+
 async fn get_status(http: &reqwest::Client, url: &str, key: &str) -> u16 {
     http.get(url).bearer_auth(key).send().await.unwrap().status().as_u16()
 }
@@ -394,6 +397,8 @@ async fn a_request_head_trickled_a_byte_at_a_time_is_cut_at_the_header_timeout()
         "closed {after:?} after the head's first byte; the header timeout is 1 s"
     );
     assert_eq!(get_status(&http, &format!("{}/healthz", server.base()), "").await, 200);
+    let cut = r#"faultline_connections_cut_total{reason="header_timeout"}"#;
+    assert_metric(&http, &server.base(), cut, 1.0).await;
     assert_log_clean(&server.stop(), "the server that cut a slow head");
 }
 
@@ -421,6 +426,8 @@ async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout_not_the_hea
         after >= Duration::from_millis(2_750),
         "closed {after:?} after its last answer; idle timeout 3 s"
     );
+    let cut = r#"faultline_connections_cut_total{reason="idle_timeout"}"#;
+    assert_metric(&client(), &server.base(), cut, 1.0).await;
     assert_log_clean(&server.stop(), "the server that closed an idle connection");
 }
 
@@ -477,6 +484,8 @@ async fn a_body_slower_than_the_floor_rate_is_cut_and_one_above_it_is_served() {
     assert_eq!(answer.status, 201, "a body above the floor rate is served: {answer:?} {}", answer.json());
     assert_eq!(answer.json()["resource_id"], "dev_steady");
     assert!(took >= Duration::from_millis(1_500), "the upload took {took:?}: not past the header timeout");
+    let cut = r#"faultline_connections_cut_total{reason="body_too_slow"}"#;
+    assert_metric(&client(), &server.base(), cut, 1.0).await;
     assert_log_clean(&server.stop(), "the server that cut a slow body");
 }
 
@@ -583,6 +592,7 @@ async fn requests_over_the_concurrency_cap_answer_503_overloaded_at_once() {
     let resources: Vec<&str> =
         listed["data"].as_array().unwrap().iter().map(|f| f["resource_id"].as_str().unwrap()).collect();
     assert!(!resources.contains(&"dev_third"), "a shed write wrote nothing: {resources:?}");
+    assert_metric(&http, &base, "faultline_requests_shed_total", 2.0).await;
     assert_log_clean(&server.stop(), "the overloaded server");
 }
 
@@ -907,8 +917,8 @@ async fn postgres_going_away_answers_503_database_unavailable_and_writes_resume_
         started.elapsed()
     );
     let started = Instant::now();
-    let ready = http.get(format!("{base}/readyz")).send().await.unwrap().status().as_u16();
-    assert_eq!(ready, 503, "/readyz with the database down");
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_unavailable_as(ready, "database_unavailable", "/readyz with the database down").await;
     assert!(started.elapsed() <= REQUEST_TIMEOUT_BOUND, "/readyz answered after {:?}", started.elapsed());
     tokio::time::sleep_until((stopped + Duration::from_secs(2)).into()).await;
 

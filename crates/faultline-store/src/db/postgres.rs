@@ -157,12 +157,18 @@ impl PgDb {
 /// How long a request waits for a connection: for one to come free in the pool, or for a new
 /// one to be opened (the pool retries a refused connection until then, so that a database
 /// restarting is waited for).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The same while the database is known to be unavailable (see [`crate::outage`]): requests
 /// answer 503 within about a second instead of each waiting the whole [`ACQUIRE_TIMEOUT`], and
 /// the first that gets a connection once it is back ends the outage.
 const ACQUIRE_TIMEOUT_IN_OUTAGE: Duration = Duration::from_secs(1);
+
+/// Whether `err` is the pool giving up on a connection (see [`connection`]), as opposed to a
+/// connection lost under a statement.
+fn gave_up(err: &StoreError) -> bool {
+    matches!(err, StoreError::Unavailable(e) if e.is_pool_timeout())
+}
 
 /// `acquire` (a connection or a transaction from the pool), given up on sooner during an
 /// outage.
@@ -203,8 +209,9 @@ impl Database for PgDb {
     const BACKEND: Backend = Backend::Postgres;
 
     async fn write<T: Send + 'static>(&self, make: MakeJob<T>) -> StoreResult<T> {
+        let started = crate::outage::now();
         let result = self.write_once(make).await;
-        crate::outage::observe(&result, true);
+        crate::outage::observe(&result, true, started);
         result
     }
 
@@ -217,13 +224,17 @@ impl Database for PgDb {
         // `pg_terminate_backend`, a proxy closing idle connections) fails its read: it is
         // dropped, and the read sent again, until it is answered or a new connection fails too
         // (at most once per connection the pool can hold).
+        let started = crate::outage::now();
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
             let answer = self.read_once(how, make()).await;
             match answer {
+                // Not when no connection came in time (the pool gave up, or the database is
+                // known to be down): that would only wait again, once per connection.
                 Err(err)
                     if err.failure() == Some(Failure::Unavailable)
+                        && !gave_up(&err)
                         && attempts <= MAX_CONNECTIONS as usize =>
                 {
                     tracing::debug!(error = %err, "a read's connection was lost; reading again");
@@ -231,7 +242,7 @@ impl Database for PgDb {
                 answer => break answer,
             }
         };
-        crate::outage::observe(&result, false);
+        crate::outage::observe(&result, false, started);
         result
     }
 

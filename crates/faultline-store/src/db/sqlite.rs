@@ -466,12 +466,13 @@ impl Database for SqliteDb {
     const BACKEND: Backend = Backend::Sqlite;
 
     async fn write<T: Send + 'static>(&self, make: MakeJob<T>) -> StoreResult<T> {
+        let started = crate::outage::now();
         let (job, answer) = write_job(make);
         let result = match self.sender()?.send(Work::Write(job)).await {
             Ok(()) => answer.await.unwrap_or_else(|_| Err(StoreError::closed())),
             Err(_) => Err(StoreError::closed()),
         };
-        crate::outage::observe(&result, true);
+        crate::outage::observe(&result, true, started);
         result
     }
 
@@ -480,8 +481,9 @@ impl Database for SqliteDb {
         how: Read,
         make: &(dyn Fn() -> Job<T> + Send + Sync),
     ) -> StoreResult<T> {
+        let started = crate::outage::now();
         let result = self.readers.read(how, make()).await;
-        crate::outage::observe(&result, false);
+        crate::outage::observe(&result, false, started);
         result
     }
 

@@ -47,7 +47,9 @@ impl Server {
             .args(["--rate-limit", "1000000"])
             .args(extra)
             .current_dir(dir)
-            .env("FAULTLINE_LOG", "info")
+            // The default filter, as an operator gets it.
+            .env_remove("FAULTLINE_LOG")
+            .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
