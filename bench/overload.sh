@@ -56,6 +56,10 @@
 #   OVERLOAD_COMMIT=TEXT  the commit the report names (default: this checkout's)
 #   FAULTLINE_BIN=PATH    the server binary to run; without it this checkout is built
 #   OVERLOAD_BIN=PATH     the generator to run; without it this checkout's example is built
+#   NOSHED_BIN=PATH       the server for the "shedding off" runs, started without shedding flags:
+#                         a build from before load shedding (e.g. 558e652). Without it, this
+#                         build with --max-concurrent-requests 1000000, whose limit still adapts
+#                         to the runtime's lateness: that is not "off"
 #   (both builds run under `flock /tmp/faultline-build.lock`, not to race other builds)
 #
 # Needs cargo, curl, python3, taskset. Loopback only; every server it starts is stopped when it exits,
@@ -136,6 +140,12 @@ if [ "$PIN" = 1 ]; then
     printf '#!/bin/sh\nexec taskset -c %q %q "$@"\n' "$SERVER_CPUS" "$(realpath "$BIN")" >"$PINNED"
     chmod +x "$PINNED"
     BIN="$PINNED"
+    if [ -n "${NOSHED_BIN:-}" ]; then
+        printf '#!/bin/sh\nexec taskset -c %q %q "$@"\n' "$SERVER_CPUS" "$(realpath "$NOSHED_BIN")" \
+            >"$RESULTS/overload-pinned-noshed"
+        chmod +x "$RESULTS/overload-pinned-noshed"
+        NOSHED_BIN="$RESULTS/overload-pinned-noshed"
+    fi
 fi
 
 # serve NAME [FLAGS...]: a server on a fresh copy of the seed database; sets BASE and PID.
@@ -217,9 +227,15 @@ log "capacity X = $X requests/s (closed loop, $CONCURRENCY workers): 0.5 X = $HA
 # one_server MODE ROUND: a fresh server (MODE shed: default shedding; noshed: effectively off),
 # WARMUP s at 0.5 X (discarded), DURATION s at 0.5 X, then DURATION s at 2 X.
 one_server() {
-    local mode=$1 round=$2 flags=("${shed_flags[@]}")
-    [ "$mode" = shed ] || flags=(--max-concurrent-requests 1000000)
+    local mode=$1 round=$2 flags=("${shed_flags[@]}") shed_bin=$BIN
+    if [ "$mode" = noshed ] && [ -n "${NOSHED_BIN:-}" ]; then
+        BIN=$NOSHED_BIN
+        flags=()
+    elif [ "$mode" = noshed ]; then
+        flags=(--max-concurrent-requests 1000000)
+    fi
     serve "$mode-r$round" "${flags[@]}"
+    BIN=$shed_bin
     generate "$mode-r$round-warmup" --rate "$HALF" --duration "$WARMUP" --no-probes
     generate "$mode-r$round-half" --rate "$HALF" --duration "$DURATION"
     generate "$mode-r$round-double" --rate "$DOUBLE" --duration "$DURATION"
@@ -239,5 +255,11 @@ MEM_TOTAL=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 export RESULTS DATE COMMIT CORES CPU MEM_TOTAL PLACEMENT GEN_THREADS DURATION ROUNDS FAULTS MIX BATCH \
     MAX_IN_FLIGHT LIMIT SHED_LIMIT CONCURRENCY WARMUP X HALF DOUBLE
 export MEASURED_X="${MEASURED_X:-}"
+if [ -n "${NOSHED_BIN:-}" ]; then
+    NOSHED_DESC="a build without load shedding ($("${NOSHED_BIN}" --version 2>/dev/null | head -1), ${NOSHED_COMMIT:-another commit})"
+else
+    NOSHED_DESC="--max-concurrent-requests 1000000, whose limit still adapts"
+fi
+export NOSHED_DESC
 python3 bench/overload_report.py | tee "$RESULTS/overload.md"
 log "results in $RESULTS/overload-*.json; section in $RESULTS/overload.md"

@@ -107,7 +107,7 @@ print(
     f"{capacity['duration_s']:.0f} s after {E['WARMUP']} s of warm-up; its p50/p99 "
     f"{ms(capacity['admitted']['p50_ms'])} / {ms(p99(capacity))}{')' if E.get('MEASURED_X') else ''}. Then "
     f"{ROUNDS} rounds, each on two fresh servers (shedding at its limit, and shedding off with "
-    f"--max-concurrent-requests 1000000; the order alternating): {E['WARMUP']} s of warm-up, {E['DURATION']} s at "
+    f"{E.get('NOSHED_DESC', '--max-concurrent-requests 1000000')}; the order alternating): {E['WARMUP']} s of warm-up, {E['DURATION']} s at "
     f"0.5 X = {int(E['HALF']):,}/s, {E['DURATION']} s at 2 X = {int(E['DOUBLE']):,}/s. Medians over the rounds "
     f"(range); the ratio is taken within each round, on one server."
 )

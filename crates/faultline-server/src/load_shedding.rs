@@ -16,7 +16,8 @@
 //! the admitted requests need: with the cap alone every request, admitted or not, waited in
 //! the runtime's queue for its turn (`BENCHMARKS.md`, "Load shedding"). So a regulator
 //! measures that queue every [`REGULATE_EVERY`], as how late a timer task wakes up: when it is
-//! late by more than [`LATE_TARGET`], fewer requests are admitted at once (the limit drops by a
+//! late by more than [`LATE_TARGET`] and the limit was reached meanwhile, fewer requests are
+//! admitted at once (the limit drops by a
 //! quarter, down to [`MIN_LIMIT`]), which leaves the CPU to the parsing and turning away; while
 //! it is on time and the limit is reached, the limit grows back by one a tick, up to
 //! `max_concurrent_requests`. Below capacity the runtime is on time and the limit stays at its
@@ -122,13 +123,7 @@ impl Admission {
             let late = asleep.elapsed().saturating_sub(REGULATE_EVERY);
             let reached = self.reached.swap(false, Ordering::Relaxed);
             let limit = self.limit.load(Ordering::Relaxed);
-            let next = if late > LATE_TARGET {
-                (limit - limit / 4).max(MIN_LIMIT.min(self.max))
-            } else if reached {
-                (limit + 1).min(self.max)
-            } else {
-                limit
-            };
+            let next = next_limit(limit, self.max, late, reached);
             if next != limit {
                 self.limit.store(next, Ordering::Relaxed);
                 metrics::gauge!("faultline_request_limit").set(next as f64);
@@ -152,7 +147,38 @@ impl Admission {
     }
 }
 
+/// The limit after a tick in which the runtime ran `late` and the limit was `reached` (or
+/// not). Only a limit that was reached is lowered: a runtime late for other reasons (a busy
+/// machine) with requests to spare is not overloaded by them.
+fn next_limit(limit: usize, max: usize, late: Duration, reached: bool) -> usize {
+    if late > LATE_TARGET && reached {
+        (limit - limit / 4).max(MIN_LIMIT.min(max))
+    } else if reached {
+        (limit + 1).min(max)
+    } else {
+        limit
+    }
+}
+
 /// Paths that are never shed.
 fn exempt(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics" | "/fault/stream")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_drops_by_a_quarter_when_late_at_the_limit_and_grows_back_by_one() {
+        let late = LATE_TARGET * 2;
+        assert_eq!(next_limit(64, 64, late, true), 48);
+        assert_eq!(next_limit(64, 64, late, false), 64, "late, but not at the limit: not our doing");
+        assert_eq!(next_limit(3, 64, late, true), 3);
+        assert_eq!(next_limit(2, 64, late, true), MIN_LIMIT);
+        assert_eq!(next_limit(1, 1, late, true), 1, "never below a max under the floor");
+        assert_eq!(next_limit(48, 64, Duration::ZERO, true), 49);
+        assert_eq!(next_limit(64, 64, Duration::ZERO, true), 64);
+        assert_eq!(next_limit(48, 64, Duration::ZERO, false), 48, "not reached: no need for more");
+    }
 }
