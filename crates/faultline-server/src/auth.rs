@@ -115,9 +115,15 @@ fn rate_limit_headers(decision: &Decision) -> [(HeaderName, HeaderValue); 3] {
 
 /// Does the credential in `headers` still authenticate (not revoked, not expired)? For
 /// long-lived answers such as the event stream, re-checked as they go; through the same
-/// caches as every request, and without counting a use.
+/// caches as every request, and without counting a use. While the database is out of reach
+/// the answer is yes (the credential cannot be checked; it is checked again later).
 pub async fn still_authenticates(state: &AppState, headers: &HeaderMap) -> bool {
-    resolve_with(state, headers, false).await.is_ok()
+    match resolve_with(state, headers, false).await {
+        Ok(_) => true,
+        // The database cannot tell now (an outage): what was open stays open, and the
+        // credential is checked again at the next opportunity.
+        Err(err) => err.code.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 /// The principal behind the request's credential, or the 401 that explains why there is none.

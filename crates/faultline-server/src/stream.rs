@@ -537,9 +537,15 @@ impl Subscriber {
                 continue;
             }
             if self.last < self.catch_up_to {
-                if let Err(err) = self.catch_up().await {
-                    crate::error::warn_unless_outage(&err, "stream catch-up failed; ending the stream");
-                    self.ended = true;
+                match self.catch_up().await {
+                    Ok(()) => {}
+                    // The database is out of reach: the stream waits for it, and goes on where
+                    // it stopped.
+                    Err(err) if err.is_outage() => tokio::time::sleep(POLL).await,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "stream catch-up failed; ending the stream");
+                        self.ended = true;
+                    }
                 }
                 continue;
             }

@@ -900,6 +900,11 @@ async fn postgres_going_away_answers_503_database_unavailable_and_writes_resume_
     })
     .await;
 
+    // A live stream held open across the outage.
+    let mut live =
+        stream_client().get(format!("{base}/fault/stream")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+
     proxy.stop().await;
     let stopped = Instant::now();
     // Writes, reads and the readiness probe answer 503 within the request timeout.
@@ -941,6 +946,19 @@ async fn postgres_going_away_answers_503_database_unavailable_and_writes_resume_
     };
     // A probe sent just before the 5 s mark may be answered a little after it.
     assert!(healed - restarted <= Duration::from_secs(6), "writes resumed {:?} after", healed - restarted);
+    // The stream resumes by itself (its tailer and LISTEN reconnect): what is written after the
+    // outage reaches the client that stayed connected through it.
+    let healed_id = probes.last().and_then(|p| p.id()).expect("the healing write").to_owned();
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains(&healed_id) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, live.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("the stream open across the outage did not deliver {healed_id}: {other:?}"),
+        }
+    }
+    drop(live);
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::SeqCst);
     let outcomes = writer.await.unwrap();
