@@ -109,7 +109,20 @@ async fn accept_failed(err: &std::io::Error) {
     ) {
         return;
     }
-    tracing::warn!(error = %err, "cannot accept a connection; retrying in 100 ms");
+    // Once a minute at most: out of file descriptors, this would otherwise be ten lines a second.
+    static LAST_WARNED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    {
+        let mut last = LAST_WARNED.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                error = %err,
+                "cannot accept connections; retrying every 100 ms (if out of file descriptors: \
+                 raise `ulimit -n` or lower --max-connections)"
+            );
+        }
+    }
+    metrics::counter!("faultline_accept_errors_total").increment(1);
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 

@@ -191,7 +191,7 @@ impl ErrorCode {
                 "database_unavailable",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
-                "The service cannot reach its database (stopped, restarting, or its connections were cut). Nothing was done. Retry after the seconds in Retry-After: the service reconnects by itself when the database is back, and retrying a POST with the same Idempotency-Key is safe.",
+                "The service cannot reach its database (stopped, restarting, or its connections were cut). Usually nothing was done; a write whose connection was cut while it committed may have been. Retry after the seconds in Retry-After, a POST with the same Idempotency-Key (which makes the retry safe either way): the service reconnects by itself when the database is back.",
             ),
             ErrorCode::StorageFull => (
                 "storage_full",

@@ -210,8 +210,19 @@ fn validate(s: Settings) -> Result<Validated, String> {
     let positive = |name: &str, d: Duration| {
         if d.is_zero() { Err(format!("{} must be longer than 0s", setting(name))) } else { Ok(d) }
     };
-    if s.max_connections == 0 {
-        return Err(format!("{} must be at least 1", setting("max_connections")));
+    if !(1..=1_000_000).contains(&s.max_connections) {
+        return Err(format!(
+            "{}: {} is not from 1 to 1000000",
+            setting("max_connections"),
+            s.max_connections
+        ));
+    }
+    if s.max_concurrent_requests > 1_000_000 {
+        return Err(format!(
+            "{}: {} is not from 0 (32 per core) to 1000000",
+            setting("max_concurrent_requests"),
+            s.max_concurrent_requests
+        ));
     }
     let json_logs = match s.log_format.as_str() {
         "text" => false,
@@ -360,6 +371,14 @@ mod tests {
         );
         assert!(
             bad(Overrides { max_connections: Some(0), ..Default::default() }).contains("--max-connections")
+        );
+        assert!(
+            bad(Overrides { max_connections: Some(usize::MAX), ..Default::default() })
+                .contains("--max-connections")
+        );
+        assert!(
+            bad(Overrides { max_concurrent_requests: Some(2_000_000), ..Default::default() })
+                .contains("--max-concurrent-requests")
         );
         assert!(
             bad(Overrides { frame_ancestors: Some("noc.example.com".into()), ..Default::default() })

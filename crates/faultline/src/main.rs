@@ -183,6 +183,7 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), Failed> {
     let listener = tokio::net::TcpListener::bind(settings.listen).await.map_err(|e| {
         format!("cannot listen on {}: {e} (set by {})", settings.listen, config::setting("listen"))
     })?;
+    warn_if_connections_exceed_open_files(settings.max_connections);
     let _running = backup::hold_running_lock(&settings.database_url)?;
     let store = open_store(&settings).await?;
     let bootstrapped = keys::bootstrap(&*store).await?;
@@ -244,6 +245,29 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), Failed> {
     store.close().await;
     tracing::info!("faultline stopped");
     Ok(())
+}
+
+/// Each connection is a file descriptor: say so at start if `--max-connections` cannot be
+/// reached before the process runs out of them (the soft `ulimit -n`; Linux's
+/// `/proc/self/limits`), leaving room for the database's files and connections.
+fn warn_if_connections_exceed_open_files(max_connections: usize) {
+    const RESERVE: usize = 128;
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else { return };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(soft) = soft
+        && max_connections + RESERVE > soft
+    {
+        tracing::warn!(
+            max_connections,
+            open_files = soft,
+            "--max-connections is above what the open-file limit allows (it needs about {RESERVE} more for \
+             the database and logs): raise `ulimit -n` or lower --max-connections"
+        );
+    }
 }
 
 async fn shutdown_signal() {

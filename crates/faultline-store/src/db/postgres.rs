@@ -299,7 +299,12 @@ async fn forward_notifications(
             return; // the store was closed
         }
         if let Err(err) = received {
-            crate::outage::report(&StoreError::from(err));
+            let err = StoreError::from(err);
+            if err.is_outage() {
+                crate::outage::report(&err);
+            } else {
+                tracing::warn!(error = %err, "event log LISTEN connection failed; reconnecting");
+            }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = wake.try_send(()) {
