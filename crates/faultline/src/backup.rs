@@ -94,8 +94,8 @@ pub fn restore(args: &RestoreArgs, database_url: &str) -> Result<(), Failed> {
     }
     let Some(lock) = database.try_lock().map_err(failed)? else {
         return Err(Failed::Runtime(format!(
-            "{} is in use: a running `faultline serve` (or another restore) holds {}; stop it, then \
-             restore; nothing was changed",
+            "{} is in use: a running `faultline serve`, another command on it (keys, demo, migrate, \
+             ...) or another restore holds {}; stop it, then restore; nothing was changed",
             database.path().display(),
             database.lock_path().display()
         )));
@@ -111,25 +111,48 @@ pub fn restore(args: &RestoreArgs, database_url: &str) -> Result<(), Failed> {
     Ok(())
 }
 
-/// For `faultline serve`: the lock of its SQLite database, to hold until it stops (`None` on
-/// PostgreSQL, where `faultline restore` does not run).
-pub fn hold_running_lock(database_url: &str) -> Result<Option<RunningLock>, Failed> {
-    if !matches!(Backend::from_url(database_url), Ok(Backend::Sqlite)) {
-        return Ok(None);
+/// For `faultline serve`: the locks of its SQLite database, to hold until it stops (none on
+/// PostgreSQL, where `faultline restore` does not run): the shared lock every user of the
+/// database holds, and the one server's.
+pub fn hold_running_lock(database_url: &str) -> Result<Vec<RunningLock>, Failed> {
+    let mut held = hold_using_lock(database_url)?;
+    if held.is_empty() {
+        return Ok(held);
     }
     let database = sqlite_file(database_url)?;
-    let locked = database.try_lock().map_err(|err| {
-        Failed::Runtime(format!("{err} (the database is set by {})", crate::config::setting("database_url")))
-    })?;
-    match locked {
-        Some(lock) => Ok(Some(lock)),
+    match database.try_lock_server().map_err(lock_failed)? {
+        Some(lock) => held.push(lock),
+        None => {
+            return Err(Failed::Runtime(format!(
+                "{} is in use: another `faultline serve` holds {}; one process serves a SQLite \
+                 database (several replicas need PostgreSQL)",
+                database.path().display(),
+                database.server_lock_path().display()
+            )));
+        }
+    }
+    Ok(held)
+}
+
+/// For every command that opens a SQLite database: the lock that keeps `faultline restore`
+/// from replacing it meanwhile, to hold until the command ends (none on PostgreSQL).
+pub fn hold_using_lock(database_url: &str) -> Result<Vec<RunningLock>, Failed> {
+    if !matches!(Backend::from_url(database_url), Ok(Backend::Sqlite)) {
+        return Ok(Vec::new());
+    }
+    let database = sqlite_file(database_url)?;
+    match database.try_lock_shared().map_err(lock_failed)? {
+        Some(lock) => Ok(vec![lock]),
         None => Err(Failed::Runtime(format!(
-            "{} is in use: another `faultline serve` (or a `faultline restore`) holds {}; one process \
-             serves a SQLite database (several replicas need PostgreSQL)",
+            "{} is being replaced by a `faultline restore` (it holds {}); try again when it is done",
             database.path().display(),
             database.lock_path().display()
         ))),
     }
+}
+
+fn lock_failed(err: StoreError) -> Failed {
+    Failed::Runtime(format!("{err} (the database is set by {})", crate::config::setting("database_url")))
 }
 
 #[derive(Clone, Copy)]

@@ -154,6 +154,16 @@ async fn open_store(settings: &Validated) -> Result<Arc<dyn Store>, Failed> {
 }
 
 async fn run(command: Command, settings: Validated) -> Result<(), Failed> {
+    // Every command that opens a SQLite database holds it against a restore until it ends
+    // (`serve` takes its own locks; backup reads a copy; restore takes the exclusive one).
+    let _using = match &command {
+        Command::Migrate
+        | Command::Customers(_)
+        | Command::Keys(_)
+        | Command::SigningKeys(_)
+        | Command::Demo(_) => backup::hold_using_lock(&settings.database_url)?,
+        _ => Vec::new(),
+    };
     match command {
         Command::Serve { demo } => serve(settings, demo).await,
         Command::Migrate => {

@@ -223,6 +223,23 @@ async fn restore_is_refused_while_a_server_runs_on_the_database() {
     assert_eq!(fault_status(&http, &server.base, &key, &second).await, 200);
     assert_log_clean(&server.stop(), "the server");
 
+    // Any other command on the database (here its shared lock, taken as such a command takes
+    // it) keeps a restore off; a restore under way (the exclusive lock) keeps commands off.
+    let lock = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("live.db.lock")).unwrap();
+    lock.try_lock_shared().unwrap();
+    let out = faultline(&dir, &live, &["restore", "--from", "backup.db"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(one_line(&out).contains("in use"), "{out:?}");
+    lock.unlock().unwrap();
+    lock.try_lock().unwrap();
+    let out = faultline(&dir, &live, &["migrate"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("being replaced by a `faultline restore`"),
+        "{out:?}"
+    );
+    drop(lock);
+
     // The database still holds what was written after the backup.
     let (server, _) = Server::start_in(&dir, &live, &[]);
     assert_eq!(fault_status(&http, &server.base, &key, &kept).await, 200);

@@ -35,12 +35,31 @@ pub struct BackupCheck {
     pub migration: i64,
 }
 
-/// The lock of a database file, held by `faultline serve` for its whole life and by
-/// `faultline restore` while it replaces the file: an OS lock (`flock` on Unix) on `PATH.lock`,
-/// released when this is dropped or the process ends, however it ends.
+/// A lock of a database file: an OS lock (`flock` on Unix) on `PATH.lock` (shared by every
+/// process using the database, exclusive while `faultline restore` replaces it) or on
+/// `PATH.serve.lock` (the one server's), released when this is dropped or the process ends,
+/// however it ends.
 #[derive(Debug)]
 pub struct RunningLock {
     _file: File,
+}
+
+/// Lock the file at `path` (created if missing), exclusively or shared; `None` when a lock
+/// that excludes it is held elsewhere.
+fn lock_file(path: &Path, exclusive: bool) -> StoreResult<Option<RunningLock>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| failed(format!("cannot open the lock file {}: {e}", path.display())))?;
+    let locked = if exclusive { file.try_lock() } else { file.try_lock_shared() };
+    match locked {
+        Ok(()) => Ok(Some(RunningLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(failed(format!("cannot lock {}: {e}", path.display()))),
+    }
 }
 
 impl SqliteFile {
@@ -66,7 +85,10 @@ impl SqliteFile {
     /// journal and lock).
     pub fn own_files(&self) -> Vec<PathBuf> {
         let sidecars = SIDECARS.iter().map(|suffix| with_suffix(&self.path, suffix));
-        std::iter::once(self.path.clone()).chain(sidecars).chain([self.lock_path()]).collect()
+        std::iter::once(self.path.clone())
+            .chain(sidecars)
+            .chain([self.lock_path(), self.server_lock_path()])
+            .collect()
     }
 
     /// A write-ahead log or rollback journal beside the file at `path` that is not empty: the
@@ -77,23 +99,26 @@ impl SqliteFile {
             .find(|log| std::fs::metadata(log).is_ok_and(|m| m.len() > 0))
     }
 
-    /// Take the database's lock; `None` when another process holds it.
+    /// `PATH.serve.lock`, which one `faultline serve` holds: one process serves a SQLite file.
+    pub fn server_lock_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".serve.lock")
+    }
+
+    /// Take the database's lock for replacing it (`faultline restore`): `None` while any other
+    /// process uses it (holds [`SqliteFile::try_lock_shared`]) or replaces it.
     pub fn try_lock(&self) -> StoreResult<Option<RunningLock>> {
-        let lock_path = self.lock_path();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| failed(format!("cannot open the lock file {}: {e}", lock_path.display())))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(RunningLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(failed(format!("cannot lock {}: {e}", lock_path.display())))
-            }
-        }
+        lock_file(&self.lock_path(), true)
+    }
+
+    /// Take the database's lock for using it (`serve` and every command that opens it): many
+    /// may hold it at once; `None` while it is being replaced.
+    pub fn try_lock_shared(&self) -> StoreResult<Option<RunningLock>> {
+        lock_file(&self.lock_path(), false)
+    }
+
+    /// Take the lock only one `faultline serve` may hold; `None` when another server holds it.
+    pub fn try_lock_server(&self) -> StoreResult<Option<RunningLock>> {
+        lock_file(&self.server_lock_path(), true)
     }
 
     /// Copy the database, which may be in use, to `to`: one read transaction (`VACUUM INTO`),
