@@ -2,7 +2,8 @@
 //! past that answers at once 503 `overloaded` with `Retry-After`, instead of queueing behind
 //! the others. Above capacity a queue only grows: every request in it waits longer, until the
 //! clients' timeouts fire and they retry, adding to it. Turning the excess away keeps the
-//! memory bounded and leaves the CPU to the requests admitted.
+//! memory bounded and the answers faster than without it, though not as fast as below
+//! capacity: see `BENCHMARKS.md`, "Load shedding", for what it achieves and what it does not.
 //!
 //! The check runs in the connection layer ([`crate::connections`]), as soon as a request head
 //! is parsed and before any middleware: a request turned away costs its parsing and one
