@@ -242,7 +242,7 @@ pub async fn serve(
         }
     });
     let stream_tailer = state.stream.start(state.store.clone());
-    metrics::gauge!("faultline_request_limit").set(state.config.max_concurrent_requests as f64);
+    metrics::gauge!("faultline_request_rate_limit").set(-1.0);
     let regulator = tokio::spawn(state.admission.clone().regulate());
     let retention_sweeper = {
         let (store, hub) = (state.store.clone(), state.stream.clone());
