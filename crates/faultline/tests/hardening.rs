@@ -741,6 +741,30 @@ async fn post_fault(
     }
 }
 
+/// [`keep_writing`] on a task, once its first five faults are acknowledged: the flag that
+/// stops it, and the task.
+async fn start_writing(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<Vec<Outcome>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(keep_writing(
+        http.clone(),
+        base.to_owned(),
+        key.to_owned(),
+        "dev_writer",
+        stop.clone(),
+        acknowledged.clone(),
+    ));
+    eventually(Duration::from_secs(10), "the writer's first faults are acknowledged", || async {
+        acknowledged.load(Ordering::SeqCst) >= 5
+    })
+    .await;
+    (stop, writer)
+}
+
 /// Post faults `{prefix}-{n}`, one after another, until `stop` is set; counts the
 /// acknowledged ones in `acknowledged`.
 async fn keep_writing(
@@ -889,20 +913,7 @@ async fn postgres_going_away_answers_503_database_unavailable_and_writes_resume_
     let before = post_fault(&http, &base, &key, "dev_before", 10).await;
     let before_id = before.id().unwrap_or_else(|| panic!("{before:?}")).to_owned();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(AtomicUsize::new(0));
-    let writer = tokio::spawn(keep_writing(
-        http.clone(),
-        base.clone(),
-        key.clone(),
-        "dev_writer",
-        stop.clone(),
-        acknowledged.clone(),
-    ));
-    eventually(Duration::from_secs(10), "the writer's first faults are acknowledged", || async {
-        acknowledged.load(Ordering::SeqCst) >= 5
-    })
-    .await;
+    let (stop, writer) = start_writing(&http, &base, &key).await;
 
     // A live stream held open across the outage.
     let mut live =
@@ -1007,20 +1018,7 @@ async fn postgres_sessions_terminated_under_the_server_are_replaced_at_once() {
     let proxy = PgProxy::start(&db.url).await;
     let (server, key) = Running::start_on(temp_dir("pg-terminate"), &proxy.url, &["--request-timeout", "5s"]);
     let (base, http) = (server.base(), client());
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(AtomicUsize::new(0));
-    let writer = tokio::spawn(keep_writing(
-        http.clone(),
-        base.clone(),
-        key.clone(),
-        "dev_writer",
-        stop.clone(),
-        acknowledged.clone(),
-    ));
-    eventually(Duration::from_secs(10), "the writer's first faults are acknowledged", || async {
-        acknowledged.load(Ordering::SeqCst) >= 5
-    })
-    .await;
+    let (stop, writer) = start_writing(&http, &base, &key).await;
 
     let ports: Vec<i32> = proxy.upstream_ports().into_iter().map(i32::from).collect();
     let admin_url = std::env::var(faultline_store::testing::POSTGRES_URL_VAR).unwrap();
