@@ -8,7 +8,8 @@
 //!
 //! - **At most [`Limits::max_connections`] open.** Past the cap the accept loop stops
 //!   accepting: new connections wait in the kernel's backlog (their clients see a slow
-//!   connect, not a refusal) and the open ones are served as before.
+//!   connect, not a refusal) and the open ones are served as before; the idle keep-alive
+//!   ones (nothing in flight) are closed, so that new clients get their slots.
 //! - **Deadlines**, by what the connection is waiting for from its client (see [`Phase`]):
 //!   a request head must be complete within [`Limits::header_timeout`] of its first byte (of
 //!   the connection's opening, for the first request); a request body must keep arriving at
@@ -64,12 +65,21 @@ pub async fn serve(
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    // Asks the idle keep-alive connections to close when every slot is taken.
+    let at_capacity = Arc::new(tokio::sync::Notify::new());
     loop {
         // A slot first: past the cap, connections wait in the backlog rather than being
-        // accepted and then starved.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
+        // accepted and then starved. At the cap, connections with nothing in flight give
+        // theirs up, so that clients holding idle connections cannot keep new ones out.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                at_capacity.notify_waiters();
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                    () = &mut shutdown => break,
+                }
+            }
         };
         let (socket, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -85,9 +95,10 @@ pub async fn serve(
         while connections.try_join_next().is_some() {}
         let _ = socket.set_nodelay(true);
         let (app, admission, closing) = (app.clone(), admission.clone(), closing.clone());
+        let at_capacity = at_capacity.clone();
         connections.spawn(async move {
             metrics::gauge!("faultline_connections_open").increment(1.0);
-            serve_connection(socket, remote, app, limits, admission, closing).await;
+            serve_connection(socket, remote, app, limits, admission, closing, at_capacity).await;
             metrics::gauge!("faultline_connections_open").decrement(1.0);
             drop(slot);
         });
@@ -133,6 +144,7 @@ async fn serve_connection(
     limits: Limits,
     admission: Arc<Admission>,
     mut closing: tokio::sync::watch::Receiver<bool>,
+    at_capacity: Arc<tokio::sync::Notify>,
 ) {
     let watch = Arc::new(Watch::new());
     let io = hyper_util::rt::TokioIo::new(WatchedIo { inner: socket, watch: watch.clone() });
@@ -190,6 +202,14 @@ async fn serve_connection(
             _ = closing.changed(), if !asked_to_close => {
                 asked_to_close = true;
                 connection.as_mut().graceful_shutdown();
+            }
+            () = at_capacity.notified() => {
+                if watch.idle() {
+                    tracing::debug!(%remote, "closing an idle connection: every connection slot is taken");
+                    metrics::counter!("faultline_connections_cut_total", "reason" => "idle_at_capacity")
+                        .increment(1);
+                    return;
+                }
             }
         }
     }
@@ -254,6 +274,11 @@ impl Watch {
         if state.1 == 0 {
             state.0 = Phase::Idle(Instant::now());
         }
+    }
+
+    /// Whether nothing is in flight and nothing of a next request has come.
+    fn idle(&self) -> bool {
+        matches!(self.lock().0, Phase::Idle(_))
     }
 
     /// When the connection is to be closed if nothing changes, and why.

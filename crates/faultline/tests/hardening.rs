@@ -497,6 +497,44 @@ async fn a_body_slower_than_the_floor_rate_is_cut_and_one_above_it_is_served() {
 // Caps
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_idle_keep_alive_connections_make_room() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (server, _key) = Running::start("idle-at-cap", &["--max-connections", "2", "--idle-timeout", "30s"]);
+    let addr = server.addr();
+    // Two keep-alive connections, each idle after one answered request: every slot is taken.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut conn = Raw::connect(&addr).await;
+        conn.send(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
+        assert_eq!(conn.answer(Duration::from_secs(3), "a keep-alive request").await.status, 200);
+        idle.push(conn);
+    }
+    // A new client is served at once, not after the 30 s idle timeout: an idle one made room.
+    let mut third = Raw::connect(&addr).await;
+    third
+        .send(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let answer = third.answer(Duration::from_secs(3), "a new connection at the cap").await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let mut closed = 0;
+    for conn in &mut idle {
+        if conn.closed_by(Instant::now() + Duration::from_millis(500)).await.is_some() {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 1, "no idle connection was closed to make room");
+    drop(idle);
+    let text = client().get(format!("{}/metrics", server.base())).send().await.unwrap().text().await.unwrap();
+    let cut = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"faultline_connections_cut_total{reason="idle_at_capacity"} "#))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(cut.is_some_and(|n| n >= 1.0), "idle_at_capacity is counted: {cut:?}");
+    assert_log_clean(&server.stop(), "the server at its connection cap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_wait_until_one_closes() {
     let _one = ONE_AT_A_TIME.lock().await;
     // Slow uploads are kept alive (30 s + 1 s a byte); idle connections (such as a start-up
