@@ -189,6 +189,7 @@ async fn run(command: Command, settings: Validated) -> Result<(), Failed> {
 }
 
 async fn serve(settings: Validated, demo: bool) -> Result<(), Failed> {
+    let shutdown = shutdown_signal();
     // The port first: a port in use is found before anything is created.
     let listener = tokio::net::TcpListener::bind(settings.listen).await.map_err(|e| {
         format!("cannot listen on {}: {e} (set by {})", settings.listen, config::setting("listen"))
@@ -251,7 +252,7 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), Failed> {
             .map_err(|e| format!("cannot mint the demo share link: {e:?}"))?;
         eprintln!("faultline: --demo: share link (read-only, 7 days): {}", view.short_link);
     }
-    faultline_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())?;
+    faultline_server::serve(listener, state, shutdown).await.map_err(|e| e.to_string())?;
     store.close().await;
     tracing::info!("faultline stopped");
     Ok(())
@@ -280,20 +281,36 @@ fn warn_if_connections_exceed_open_files(max_connections: usize) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called, not when the
+/// future is first awaited: `serve` calls it before opening the database, so that a SIGTERM
+/// during start-up (migrations, the demo's load) is kept and answered by a clean stop once the
+/// server runs, instead of killing the process.
+/// A signal's next delivery; never, if its handler could not be installed.
+#[cfg(unix)]
+async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
         }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let mut signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok())
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = terminate => {} }
+    async move {
+        #[cfg(unix)]
+        {
+            let (terminate, interrupt) = (signals.0.as_mut(), signals.1.as_mut());
+            tokio::select! { () = received(terminate) => {}, () = received(interrupt) => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

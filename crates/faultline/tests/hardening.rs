@@ -1365,3 +1365,43 @@ fn start_up_mistakes_end_in_one_line_and_an_exit_code() {
     }
     assert!(!dir.join("faultline.db").exists(), "a refused configuration created the database");
 }
+
+#[test]
+fn sigterm_during_start_up_ends_in_a_clean_stop() {
+    use std::io::BufRead;
+    let dir = temp_dir("sigterm-start-up");
+    // A new database with --demo: the history loads after the key is printed and before the
+    // server serves, long enough in a debug build to send SIGTERM into.
+    let mut child = Command::new(BIN)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--database-url", "sqlite://faultline.db"])
+        .current_dir(&dir)
+        .env_remove("FAULTLINE_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("created customer") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the server ended before creating its database");
+    }
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let rest = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "no exit 60 s after SIGTERM during start-up");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = rest.join().unwrap();
+    assert_eq!(exit.code(), Some(0), "SIGTERM during start-up: {exit:?}\n{text}");
+    assert!(text.contains("faultline stopped"), "{text}");
+}
