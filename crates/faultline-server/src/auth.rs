@@ -193,7 +193,7 @@ async fn resolve_credential(
         let key_id = key.id.clone();
         tokio::spawn(async move {
             if let Err(err) = store.touch_api_key(&key_id, faultline_core::time::now_micros()).await {
-                crate::error::warn_unless_outage(
+                faultline_store::outage::warn_unless_outage(
                     &err,
                     &format!("could not record the use of API key {key_id}"),
                 );

@@ -263,16 +263,6 @@ impl ErrorCode {
     }
 }
 
-/// Log a failure of background work that will be retried, unless it is a database outage,
-/// which the store logs once for all (see `faultline_store::outage`) instead of at every retry.
-pub fn warn_unless_outage(err: &StoreError, what: &str) {
-    if err.is_outage() {
-        tracing::debug!(error = %err, "{what}");
-    } else {
-        tracing::warn!(error = %err, "{what}");
-    }
-}
-
 /// An error answer: its code, the message for the client, and extra headers.
 #[derive(Debug, Clone)]
 pub struct ApiError {

@@ -43,9 +43,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
         Ok(Ok(())) => Ok(Json(Health { status: "ready", database: Some(state.store.backend().name()) })),
         Ok(Err(err)) => {
             // An outage is logged once by the store, not at every probe.
-            if !err.is_outage() {
-                tracing::warn!(error = %err, "readiness check failed");
-            }
+            faultline_store::outage::warn_unless_outage(&err, "readiness check failed");
             Err(unavailable())
         }
         Err(_) => Err(unavailable()),

@@ -39,7 +39,9 @@ where
                 metrics::gauge!("faultline_singleton_leader", "job" => job).set(0.0);
             }
             Ok(None) => {}
-            Err(err) => crate::error::warn_unless_outage(&err, "cannot ask for a job's lease; retrying"),
+            Err(err) => {
+                faultline_store::outage::warn_unless_outage(&err, "cannot ask for a job's lease; retrying")
+            }
         }
         tokio::time::sleep(TAKEOVER_POLL).await;
     }

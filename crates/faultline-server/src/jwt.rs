@@ -338,7 +338,10 @@ impl TokenUsage {
             return;
         }
         if let Err(err) = store.record_token_uses(&batch).await {
-            crate::error::warn_unless_outage(&err, &format!("could not record {} token uses", batch.len()));
+            faultline_store::outage::warn_unless_outage(
+                &err,
+                &format!("could not record {} token uses", batch.len()),
+            );
         }
     }
 }

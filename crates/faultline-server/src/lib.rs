@@ -207,7 +207,7 @@ where
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(err) => {
-                error::warn_unless_outage(
+                faultline_store::outage::warn_unless_outage(
                     &err,
                     &format!("retention sweep of {what} failed; retrying at the next tick"),
                 );
@@ -265,7 +265,7 @@ pub async fn serve(
                 match heartbeats::detect(&*store, &policy, now, retention).await {
                     Ok(0) => {}
                     Ok(_) => hub.nudge(),
-                    Err(err) => error::warn_unless_outage(
+                    Err(err) => faultline_store::outage::warn_unless_outage(
                         &err,
                         "offline detection failed; retrying at the next sweep",
                     ),

@@ -303,7 +303,10 @@ impl Hub {
                 match hub.settled_head(&*store).await {
                     Ok(head) => break head,
                     Err(err) => {
-                        crate::error::warn_unless_outage(&err, "cannot read the event log's head; retrying");
+                        faultline_store::outage::warn_unless_outage(
+                            &err,
+                            "cannot read the event log's head; retrying",
+                        );
                         tokio::time::sleep(POLL).await;
                     }
                 }
@@ -372,7 +375,7 @@ impl Hub {
             last_read = tokio::time::Instant::now();
             self.reads_ended.send_modify(|n| *n += 1);
             if let Err(err) = read {
-                crate::error::warn_unless_outage(&err, "reading the event log failed; retrying");
+                faultline_store::outage::warn_unless_outage(&err, "reading the event log failed; retrying");
                 tokio::time::sleep(POLL).await;
             }
             // A gap waits for every transaction that was running when it was seen, anywhere in

@@ -132,6 +132,17 @@ pub(crate) fn observe<T>(result: &StoreResult<T>, write: bool, started: i64) {
     }
 }
 
+/// Log a failure of work that will be retried, unless it is an outage's, which is logged as
+/// one instead of at every retry (count it first with [`report`] if no `read` or `write` of
+/// the store did).
+pub fn warn_unless_outage(err: &StoreError, what: &str) {
+    if err.is_outage() {
+        tracing::debug!(error = %err, "{what}");
+    } else {
+        tracing::warn!(error = %err, "{what}");
+    }
+}
+
 /// The time an operation begins, for [`observe`].
 pub(crate) fn now() -> i64 {
     faultline_core::time::now_micros()

@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 mod common;
-use common::{BIN, Server, assert_log_clean};
+use common::{BIN, Server, assert_log_clean, eventually};
 
 /// The tests below time what the server does on its sockets: one at a time, so that they do
 /// not take the machine's cores from each other.
@@ -334,19 +334,6 @@ async fn assert_unavailable_as(response: reqwest::Response, code: &str, what: &s
     let (status, retry_after, body) = read_answer(response).await;
     if let Err(wrong) = unavailable_as(status, retry_after.as_deref(), &body, code) {
         panic!("{what}: {wrong}");
-    }
-}
-
-/// Wait (at most `within`) until `check` holds.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

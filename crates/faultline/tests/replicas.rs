@@ -11,7 +11,7 @@ use faultline_store::testing::TestDb;
 use serde_json::{Value, json};
 
 mod common;
-use common::{BIN, Server, assert_log_clean};
+use common::{BIN, Server, assert_log_clean, eventually};
 
 /// Heartbeats every 300 ms; 5 missed (1.5 s of silence) is an outage. The live sites send
 /// twice an interval, so a slow request on a loaded machine does not pass for silence.
@@ -34,19 +34,6 @@ async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// Wait (at most `within`) until `check` holds.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Does this replica run the detector now (its `faultline_singleton_leader` gauge)?

@@ -67,7 +67,7 @@ pub(crate) async fn checkpoint_in_background(path: PathBuf, writer: tokio::sync:
                 let (done, finished) = tokio::sync::oneshot::channel();
                 let work = Work::Outside(Box::new(move |conn: &mut Connection| {
                     if let Err(err) = checkpoint(conn) {
-                        warn_unless_outage(err, "WAL checkpoint on the writer failed");
+                        checkpoint_failed(err, "WAL checkpoint on the writer failed");
                     }
                     let _ = done.send(());
                 }));
@@ -77,7 +77,7 @@ pub(crate) async fn checkpoint_in_background(path: PathBuf, writer: tokio::sync:
                 let _ = finished.await;
             }
             Ok(false) => {}
-            Err(err) => warn_unless_outage(err, "WAL checkpoint failed; retrying"),
+            Err(err) => checkpoint_failed(err, "WAL checkpoint failed; retrying"),
         }
         if writer.is_closed() {
             return;
@@ -85,15 +85,12 @@ pub(crate) async fn checkpoint_in_background(path: PathBuf, writer: tokio::sync:
     }
 }
 
-/// Log a failed checkpoint, unless it failed for an outage (a full disk), which is logged as
-/// one (see [`crate::outage`]) instead of every 500 ms.
-fn warn_unless_outage(err: rusqlite::Error, what: &str) {
+/// Log a failed checkpoint, or count it against its outage (a full disk) rather than log it
+/// every 500 ms.
+fn checkpoint_failed(err: rusqlite::Error, what: &str) {
     let err = StoreError::from(err);
-    if err.is_outage() {
-        crate::outage::report(&err);
-    } else {
-        tracing::warn!(error = %err, "{what}");
-    }
+    crate::outage::report(&err);
+    crate::outage::warn_unless_outage(&err, what);
 }
 
 /// Step 1 of [`checkpoint_in_background`]; whether step 2 is due.

@@ -300,11 +300,8 @@ async fn forward_notifications(
         }
         if let Err(err) = received {
             let err = StoreError::from(err);
-            if err.is_outage() {
-                crate::outage::report(&err);
-            } else {
-                tracing::warn!(error = %err, "event log LISTEN connection failed; reconnecting");
-            }
+            crate::outage::report(&err);
+            crate::outage::warn_unless_outage(&err, "event log LISTEN connection failed; reconnecting");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = wake.try_send(()) {

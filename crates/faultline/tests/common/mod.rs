@@ -150,3 +150,16 @@ impl Server {
         (exit, self.stderr.take().unwrap().join().unwrap())
     }
 }
+
+/// Wait (at most `within`) until `check` holds.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
