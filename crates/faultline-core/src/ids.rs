@@ -22,6 +22,8 @@ pub enum IdKind {
     ApiKey,
     AccessToken,
     Webhook,
+    /// A webhook message: the `webhook-id` of its deliveries.
+    WebhookMessage,
     Comment,
 }
 
@@ -34,6 +36,7 @@ impl IdKind {
             IdKind::ApiKey => "key_",
             IdKind::AccessToken => "tok_",
             IdKind::Webhook => "whk_",
+            IdKind::WebhookMessage => "msg_",
             IdKind::Comment => "cmt_",
         }
     }

@@ -21,6 +21,7 @@ pub mod scope;
 pub mod secret;
 pub mod time;
 pub mod validation;
+pub mod webhooks;
 
 pub use auth::{Permission, Permissions, Principal};
 pub use validation::ValidationError;

@@ -33,6 +33,7 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     PayloadTooLarge,
     ContentTypeUnsupported,
+    WebhookUrlNotAllowed,
     RateLimited,
     InternalServerError,
     ServiceUnavailable,
@@ -42,7 +43,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::ParameterMissing,
         ErrorCode::ParameterInvalid,
         ErrorCode::BodyInvalidJson,
@@ -57,6 +58,7 @@ impl ErrorCode {
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::PayloadTooLarge,
         ErrorCode::ContentTypeUnsupported,
+        ErrorCode::WebhookUrlNotAllowed,
         ErrorCode::RateLimited,
         ErrorCode::InternalServerError,
         ErrorCode::ServiceUnavailable,
@@ -168,6 +170,12 @@ impl ErrorCode {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 INVALID,
                 "The body must be JSON: send Content-Type: application/json.",
+            ),
+            ErrorCode::WebhookUrlNotAllowed => (
+                "webhook_url_not_allowed",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                INVALID,
+                "The webhook's URL names a host the service may not send to: by default only public addresses are allowed, so that a webhook cannot reach the service's own network. The message says why (the address it resolves to, or a name that does not resolve). An operator can allow more with the webhook_allowed_hosts setting (loopback, private, CIDR blocks, host names).",
             ),
             ErrorCode::RateLimited => (
                 "rate_limited",

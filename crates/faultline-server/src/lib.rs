@@ -33,6 +33,8 @@ pub mod state;
 pub mod stream;
 pub mod tokens;
 pub mod ttl_cache;
+pub mod webhook_delivery;
+pub mod webhooks;
 pub mod whoami;
 
 use std::future::Future;
@@ -78,7 +80,8 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(sla::router())
         .merge(stream::router())
         .merge(heartbeats::router())
-        .merge(tokens::router());
+        .merge(tokens::router())
+        .merge(webhooks::router());
     (public, authenticated)
 }
 
@@ -152,6 +155,7 @@ async fn writes_run_to_completion(
     }
     let written = tokio::spawn(next.run(request)).await;
     state.stream.nudge();
+    state.webhooks.nudge();
     match written {
         Ok(response) => response,
         // Re-raised here, for the panic layer to answer 500 as for any other handler.
@@ -273,6 +277,8 @@ pub async fn serve(
             }
         }))
     };
+    let webhook_worker =
+        tokio::spawn(state.webhooks.clone().run(state.store.clone(), state.config.webhook_delivery()));
     let hub = state.stream.clone();
     let (final_usage, final_store) = (state.token_usage.clone(), state.store.clone());
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -301,6 +307,7 @@ pub async fn serve(
     usage_flusher.abort();
     retention_sweeper.abort();
     detector.abort();
+    webhook_worker.abort();
     stream_tailer.abort();
     regulator.abort();
     final_usage.flush(&*final_store).await;

@@ -59,6 +59,14 @@ pub struct ServerConfig {
     pub frame_ancestors: Vec<String>,
     /// Which labels of an Alertmanager alert name a fault's resource, site and severity.
     pub alertmanager_labels: faultline_core::alertmanager::LabelNames,
+    /// A webhook attempt that takes longer fails.
+    pub webhook_timeout: Duration,
+    /// The delays before each attempt of a webhook message.
+    pub webhook_retry_schedule: faultline_core::webhooks::RetrySchedule,
+    /// Where webhooks may be sent.
+    pub webhook_allowed_hosts: faultline_core::webhooks::AllowedHosts,
+    /// A webhook endpoint whose every attempt failed for this long is disabled.
+    pub webhook_disable_after: Duration,
     /// What the caches and rate limits read the time from.
     pub clock: Arc<dyn Clock>,
 }
@@ -87,6 +95,10 @@ impl ServerConfig {
             stream_poll: crate::stream::POLL,
             frame_ancestors: Vec::new(),
             alertmanager_labels: Default::default(),
+            webhook_timeout: Duration::from_secs(15),
+            webhook_retry_schedule: Default::default(),
+            webhook_allowed_hosts: Default::default(),
+            webhook_disable_after: Duration::from_secs(5 * 86_400),
             clock: Arc::new(SystemClock),
         }
     }
@@ -111,6 +123,16 @@ impl ServerConfig {
             idle_timeout: self.idle_timeout,
             body_min_rate: self.body_min_rate,
             max_connections: self.max_connections,
+        }
+    }
+
+    /// How the webhook worker sends.
+    pub fn webhook_delivery(&self) -> crate::webhook_delivery::DeliveryConfig {
+        crate::webhook_delivery::DeliveryConfig {
+            timeout: self.webhook_timeout,
+            schedule: self.webhook_retry_schedule.clone(),
+            allowed_hosts: self.webhook_allowed_hosts.clone(),
+            disable_after: self.webhook_disable_after,
         }
     }
 
@@ -148,6 +170,8 @@ pub struct Shared {
     pub stream: Arc<crate::stream::Hub>,
     /// Slots for the requests handled at once (see [`crate::load_shedding`]).
     pub admission: Arc<crate::load_shedding::Admission>,
+    /// Wake-ups for the webhook worker.
+    pub webhooks: Arc<crate::webhook_delivery::Webhooks>,
 }
 
 impl AppState {
@@ -170,6 +194,7 @@ impl AppState {
                 config.max_concurrent_requests,
                 &config.public_url,
             )),
+            webhooks: Arc::default(),
             config: Arc::new(config),
         })))
     }

@@ -180,14 +180,14 @@ fn removed_visibility(entry: &LoggedEvent) -> Option<Visibility> {
 
 /// A gap the tailer is waiting out: entries up to `seq` were seen at `horizon`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Gap {
+pub(crate) struct Gap {
     seq: i64,
     horizon: Horizon,
 }
 
 /// Of a page of the log read after `position`, how many entries (from the front) may be
 /// published now, and the position after them. See the module documentation.
-fn settle(position: i64, read: &LogRead, page_full: bool, gap: &mut Option<Gap>) -> (usize, i64) {
+pub(crate) fn settle(position: i64, read: &LogRead, page_full: bool, gap: &mut Option<Gap>) -> (usize, i64) {
     let Some(horizon) = read.horizon else {
         return (read.entries.len(), read.entries.last().map_or(position, |e| e.seq));
     };

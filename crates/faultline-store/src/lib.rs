@@ -31,6 +31,7 @@ use faultline_core::fault::Fault;
 
 pub use capabilities::{
     Admin, Analytics, Comments, Customers, EventLog, Faults, Heartbeats, IdempotencyKeys, Leases, Tokens,
+    WebhookOutbox, Webhooks,
 };
 pub use db::sqlite_file::{BackupCheck, RunningLock, SqliteFile};
 pub use error::{DatabaseError, StoreError, StoreResult};
@@ -118,6 +119,8 @@ pub trait Store:
     + IdempotencyKeys
     + Heartbeats
     + Leases
+    + Webhooks
+    + WebhookOutbox
     + 'static
 {
 }
@@ -133,6 +136,8 @@ impl<
         + IdempotencyKeys
         + Heartbeats
         + Leases
+        + Webhooks
+        + WebhookOutbox
         + 'static,
 > Store for T
 {
@@ -143,6 +148,7 @@ pub mod prelude {
     pub use crate::Store;
     pub use crate::capabilities::{
         Admin, Analytics, Comments, Customers, EventLog, Faults, Heartbeats, IdempotencyKeys, Leases, Tokens,
+        WebhookOutbox, Webhooks,
     };
 }
 

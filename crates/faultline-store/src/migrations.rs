@@ -14,6 +14,7 @@ const SQLITE: &[(i64, &str)] = &[
     (9, include_str!("migrations/sqlite/0009_ancestors_with_severity.sql")),
     (10, include_str!("migrations/sqlite/0010_comment_counts.sql")),
     (11, include_str!("migrations/sqlite/0011_fault_seq.sql")),
+    (12, include_str!("migrations/sqlite/0012_webhooks.sql")),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
@@ -27,6 +28,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (8, include_str!("migrations/postgres/0008_ancestors_without_cascade.sql")),
     (9, include_str!("migrations/postgres/0009_ancestors_with_severity.sql")),
     (10, include_str!("migrations/postgres/0010_comment_counts.sql")),
+    (12, include_str!("migrations/postgres/0012_webhooks.sql")),
 ];
 
 /// The backend's migrations, oldest first: (version, SQL).

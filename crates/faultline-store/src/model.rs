@@ -259,3 +259,139 @@ pub trait Lease: Send {
     /// must then stop the job and ask again.
     async fn still_held(&mut self) -> bool;
 }
+
+/// A webhook endpoint as stored (`docs/webhooks.md`). Its secrets are kept as their
+/// `whsec_…` text; the server signs with them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `whk_…`
+    pub id: String,
+    pub customer_id: String,
+    pub url: String,
+    /// The event types it is sent (`fault.created`, ...).
+    pub events: Vec<String>,
+    /// Its filter, as the JSON object the API shows.
+    pub filter: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    /// Why the service disabled it (`failing`), if it did.
+    pub disabled_reason: Option<String>,
+    pub secret: String,
+    /// The secret before the last rotation, which also signs until `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<i64>,
+    /// When the first of its attempts failing in a row since its last success was made.
+    pub failing_since: Option<i64>,
+    /// The event log's head when it was created: it is sent the entries after it.
+    pub from_seq: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("customer_id", &self.customer_id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message to queue for one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebhookMessage {
+    /// `msg_…`: the `webhook-id` of every attempt.
+    pub id: String,
+    pub webhook_id: String,
+    pub customer_id: String,
+    pub event_type: String,
+    /// The request body every attempt sends.
+    pub body: String,
+    pub created_at: i64,
+    /// When its first attempt is due.
+    pub due_at: i64,
+}
+
+/// A message with every attempt made so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookMessage {
+    pub id: String,
+    pub webhook_id: String,
+    pub event_type: String,
+    pub body: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub created_at: i64,
+    /// When the next attempt is due, while it is pending.
+    pub next_attempt_at: Option<i64>,
+    /// Oldest first.
+    pub attempts: Vec<WebhookAttempt>,
+}
+
+/// One attempt to deliver a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAttempt {
+    pub at: i64,
+    /// The receiver's status code, if it answered.
+    pub status_code: Option<i64>,
+    pub duration_ms: i64,
+    /// Why it failed without an answer, or why the answer was not a success.
+    pub error: Option<String>,
+    /// The first KiB of the answer's body.
+    pub response: Option<String>,
+}
+
+/// A message due for an attempt, with what the attempt needs from its endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DueWebhookMessage {
+    pub id: String,
+    pub webhook_id: String,
+    pub body: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    pub created_at: i64,
+    pub url: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<i64>,
+}
+
+impl std::fmt::Debug for DueWebhookMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueWebhookMessage")
+            .field("id", &self.id)
+            .field("webhook_id", &self.webhook_id)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What became of a message after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptNext {
+    Delivered,
+    /// Failed; the next attempt is due then.
+    RetryAt(i64),
+    /// Failed, and the schedule has no attempt left.
+    Failed,
+}
+
+/// An attempt's record and its consequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    pub message_id: String,
+    pub webhook_id: String,
+    pub attempt: WebhookAttempt,
+    pub next: AttemptNext,
+}
+
+/// The messages waiting for delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WebhookQueue {
+    pub pending: i64,
+    /// When the oldest of them was queued.
+    pub oldest_created_at: Option<i64>,
+}

@@ -41,6 +41,11 @@ impl From<i64> for Param {
         Param::Int(v)
     }
 }
+impl From<bool> for Param {
+    fn from(v: bool) -> Param {
+        Param::Int(i64::from(v))
+    }
+}
 impl From<u32> for Param {
     fn from(v: u32) -> Param {
         Param::Int(i64::from(v))

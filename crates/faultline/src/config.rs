@@ -40,6 +40,9 @@ pub struct Settings {
     pub body_min_rate: u64,
     pub max_connections: usize,
     pub max_concurrent_requests: usize,
+    pub webhook_timeout: String,
+    pub webhook_retry_schedule: String,
+    pub webhook_allowed_hosts: String,
 }
 
 /// Settings given on the command line or in the environment; `None` leaves the file's value.
@@ -133,6 +136,18 @@ pub struct Overrides {
     #[arg(long, env = "FAULTLINE_MAX_CONCURRENT_REQUESTS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent_requests: Option<usize>,
+    /// A webhook attempt that takes longer fails (e.g. 15s).
+    #[arg(long, env = "FAULTLINE_WEBHOOK_TIMEOUT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_timeout: Option<String>,
+    /// Delays before each attempt of a webhook message (e.g. "0s,5s,5m,30m,2h,5h,10h,10h").
+    #[arg(long, env = "FAULTLINE_WEBHOOK_RETRY_SCHEDULE", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_schedule: Option<String>,
+    /// Where webhooks may go: external, loopback, private, *, CIDR blocks, host names.
+    #[arg(long, env = "FAULTLINE_WEBHOOK_ALLOWED_HOSTS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_allowed_hosts: Option<String>,
 }
 
 /// Settings checked and converted to the types the program uses.
@@ -158,6 +173,9 @@ pub struct Validated {
     pub body_min_rate: u64,
     pub max_connections: usize,
     pub max_concurrent_requests: usize,
+    pub webhook_timeout: Duration,
+    pub webhook_retry_schedule: faultline_core::webhooks::RetrySchedule,
+    pub webhook_allowed_hosts: faultline_core::webhooks::AllowedHosts,
 }
 
 /// How a setting is named in messages: by its flag and its environment variable
@@ -280,6 +298,21 @@ fn validate(s: Settings) -> Result<Validated, String> {
             0 => faultline_server::load_shedding::default_max_concurrent_requests(),
             n => n,
         },
+        webhook_timeout: match positive("webhook_timeout", duration("webhook_timeout", &s.webhook_timeout)?)?
+        {
+            d if d > Duration::from_secs(300) => {
+                return Err(format!("{} must be at most 5m", setting("webhook_timeout")));
+            }
+            d => d,
+        },
+        webhook_retry_schedule: s
+            .webhook_retry_schedule
+            .parse()
+            .map_err(|e| format!("{}: {e}", setting("webhook_retry_schedule")))?,
+        webhook_allowed_hosts: s
+            .webhook_allowed_hosts
+            .parse()
+            .map_err(|e| format!("{}: {e}", setting("webhook_allowed_hosts")))?,
     })
 }
 

@@ -234,6 +234,9 @@ async fn serve(settings: Validated, demo: bool) -> Result<(), Failed> {
         body_min_rate: settings.body_min_rate,
         max_connections: settings.max_connections,
         max_concurrent_requests: settings.max_concurrent_requests,
+        webhook_timeout: settings.webhook_timeout,
+        webhook_retry_schedule: settings.webhook_retry_schedule.clone(),
+        webhook_allowed_hosts: settings.webhook_allowed_hosts.clone(),
         ..ServerConfig::new(public_url.clone())
     };
     tracing::info!(listen = %local, public_url, database = store.backend().name(), "faultline serving");

@@ -1,6 +1,5 @@
-//! What the store can do, one trait per capability; [`crate::Store`] is all of them. Each
-//! backend implements them in files of the same names (`sqlite/faults.rs`,
-//! `postgres/faults.rs`, ...).
+//! What the store can do, one trait per capability; [`crate::Store`] is all of them. Each is
+//! implemented once, for both backends, in its own file (see `docs/architecture.md`).
 
 mod admin;
 mod analytics;
@@ -12,6 +11,8 @@ mod heartbeats;
 mod idempotency;
 mod leases;
 mod tokens;
+mod webhook_outbox;
+pub(crate) mod webhooks;
 
 pub use admin::Admin;
 pub use analytics::Analytics;
@@ -23,3 +24,5 @@ pub use heartbeats::Heartbeats;
 pub use idempotency::IdempotencyKeys;
 pub use leases::Leases;
 pub use tokens::Tokens;
+pub use webhook_outbox::WebhookOutbox;
+pub use webhooks::Webhooks;
