@@ -28,6 +28,7 @@ use crate::state::AppState;
         (name = "Analytics", description = "Views over many faults: the recent view and the most faulty resources."),
         (name = "Access Tokens", description = "Generate temporary access tokens and share fault views."),
         (name = "Integrations", description = "Faults in from other tools: Prometheus Alertmanager's webhook and the PagerDuty Events API v2."),
+        (name = "Webhooks", description = "Faults out to other tools: signed callbacks (Standard Webhooks) of every change, retried on a schedule, with a log of every attempt. Needs `webhooks:write`."),
         (name = "Service", description = "Health, metrics and documentation of the service itself."),
     )
 )]

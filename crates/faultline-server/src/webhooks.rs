@@ -43,6 +43,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_message))
 }
 
+/// The events an endpoint may be sent.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documents the values; the handlers validate the strings
+pub enum WebhookEvent {
+    #[serde(rename = "fault.created")]
+    FaultCreated,
+    #[serde(rename = "fault.resolved")]
+    FaultResolved,
+    #[serde(rename = "fault.commented")]
+    FaultCommented,
+    #[serde(rename = "fault.deleted")]
+    FaultDeleted,
+}
+
 /// The body of `POST /webhooks`.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the body; the handler validates the JSON field by field
@@ -52,8 +66,8 @@ pub struct CreateWebhook {
     #[schema(example = "https://hooks.example.com/faultline", max_length = 2048)]
     url: String,
     /// The event types to send (default: all of them).
-    #[schema(example = json!(["fault.created", "fault.resolved"]))]
-    events: Option<Vec<String>>,
+    #[schema(example = json!(["fault.created", "fault.resolved"]), min_items = 1)]
+    events: Option<Vec<WebhookEvent>>,
     /// Send only the faults that match (empty lists match everything).
     filter: Option<EndpointFilter>,
     #[schema(max_length = 500)]
@@ -66,7 +80,8 @@ pub struct CreateWebhook {
 pub struct UpdateWebhook {
     #[schema(max_length = 2048)]
     url: Option<String>,
-    events: Option<Vec<String>>,
+    #[schema(min_items = 1)]
+    events: Option<Vec<WebhookEvent>>,
     filter: Option<EndpointFilter>,
     #[schema(max_length = 500)]
     description: Option<String>,
@@ -212,8 +227,8 @@ fn parse_fields(body: &Value, creating: bool) -> ApiResult<Fields> {
         return Err(ApiError::invalid(unknown, "it is not a field of a webhook endpoint"));
     }
     let url = match object.get("url") {
-        None if creating => return Err(ApiError::missing("url")),
-        None => None,
+        None | Some(Value::Null) if creating => return Err(ApiError::missing("url")),
+        None | Some(Value::Null) => None,
         Some(Value::String(url)) => Some(validate_url(url)?.text),
         Some(_) => return Err(ApiError::invalid("url", "it must be a string")),
     };
@@ -248,7 +263,7 @@ fn parse_fields(body: &Value, creating: bool) -> ApiResult<Fields> {
         Some(_) => return Err(ApiError::invalid("description", "it must be a string")),
     };
     let enabled = match object.get("enabled") {
-        None => None,
+        None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => return Err(ApiError::invalid("enabled", "it must be true or false")),
     };
@@ -484,7 +499,7 @@ pub async fn delete_webhook(
 /// it, so that the receiver can switch without losing a message.
 #[utoipa::path(post, path = "/webhooks/{webhookId}/rotate-secret", tag = "Webhooks", operation_id = "rotateWebhookSecret",
     security(("bearer" = [])), params(("webhookId" = String, Path, description = "whk_…")),
-    responses((status = 200, body = RotatedSecret),
+    responses((status = 200, body = RotatedSecret), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 pub async fn rotate_secret(
