@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The receivers: `POST /fast` answers 204 at once and records when each message arrived, by
-//! the id of the fault in its body; `POST /hang` answers only after an hour (the server's
+//! the id of the fault in its body; `POST /other` answers 204 at once; `POST /hang` answers only after an hour (the server's
 //! webhook timeout ends it first). The server must allow loopback targets
 //! (`--webhook-allowed-hosts loopback`).
 //!
@@ -16,8 +16,9 @@
 //!   `POST /fault/events` in batches of 1,000, as fast as the server takes them; then waits for
 //!   the N `fault.created` messages. Reports deliveries a second from the first to the last
 //!   arrival, and from the first acknowledgement to the last arrival.
-//! - `--mode latency`: one endpoint (`/fast`), and with `--slow` a second one of the same customer
-//!   (`/hang`) that times out on every message; `POST /fault` at `--rate R` a second (open loop)
+//! - `--mode latency`: one endpoint (`/fast`), and with `--second other` a second one of the
+//!   same customer that answers at once (`/other`, not timed), or with `--second hang` one that
+//!   times out on every message (`/hang`); `POST /fault` at `--rate R` a second (open loop)
 //!   for `--duration` seconds. Reports the time from each fault's acknowledgement (its 201) to
 //!   the arrival of its `fault.created` at `/fast`: p50, p90, p99, max.
 //!
@@ -38,7 +39,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 const USAGE: &str = "usage: webhook_bench --base URL --key KEY --mode throughput|latency [--faults N] \
-[--rate R] [--duration SECS] [--slow] [--timeout SECS]";
+[--rate R] [--duration SECS] [--second other|hang] [--timeout SECS]";
 
 #[derive(Default)]
 struct Arrivals {
@@ -63,6 +64,10 @@ async fn fast(State(arrivals): State<Shared>, body: Bytes) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+async fn other() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 async fn hang() -> StatusCode {
     tokio::time::sleep(Duration::from_secs(3_600)).await;
     StatusCode::NO_CONTENT
@@ -75,7 +80,7 @@ struct Args {
     faults: usize,
     rate: f64,
     duration: f64,
-    slow: bool,
+    second: Option<String>,
     timeout: f64,
 }
 
@@ -87,7 +92,7 @@ fn args() -> Args {
         faults: 20_000,
         rate: 200.0,
         duration: 10.0,
-        slow: false,
+        second: None,
         timeout: 60.0,
     };
     let mut it = std::env::args().skip(1);
@@ -101,7 +106,11 @@ fn args() -> Args {
             "--rate" => args.rate = value().parse().expect("--rate"),
             "--duration" => args.duration = value().parse().expect("--duration"),
             "--timeout" => args.timeout = value().parse().expect("--timeout"),
-            "--slow" => args.slow = true,
+            "--second" => {
+                let path = value();
+                assert!(path == "other" || path == "hang", "--second other|hang\n{USAGE}");
+                args.second = Some(path);
+            }
             _ => panic!("unknown argument {flag}\n{USAGE}"),
         }
     }
@@ -166,7 +175,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let receiver = format!("http://{}", listener.local_addr().unwrap());
     let app =
-        Router::new().route("/fast", post(fast)).route("/hang", post(hang)).with_state(arrivals.clone());
+        Router::new().route("/fast", post(fast)).route("/hang", post(hang)).route("/other", post(other)).with_state(arrivals.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let api = Api { client: reqwest::Client::new(), base: args.base.clone(), key: args.key.clone() };
@@ -174,9 +183,9 @@ async fn main() {
     let mut endpoints = Vec::new();
     let fast_endpoint = api.post("/webhooks", &json!({"url": format!("{receiver}/fast")})).await;
     endpoints.push(fast_endpoint["id"].as_str().unwrap().to_owned());
-    if args.slow {
-        let slow = api.post("/webhooks", &json!({"url": format!("{receiver}/hang")})).await;
-        endpoints.push(slow["id"].as_str().unwrap().to_owned());
+    if let Some(path) = &args.second {
+        let second = api.post("/webhooks", &json!({"url": format!("{receiver}/{path}")})).await;
+        endpoints.push(second["id"].as_str().unwrap().to_owned());
     }
 
     let mut acks: HashMap<String, Instant> = HashMap::new();
@@ -247,24 +256,25 @@ async fn main() {
                 acks.insert(id, at);
             }
             wait_for(&arrivals, &acks, Duration::from_secs_f64(args.timeout)).await;
-            let arrivals_now = arrivals.lock().unwrap();
-            let mut latencies: Vec<f64> = acks
-                .iter()
-                .filter_map(|(id, ack)| {
-                    arrivals_now
-                        .by_fault
-                        .get(id)
-                        .map(|at| at.saturating_duration_since(*ack).as_secs_f64() * 1e3)
+            let result = {
+                let arrivals_now = arrivals.lock().unwrap();
+                let mut latencies: Vec<f64> = acks
+                    .iter()
+                    .filter_map(|(id, ack)| {
+                        arrivals_now
+                            .by_fault
+                            .get(id)
+                            .map(|at| at.saturating_duration_since(*ack).as_secs_f64() * 1e3)
+                    })
+                    .collect();
+                latencies.sort_by(f64::total_cmp);
+                json!({
+                    "mode": "latency", "rate": args.rate, "duration_s": args.duration, "second_endpoint": args.second,
+                    "faults": acks.len(), "delivered": latencies.len(), "missing": acks.len() - latencies.len(),
+                    "p50_ms": percentile(&latencies, 50.0), "p90_ms": percentile(&latencies, 90.0),
+                    "p99_ms": percentile(&latencies, 99.0), "max_ms": latencies.last().copied().unwrap_or(f64::NAN),
                 })
-                .collect();
-            latencies.sort_by(f64::total_cmp);
-            let result = json!({
-                "mode": "latency", "rate": args.rate, "duration_s": args.duration, "slow_endpoint": args.slow,
-                "faults": acks.len(), "delivered": latencies.len(), "missing": acks.len() - latencies.len(),
-                "p50_ms": percentile(&latencies, 50.0), "p90_ms": percentile(&latencies, 90.0),
-                "p99_ms": percentile(&latencies, 99.0), "max_ms": latencies.last().copied().unwrap_or(f64::NAN),
-            });
-            drop(arrivals_now);
+            };
             let api = Arc::try_unwrap(api).ok().expect("no task holds the client");
             for id in &endpoints {
                 api.delete(&format!("/webhooks/{id}")).await;

@@ -77,6 +77,8 @@ pub struct Webhooks {
     wake: Notify,
     /// Some endpoint is enabled (as last seen): only then do writes wake the worker.
     active: AtomicBool,
+    /// An endpoint was created or changed here: read the enabled ones again.
+    reload: AtomicBool,
 }
 
 impl Webhooks {
@@ -95,6 +97,7 @@ impl Webhooks {
     /// An endpoint was created or changed here.
     pub fn endpoints_changed(&self) {
         self.active.store(true, Ordering::Relaxed);
+        self.reload.store(true, Ordering::Relaxed);
         self.wake.notify_one();
     }
 
@@ -244,6 +247,9 @@ struct Worker {
     outcomes: (mpsc::UnboundedSender<AttemptOutcome>, mpsc::UnboundedReceiver<AttemptOutcome>),
     /// Outcomes not recorded yet (the store failed): recorded at the next round.
     unrecorded: Vec<AttemptOutcome>,
+    /// The enabled endpoints' ids, and when they were read.
+    enabled: Vec<String>,
+    enabled_at: Option<Instant>,
     /// The earliest retry recorded by this worker and not yet due (microseconds).
     next_retry: Option<i64>,
     last_idle_advance: Option<Instant>,
@@ -269,6 +275,8 @@ impl Worker {
             per_endpoint: HashMap::new(),
             outcomes: mpsc::unbounded_channel(),
             unrecorded: Vec::new(),
+            enabled: Vec::new(),
+            enabled_at: None,
             next_retry: None,
             last_idle_advance: None,
             last_gauges: None,
@@ -364,6 +372,8 @@ impl Worker {
         }
         let endpoints = self.store.enabled_webhooks().await?;
         self.shared.active.store(!endpoints.is_empty(), Ordering::Relaxed);
+        self.enabled = endpoints.iter().map(|w| w.id.clone()).collect();
+        self.enabled_at = Some(Instant::now());
         if endpoints.is_empty() {
             // Nobody is owed anything up to the head: follow it, now and then.
             if self.last_idle_advance.is_none_or(|at| at.elapsed() >= IDLE_ADVANCE_EVERY) {
@@ -479,16 +489,32 @@ impl Worker {
         Ok(())
     }
 
-    /// Send the messages that are due, as far as the limits allow.
+    /// Send the messages that are due, as far as the limits allow: the due messages of each
+    /// enabled endpoint with room for more in flight.
     async fn start_due(&mut self) -> StoreResult<()> {
         let room = IN_FLIGHT.saturating_sub(self.in_flight.len());
         if room == 0 {
             return Ok(());
         }
-        let busy: Vec<String> =
-            self.per_endpoint.iter().filter(|(_, n)| **n >= PER_ENDPOINT).map(|(id, _)| id.clone()).collect();
-        let limit = u32::try_from(room + self.in_flight.len()).unwrap_or(u32::MAX);
-        let due = self.store.due_webhook_messages(now_micros(), &busy, limit).await?;
+        if self.shared.reload.swap(false, Ordering::Relaxed)
+            || self.enabled_at.is_none_or(|at| at.elapsed() >= POLL)
+        {
+            self.enabled = self.store.enabled_webhooks().await?.into_iter().map(|w| w.id).collect();
+            self.enabled_at = Some(Instant::now());
+            self.shared.active.store(!self.enabled.is_empty(), Ordering::Relaxed);
+        }
+        let open: Vec<String> = self
+            .enabled
+            .iter()
+            .filter(|id| self.per_endpoint.get(*id).is_none_or(|n| *n < PER_ENDPOINT))
+            .cloned()
+            .collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        // Each endpoint's in-flight messages are still pending and due: ask for as many more.
+        let per_endpoint = u32::try_from(PER_ENDPOINT).unwrap_or(u32::MAX);
+        let due = self.store.due_webhook_messages(now_micros(), &open, per_endpoint).await?;
         let mut started = 0;
         for message in due {
             if started == room || self.in_flight.contains_key(&message.id) {

@@ -20,3 +20,4 @@ mod recent;
 mod sla;
 mod stream;
 mod tokens;
+mod webhooks;

@@ -34,18 +34,21 @@ pub trait WebhookOutbox: Send + Sync {
     /// Queue one message that no log entry caused (`webhook.test`).
     async fn queue_webhook_message(&self, message: &NewWebhookMessage) -> StoreResult<()>;
 
-    /// Up to `limit` pending messages due at `now`, to enabled endpoints other than `busy`,
-    /// the longest due first.
+    /// For each of `webhooks` that is enabled, up to `per_webhook` of its pending messages due
+    /// at `now`, its longest due first; all of them in the order they fell due. Each endpoint
+    /// is one seek of the index on (webhook, due time): a dead endpoint's backlog is never
+    /// read for another endpoint's messages.
     async fn due_webhook_messages(
         &self,
         now: i64,
-        busy: &[String],
-        limit: u32,
+        webhooks: &[String],
+        per_webhook: u32,
     ) -> StoreResult<Vec<DueWebhookMessage>>;
 
     /// Record attempts and their consequences. An endpoint whose attempts have all failed since
-    /// `disable_if_failing_since` or earlier is disabled (`failing`), and its pending messages
-    /// fail with it: the ids of the endpoints so disabled.
+    /// `disable_if_failing_since` or earlier is disabled (`failing`, `updated_at` = its last
+    /// failed attempt), and its pending messages fail with it: the ids of the endpoints so
+    /// disabled.
     async fn record_webhook_attempts(
         &self,
         outcomes: &[AttemptOutcome],
@@ -74,7 +77,8 @@ fn insert_message(message: &NewWebhookMessage) -> Sql {
     .arg(message.due_at)
 }
 
-type DueRow = (String, String, String, i64, i64, String, String, Option<String>, Option<i64>);
+/// A due message and its endpoint's URL and secrets, then its due time (for the order).
+type DueRowAt = (String, String, String, i64, i64, String, String, Option<String>, Option<i64>, i64);
 
 #[async_trait]
 impl<D: Database> WebhookOutbox for SqlStore<D> {
@@ -119,28 +123,29 @@ impl<D: Database> WebhookOutbox for SqlStore<D> {
     async fn due_webhook_messages(
         &self,
         now: i64,
-        busy: &[String],
-        limit: u32,
+        webhooks: &[String],
+        per_webhook: u32,
     ) -> StoreResult<Vec<DueWebhookMessage>> {
-        let mut select = query("").arg(now).arg(limit);
-        let mut excluded = String::new();
-        if !busy.is_empty() {
-            let placeholders: Vec<String> = (3..3 + busy.len()).map(|i| format!("${i}")).collect();
-            excluded = format!(" AND m.webhook_id NOT IN ({})", placeholders.join(", "));
-            for id in busy {
+        let mut rows: Vec<DueRowAt> = Vec::new();
+        // A statement per 100 endpoints: a UNION ALL of one bounded seek each.
+        for chunk in webhooks.chunks(100) {
+            let mut select = query("").arg(now).arg(per_webhook);
+            let mut parts = Vec::with_capacity(chunk.len());
+            for id in chunk {
                 select = select.arg(id);
+                parts.push(format!(
+                    "SELECT * FROM (SELECT m.id, m.webhook_id, m.body, m.attempts, m.created_at, w.url, w.secret, \
+                     w.previous_secret, w.previous_secret_until, m.next_attempt_at FROM webhook_messages m \
+                     JOIN webhooks w ON w.id = m.webhook_id WHERE m.webhook_id = ${} AND m.status = 'pending' \
+                     AND m.next_attempt_at <= $1 AND w.enabled = 1 ORDER BY m.next_attempt_at LIMIT $2) d{}",
+                    select.params.len(),
+                    parts.len()
+                ));
             }
+            let select = Sql::new(parts.join(" UNION ALL "), select.params);
+            rows.extend(self.fetch_all::<DueRowAt>(select).await?);
         }
-        let select = Sql::new(
-            format!(
-                "SELECT m.id, m.webhook_id, m.body, m.attempts, m.created_at, w.url, w.secret, w.previous_secret, \
-                 w.previous_secret_until FROM webhook_messages m JOIN webhooks w ON w.id = m.webhook_id \
-                 WHERE m.status = 'pending' AND m.next_attempt_at <= $1 AND w.enabled = 1{excluded} \
-                 ORDER BY m.next_attempt_at LIMIT $2"
-            ),
-            select.params,
-        );
-        let rows: Vec<DueRow> = self.fetch_all(select).await?;
+        rows.sort_by_key(|row| row.9);
         Ok(rows
             .into_iter()
             .map(
@@ -154,6 +159,7 @@ impl<D: Database> WebhookOutbox for SqlStore<D> {
                     secret,
                     previous_secret,
                     previous_secret_until,
+                    _,
                 )| {
                     DueWebhookMessage {
                         id,
@@ -176,7 +182,11 @@ impl<D: Database> WebhookOutbox for SqlStore<D> {
         outcomes: &[AttemptOutcome],
         disable_if_failing_since: i64,
     ) -> StoreResult<Vec<String>> {
-        let mut statements: Vec<(Sql, Sql, Sql, Option<String>)> = Vec::with_capacity(outcomes.len());
+        let mut statements: Vec<(Sql, Sql, Sql)> = Vec::with_capacity(outcomes.len());
+        // The endpoints that failed, with their last failure: checked against the rule once the
+        // whole batch is recorded, so that a later outcome cannot revive a message the rule
+        // failed.
+        let mut failed: Vec<(String, i64)> = Vec::new();
         for outcome in outcomes {
             let a = &outcome.attempt;
             let record = query(
@@ -204,28 +214,32 @@ impl<D: Database> WebhookOutbox for SqlStore<D> {
                 query("UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
                     .arg(&outcome.webhook_id)
             } else {
+                match failed.iter_mut().find(|(id, _)| *id == outcome.webhook_id) {
+                    Some((_, last)) => *last = (*last).max(a.at),
+                    None => failed.push((outcome.webhook_id.clone(), a.at)),
+                }
                 query("UPDATE webhooks SET failing_since = COALESCE(failing_since, $2) WHERE id = $1")
                     .arg(&outcome.webhook_id)
                     .arg(a.at)
             };
-            let failed = (outcome.next != AttemptNext::Delivered).then(|| outcome.webhook_id.clone());
-            statements.push((record, message, endpoint, failed));
+            statements.push((record, message, endpoint));
         }
         self.write(move |c| {
             Box::pin(async move {
-                let mut disabled = Vec::new();
-                for (record, message, endpoint, failed) in &statements {
+                for (record, message, endpoint) in &statements {
                     c.execute(record).await?;
                     c.execute(message).await?;
                     c.execute(endpoint).await?;
-                    let Some(webhook_id) = failed else { continue };
+                }
+                let mut disabled = Vec::new();
+                for (webhook_id, at) in &failed {
                     let disable = query(
                         "UPDATE webhooks SET enabled = 0, disabled_reason = 'failing', updated_at = $3 \
                          WHERE id = $1 AND enabled = 1 AND failing_since <= $2",
                     )
                     .arg(webhook_id)
                     .arg(disable_if_failing_since)
-                    .arg(faultline_core::time::now_micros());
+                    .arg(*at);
                     if c.execute(&disable).await? > 0 {
                         let fail = query(
                             "UPDATE webhook_messages SET status = 'failed', next_attempt_at = NULL \
@@ -253,8 +267,9 @@ impl<D: Database> WebhookOutbox for SqlStore<D> {
     }
 
     async fn prune_webhook_messages(&self, before: i64, limit: u32) -> StoreResult<u64> {
+        // Ordered to the row, so that both statements pick the same messages.
         let old = "SELECT id FROM webhook_messages WHERE status <> 'pending' AND created_at < $1 \
-                   ORDER BY created_at LIMIT $2";
+                   ORDER BY created_at, id LIMIT $2";
         let attempts =
             query(format!("DELETE FROM webhook_attempts WHERE message_id IN ({old})")).arg(before).arg(limit);
         let messages =

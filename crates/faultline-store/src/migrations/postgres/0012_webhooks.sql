@@ -37,7 +37,9 @@ CREATE TABLE webhook_messages (
     next_attempt_at BIGINT
 );
 CREATE INDEX webhook_messages_by_webhook ON webhook_messages (webhook_id, created_at, id);
-CREATE INDEX webhook_messages_due ON webhook_messages (next_attempt_at) WHERE status = 'pending';
+-- The due messages of one endpoint, longest due first: the delivery worker seeks each
+-- endpoint's apart, so that a dead endpoint's backlog never slows the others'.
+CREATE INDEX webhook_messages_due ON webhook_messages (webhook_id, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_messages_finished ON webhook_messages (created_at) WHERE status <> 'pending';
 
 CREATE TABLE webhook_attempts (
