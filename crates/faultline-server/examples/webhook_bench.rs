@@ -174,8 +174,11 @@ async fn main() {
     let arrivals: Shared = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let receiver = format!("http://{}", listener.local_addr().unwrap());
-    let app =
-        Router::new().route("/fast", post(fast)).route("/hang", post(hang)).route("/other", post(other)).with_state(arrivals.clone());
+    let app = Router::new()
+        .route("/fast", post(fast))
+        .route("/hang", post(hang))
+        .route("/other", post(other))
+        .with_state(arrivals.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let api = Api { client: reqwest::Client::new(), base: args.base.clone(), key: args.key.clone() };

@@ -121,7 +121,7 @@ impl Published {
 }
 
 /// The stream event a log entry becomes, if any (`token_minted` entries are not fault changes).
-fn stream_kind(kind: &str) -> Option<&'static str> {
+pub(crate) fn stream_kind(kind: &str) -> Option<&'static str> {
     match kind {
         "created" => Some("fault.created"),
         "resolved" => Some("fault.resolved"),

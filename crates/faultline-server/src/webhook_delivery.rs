@@ -195,17 +195,6 @@ pub async fn check_target(allowed: &AllowedHosts, url: &str) -> Result<(), Strin
     if allowed.allows_target(&url.host, &ips) { Ok(()) } else { Err(refusal(&url.host, &ips)) }
 }
 
-/// The webhook event type of a log entry, if it is one.
-fn event_type(kind: &str) -> Option<&'static str> {
-    match kind {
-        "created" => Some("fault.created"),
-        "resolved" => Some("fault.resolved"),
-        "commented" => Some("fault.commented"),
-        "deleted" | "expired" => Some("fault.deleted"),
-        _ => None,
-    }
-}
-
 /// An enabled endpoint as the dispatcher matches entries to it.
 struct Endpoint {
     id: String,
@@ -431,7 +420,8 @@ impl Worker {
         endpoints: &[Endpoint],
         out: &mut Vec<NewWebhookMessage>,
     ) -> StoreResult<()> {
-        let Some(event_type) = event_type(&entry.kind) else { return Ok(()) };
+        // The same events as the live stream's.
+        let Some(event_type) = crate::stream::stream_kind(&entry.kind) else { return Ok(()) };
         let wanting: Vec<&Endpoint> = endpoints.iter().filter(|e| e.wants(entry, event_type)).collect();
         if wanting.is_empty() {
             return Ok(());

@@ -237,3 +237,27 @@ macro_rules! e2e_test {
         }
     };
 }
+
+/// The Python that runs the client libraries' scripts: `FAULTLINE_TEST_PYTHON` (`.ci/run` sets a
+/// venv's), else `python3`.
+pub fn python() -> String {
+    std::env::var("FAULTLINE_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Whether that Python can import `module` (from the PyPI package `package`); the test's skip
+/// is reported when it cannot.
+pub fn python_library(test: &str, module: &str, package: &str) -> bool {
+    let present = std::process::Command::new(python())
+        .args(["-W", "ignore", "-c", &format!("import {module}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        faultline_store::testing::skip(
+            test,
+            &format!("python3 with {package} is missing (pip install {package})"),
+        );
+    }
+    present
+}

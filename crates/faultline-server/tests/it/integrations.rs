@@ -444,27 +444,9 @@ e2e_test!(pagerduty_errors_answer_as_pagerduty_does, |app: TestApp| async move {
     app.finish().await;
 });
 
-/// The Python that runs the PagerDuty client: `FAULTLINE_TEST_PYTHON` (`.ci/run` sets a venv's),
-/// else `python3`.
-fn python() -> String {
-    std::env::var("FAULTLINE_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
 /// Python with the official PagerDuty client library (`pip install pagerduty`), if present.
 fn pagerduty_library(test: &str) -> bool {
-    let present = Command::new(python())
-        .args(["-W", "ignore", "-c", "import pagerduty"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !present {
-        faultline_store::testing::skip(
-            test,
-            "python3 with the PagerDuty client library is missing (pip install pagerduty)",
-        );
-    }
-    present
+    crate::harness::python_library(test, "pagerduty", "pagerduty")
 }
 
 e2e_test!(the_pagerduty_client_library_works_unchanged, |app: TestApp| async move {
@@ -474,7 +456,7 @@ e2e_test!(the_pagerduty_client_library_works_unchanged, |app: TestApp| async mov
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/scripts/pagerduty_client.py");
     let (base, key) = (app.base.clone(), app.key.clone());
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(python()).args(["-W", "ignore", script, &base, &key]).output().unwrap()
+        Command::new(crate::harness::python()).args(["-W", "ignore", script, &base, &key]).output().unwrap()
     })
     .await
     .unwrap();

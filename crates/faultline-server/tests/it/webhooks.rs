@@ -4,7 +4,7 @@
 //! helpers that `webhook_delivery.rs` (delivery, retries, filters) shares.
 
 use std::collections::{HashMap, VecDeque};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -262,25 +262,9 @@ pub fn signed_by(delivery: &Delivery, secret: &str) -> bool {
     delivery.signature.split(' ').any(|s| s == expected)
 }
 
-fn python() -> String {
-    std::env::var("FAULTLINE_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
 /// Python with the Standard Webhooks library (`pip install standardwebhooks`), if present.
 pub fn standard_webhooks_library(test: &str) -> bool {
-    let present = Command::new(python())
-        .args(["-W", "ignore", "-c", "import standardwebhooks.webhooks"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !present {
-        faultline_store::testing::skip(
-            test,
-            "python3 with the Standard Webhooks library is missing (pip install standardwebhooks)",
-        );
-    }
-    present
+    crate::harness::python_library(test, "standardwebhooks.webhooks", "standardwebhooks")
 }
 
 /// Run `verify_standard_webhooks.py` on `cases`: whether it passed them all, and its report
@@ -292,7 +276,7 @@ pub async fn verify_with_library(cases: Vec<Value>) -> (bool, Value) {
     std::fs::write(&file, Value::from(cases).to_string()).unwrap();
     let path = file.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(python()).args(["-W", "ignore", script]).arg(&path).output().unwrap()
+        Command::new(crate::harness::python()).args(["-W", "ignore", script]).arg(&path).output().unwrap()
     })
     .await
     .unwrap();
@@ -493,6 +477,19 @@ webhook_test!(a_test_message_goes_through_the_delivery_path, |app: TestApp| asyn
     let message = wait_for_message(&app, &id, &message_id, |m| m["status"] == "delivered").await;
     assert_eq!(message["type"], "webhook.test");
     assert_eq!(message["attempts"].as_array().unwrap().len(), 1, "{message}");
+    // The metrics of docs/webhooks.md (process-wide: other tests add to them too).
+    let metrics = app.get("/metrics").send().await.unwrap().text().await.unwrap();
+    for name in [
+        "faultline_webhook_attempts_total{result=\"delivered\"}",
+        "faultline_webhook_messages_total{outcome=\"delivered\"}",
+        "faultline_webhook_attempt_seconds_count",
+        "faultline_webhook_delivery_latency_seconds_count",
+        "faultline_webhook_queue_depth",
+        "faultline_webhook_oldest_pending_seconds",
+        "faultline_singleton_leader{job=\"webhooks\"} 1",
+    ] {
+        assert!(metrics.lines().any(|line| line.starts_with(name)), "{name} missing from /metrics");
+    }
     app.finish().await;
 });
 
