@@ -111,21 +111,9 @@ impl Webhooks {
             }
         };
         loop {
-            match store.lease(JOB).await {
-                Ok(Some(mut lease)) => {
-                    tracing::info!(job = JOB, "this replica now runs the job");
-                    metrics::gauge!("faultline_singleton_leader", "job" => JOB).set(1.0);
-                    let mut worker = Worker::new(self.clone(), store.clone(), config.clone(), client.clone());
-                    worker.run(&mut *lease).await;
-                    metrics::gauge!("faultline_singleton_leader", "job" => JOB).set(0.0);
-                }
-                Ok(None) => {}
-                Err(err) => faultline_store::outage::warn_unless_outage(
-                    &err,
-                    "cannot ask for a job's lease; retrying",
-                ),
-            }
-            tokio::time::sleep(crate::jobs::TAKEOVER_POLL).await;
+            let mut lease = crate::jobs::lease(&*store, JOB).await;
+            Worker::new(self.clone(), store.clone(), config.clone(), client.clone()).run(&mut *lease).await;
+            crate::jobs::lease_lost(JOB).await;
         }
     }
 }
@@ -291,7 +279,6 @@ impl Worker {
             }
             if lease_checked.elapsed() >= crate::jobs::TAKEOVER_POLL {
                 if !lease.still_held().await {
-                    tracing::warn!(job = JOB, "lost the job's lease; asking for it again");
                     return;
                 }
                 lease_checked = Instant::now();

@@ -353,6 +353,8 @@ pub struct DueWebhookMessage {
     /// Attempts made before this one.
     pub attempts: i64,
     pub created_at: i64,
+    /// When it fell due.
+    pub due_at: i64,
     pub url: String,
     pub secret: String,
     pub previous_secret: Option<String>,

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::capabilities::webhooks::WEBHOOK_COLUMNS;
-use crate::db::Database;
+use crate::db::{Database, FromRow, FromValue, Row};
 use crate::sql::{Sql, query};
 use crate::store::SqlStore;
 use crate::{
@@ -77,8 +77,22 @@ fn insert_message(message: &NewWebhookMessage) -> Sql {
     .arg(message.due_at)
 }
 
-/// A due message and its endpoint's URL and secrets, then its due time (for the order).
-type DueRowAt = (String, String, String, i64, i64, String, String, Option<String>, Option<i64>, i64);
+impl FromRow for DueWebhookMessage {
+    fn from_row(row: &dyn Row) -> StoreResult<Self> {
+        Ok(DueWebhookMessage {
+            id: FromValue::from_value(row, 0)?,
+            webhook_id: FromValue::from_value(row, 1)?,
+            body: FromValue::from_value(row, 2)?,
+            attempts: FromValue::from_value(row, 3)?,
+            created_at: FromValue::from_value(row, 4)?,
+            due_at: FromValue::from_value(row, 5)?,
+            url: FromValue::from_value(row, 6)?,
+            secret: FromValue::from_value(row, 7)?,
+            previous_secret: FromValue::from_value(row, 8)?,
+            previous_secret_until: FromValue::from_value(row, 9)?,
+        })
+    }
+}
 
 #[async_trait]
 impl<D: Database> WebhookOutbox for SqlStore<D> {
@@ -126,7 +140,7 @@ impl<D: Database> WebhookOutbox for SqlStore<D> {
         webhooks: &[String],
         per_webhook: u32,
     ) -> StoreResult<Vec<DueWebhookMessage>> {
-        let mut rows: Vec<DueRowAt> = Vec::new();
+        let mut due: Vec<DueWebhookMessage> = Vec::new();
         // A statement per 100 endpoints: a UNION ALL of one bounded seek each.
         for chunk in webhooks.chunks(100) {
             let mut select = query("").arg(now).arg(per_webhook);
@@ -134,8 +148,8 @@ impl<D: Database> WebhookOutbox for SqlStore<D> {
             for id in chunk {
                 select = select.arg(id);
                 parts.push(format!(
-                    "SELECT * FROM (SELECT m.id, m.webhook_id, m.body, m.attempts, m.created_at, w.url, w.secret, \
-                     w.previous_secret, w.previous_secret_until, m.next_attempt_at FROM webhook_messages m \
+                    "SELECT * FROM (SELECT m.id, m.webhook_id, m.body, m.attempts, m.created_at, m.next_attempt_at, w.url, \
+                     w.secret, w.previous_secret, w.previous_secret_until FROM webhook_messages m \
                      JOIN webhooks w ON w.id = m.webhook_id WHERE m.webhook_id = ${} AND m.status = 'pending' \
                      AND m.next_attempt_at <= $1 AND w.enabled = 1 ORDER BY m.next_attempt_at LIMIT $2) d{}",
                     select.params.len(),
@@ -143,38 +157,10 @@ impl<D: Database> WebhookOutbox for SqlStore<D> {
                 ));
             }
             let select = Sql::new(parts.join(" UNION ALL "), select.params);
-            rows.extend(self.fetch_all::<DueRowAt>(select).await?);
+            due.extend(self.fetch_all::<DueWebhookMessage>(select).await?);
         }
-        rows.sort_by_key(|row| row.9);
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    webhook_id,
-                    body,
-                    attempts,
-                    created_at,
-                    url,
-                    secret,
-                    previous_secret,
-                    previous_secret_until,
-                    _,
-                )| {
-                    DueWebhookMessage {
-                        id,
-                        webhook_id,
-                        body,
-                        attempts,
-                        created_at,
-                        url,
-                        secret,
-                        previous_secret,
-                        previous_secret_until,
-                    }
-                },
-            )
-            .collect())
+        due.sort_by_key(|m| m.due_at);
+        Ok(due)
     }
 
     async fn record_webhook_attempts(
