@@ -10,8 +10,9 @@ use crate::cursor::Position;
 use crate::fault::Fault;
 use crate::time::format_micros;
 
-/// The columns of a fault export, in order.
-pub const FAULT_COLUMNS: [&str; 14] = [
+/// The columns of a fault export, in order. Columns are only ever added at the end, so a
+/// reader that takes them by position keeps working (`site_name` came last, with the sites).
+pub const FAULT_COLUMNS: [&str; 15] = [
     "id",
     "created_at",
     "resolved_at",
@@ -26,6 +27,7 @@ pub const FAULT_COLUMNS: [&str; 14] = [
     "resource_ancestry_path",
     "ttl",
     "comment_count",
+    "site_name",
 ];
 
 /// One CSV field, quoted when it has to be.
@@ -69,7 +71,9 @@ pub fn write_fault(out: &mut String, f: &Fault) {
         out.push(',');
         out.push_str(&field(value));
     }
-    let _ = write!(out, ",{},{}\r\n", f.ttl, f.comments.len());
+    let _ = write!(out, ",{},{},", f.ttl, f.comments.len());
+    out.push_str(&field(f.site_name.as_deref().unwrap_or("")));
+    out.push_str("\r\n");
 }
 
 /// A page of a fault export: its records, how many, and where the next page starts.

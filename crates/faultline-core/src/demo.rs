@@ -807,6 +807,7 @@ impl DemoFaults {
             id: format!("flt_{}", ksuid_from_parts(created_at.div_euclid(SECOND), self.rng.payload())),
             customer_id,
             site_id: derive_site_id(&d.resource_id, &d.path),
+            site_name: None,
             resource_id: d.resource_id,
             microservice_id: d.microservice.to_owned(),
             fault_type: kind.slug().to_owned(),

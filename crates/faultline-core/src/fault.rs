@@ -123,6 +123,8 @@ pub struct Fault {
     pub resolved_at: Option<Micros>,
     pub resource_ancestry_path: String,
     pub site_id: Option<String>,
+    /// The name of the fault's site (`sites.name`), read with the fault; never stored on it.
+    pub site_name: Option<String>,
     /// Unix seconds at which the record expires under the retention policy.
     pub ttl: i64,
     pub comments: Vec<Comment>,
@@ -145,6 +147,7 @@ impl Fault {
             resolved_at: self.resolved_at,
             resource_ancestry_path: &self.resource_ancestry_path,
             site_id: self.site_id.as_deref(),
+            site_name: self.site_name.as_deref(),
             ttl: self.ttl,
             comments: &self.comments,
         }
@@ -168,6 +171,7 @@ pub struct FaultRef<'a> {
     pub resolved_at: Option<Micros>,
     pub resource_ancestry_path: &'a str,
     pub site_id: Option<&'a str>,
+    pub site_name: Option<&'a str>,
     pub ttl: i64,
     pub comments: &'a [Comment],
 }
@@ -189,6 +193,7 @@ impl FaultRef<'_> {
             resolved_at: self.resolved_at,
             resource_ancestry_path: self.resource_ancestry_path.to_owned(),
             site_id: self.site_id.map(str::to_owned),
+            site_name: self.site_name.map(str::to_owned),
             ttl: self.ttl,
             comments: self.comments.to_vec(),
         }
@@ -409,6 +414,7 @@ impl Fault {
             id: IdKind::Fault.new_id_at(created_at.div_euclid(1_000_000)),
             customer_id: customer_id.to_owned(),
             site_id: derive_site_id(&new.resource_id, &new.resource_ancestry_path),
+            site_name: None,
             resource_id: new.resource_id,
             microservice_id: new.microservice_id,
             fault_type: new.fault_type,

@@ -1,6 +1,8 @@
 //! Authentication: `Authorization: Bearer <credential>` resolved to a [`Principal`], then the
 //! credential's rate limit. Runs as middleware on every non-public route; handlers take the
-//! principal with the [`Auth`] extractor.
+//! principal with the [`Auth`] extractor. Without the header, a console session's cookie
+//! authenticates as the session's API key ([`crate::console`]); a change so authenticated must
+//! come from the console's own origin.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,6 +75,14 @@ impl KeyUsage {
 
 /// Middleware: authenticate, rate-limit, and stamp `RateLimit-*` headers on the answer.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let by_cookie = !request.headers().contains_key(header::AUTHORIZATION)
+        && crate::console::session_secret(request.headers()).is_some();
+    if by_cookie
+        && crate::console::changes_state(request.method())
+        && !crate::console::same_origin(&state, request.headers())
+    {
+        return axum::response::IntoResponse::into_response(crate::console::cross_origin());
+    }
     let principal = match resolve(&state, request.headers()).await {
         Ok(p) => p,
         Err(err) => return axum::response::IntoResponse::into_response(err),
@@ -138,6 +148,15 @@ async fn resolve_with(
     record_use: bool,
 ) -> Result<Principal, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
+        if let Some(secret) = crate::console::session_secret(headers) {
+            return crate::console::session_principal(state, secret).await?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::ApiKeyInvalid,
+                    "The console session has ended (signed out, unused for 12 hours, or its key revoked); \
+                     sign in again.",
+                )
+            });
+        }
         return Err(ApiError::new(
             ErrorCode::ApiKeyMissing,
             "No API key was provided; send 'Authorization: Bearer <key>'.",

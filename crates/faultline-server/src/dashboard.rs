@@ -1,5 +1,5 @@
 //! The shared fault dashboard: the page a short link opens (`GET /s/{code}`) and the script and
-//! stylesheet it loads (`GET /assets/dashboard-<hash>.{js,css}`, embedded in the binary).
+//! stylesheet it loads (`GET /assets/dashboard-<hash>.{js,css}`, see [`crate::assets`]).
 //!
 //! The page is rendered on the server with the token's faults (a first view that needs no
 //! script) and carries the access token in a `<meta>` element, never in a URL. The script
@@ -11,21 +11,19 @@
 //! origins the operator lists (`--frame-ancestors`).
 
 use std::net::SocketAddr;
-use std::sync::LazyLock;
 
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use faultline_core::duration::describe_elapsed;
 use faultline_core::fault::{Fault, FaultStatus};
 use faultline_core::filter::ListRequest;
 use faultline_core::time::{format_micros, now_micros};
 use faultline_store::{AccessToken, FaultQuery};
-use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::assets::{DASHBOARD_SCRIPT as SCRIPT, DASHBOARD_STYLE as STYLE};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
@@ -39,65 +37,14 @@ const FIRST_VIEW_LIMIT: u32 = 100;
 /// stylesheet stays well under 100 KB however long the messages are.
 const FIRST_VIEW_ROW_BYTES: usize = 40_000;
 
-/// The page (documented in OpenAPI) and its assets (not API: public, undocumented there).
+/// The page (documented in OpenAPI); its assets are served by [`crate::assets`].
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(short_link)).route("/assets/{file}", get(asset))
+    OpenApiRouter::new().routes(routes!(short_link))
 }
-
-/// A file embedded in the binary, served under a name that changes with its content, so it
-/// can be cached for good.
-struct Asset {
-    name: String,
-    content_type: &'static str,
-    body: &'static str,
-}
-
-impl Asset {
-    fn new(stem: &str, extension: &str, content_type: &'static str, body: &'static str) -> Asset {
-        let digest = Sha256::digest(body.as_bytes());
-        Asset { name: format!("{stem}-{}.{extension}", &hex::encode(digest)[..12]), content_type, body }
-    }
-
-    fn path(&self) -> String {
-        format!("/assets/{}", self.name)
-    }
-}
-
-static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
-    Asset::new(
-        "dashboard",
-        "js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/dashboard/dashboard.js"),
-    )
-});
-static STYLE: LazyLock<Asset> = LazyLock::new(|| {
-    Asset::new(
-        "dashboard",
-        "css",
-        "text/css; charset=utf-8",
-        include_str!("../assets/dashboard/dashboard.css"),
-    )
-});
 
 /// Where the page's script and stylesheet are served (names change with their content).
 pub fn asset_paths() -> [String; 2] {
     [SCRIPT.path(), STYLE.path()]
-}
-
-async fn asset(Path(file): Path<String>) -> Response {
-    let Some(asset) = [&*SCRIPT, &*STYLE].into_iter().find(|a| a.name == file) else {
-        return ApiError::not_found().into_response();
-    };
-    (
-        [
-            (header::CONTENT_TYPE, asset.content_type),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        asset.body,
-    )
-        .into_response()
 }
 
 /// Open a shared dashboard from a short link.
@@ -234,7 +181,7 @@ fn fault_row(f: &Fault, now: i64) -> String {
         "<tr data-id=\"{id}\" data-severity=\"{severity}\">\
          <td data-label=\"Severity\"><span class=\"sev sev-{lower}\">{severity}</span></td>\
          <td data-label=\"Type\">{t}</td>\
-         <td data-label=\"Site, resource\" class=\"ids\"><span class=\"site\">{site}</span> <span class=\"res\">{res}</span></td>\
+         <td data-label=\"Site, resource\" class=\"ids\"><span class=\"site\"{site_title}>{site}</span> <span class=\"res\">{res}</span></td>\
          <td data-label=\"Message, cause\" class=\"what\"><strong class=\"msg\">{msg}</strong> <span class=\"cause\">{cause}</span></td>\
          <td data-label=\"Started\"><time datetime=\"{start}\">{start}</time></td>\
          <td data-label=\"Duration\" class=\"dur\" data-start=\"{start}\"{ended}>{duration}</td></tr>",
@@ -242,7 +189,12 @@ fn fault_row(f: &Fault, now: i64) -> String {
         id = escape(&f.id),
         lower = severity.to_ascii_lowercase(),
         t = escape(&f.fault_type),
-        site = escape(f.site_id.as_deref().unwrap_or("–")),
+        // The site's name when it has one (its id in the tooltip), else its id.
+        site = escape(f.site_name.as_deref().or(f.site_id.as_deref()).unwrap_or("–")),
+        site_title = match (&f.site_name, &f.site_id) {
+            (Some(_), Some(id)) => format!(" title=\"{}\"", escape(id)),
+            _ => String::new(),
+        },
         res = escape(&f.resource_id),
         msg = escape(&f.message),
         cause = escape(if f.cause.is_empty() { "–" } else { &f.cause }),

@@ -54,6 +54,11 @@ pub fn write_fault(out: &mut Vec<u8>, f: &FaultRef<'_>) {
         Some(site) => write_str(out, site),
         None => out.extend_from_slice(b"null"),
     }
+    out.extend_from_slice(b",\"site_name\":");
+    match f.site_name {
+        Some(name) => write_str(out, name),
+        None => out.extend_from_slice(b"null"),
+    }
     out.push(b'}');
 }
 
@@ -268,6 +273,7 @@ mod tests {
             created_at in micros(),
             resolved_at in micros(),
             site in proptest::option::of(text()),
+            site_name in proptest::option::of(text()),
             ttl in any::<i64>(),
             comments in proptest::collection::vec(comment(), 0..3),
         ) -> Fault {
@@ -285,6 +291,7 @@ mod tests {
                 resolved_at: resolved.then_some(resolved_at),
                 resource_ancestry_path: strings[7].clone(),
                 site_id: site,
+                site_name,
                 ttl,
                 comments,
             }

@@ -74,6 +74,10 @@ pub struct FaultView {
     /// [ext] The site this fault belongs to: the first `site_…` element of the ancestry path.
     #[schema(example = "site_8a7bQx")]
     pub site_id: Option<String>,
+    /// [ext] The site's name (sent with its heartbeats or set by `PUT /sites/{site_id}`); null
+    /// when the fault has no site or the site no name.
+    #[schema(example = "Branch-025")]
+    pub site_name: Option<String>,
 }
 
 impl From<Fault> for FaultView {
@@ -102,6 +106,7 @@ impl From<Fault> for FaultView {
                 })
                 .collect(),
             site_id: f.site_id,
+            site_name: f.site_name,
         }
     }
 }
@@ -213,7 +218,7 @@ pub struct FaultList {
 #[utoipa::path(get, path = "/fault", tag = "Faults", operation_id = "listFaults", security(("bearer" = [])),
     params(ListParams),
     responses(
-        (status = 200, description = "A page of faults; with Accept: text/csv (columns: id, created_at, resolved_at, status, severity, type, resource_id, site_id, microservice_id, message, cause, resource_ancestry_path, ttl, comment_count) or application/x-ndjson (one Fault a line), every matching fault, streamed, limit and cursor ignored",
+        (status = 200, description = "A page of faults; with Accept: text/csv (columns: id, created_at, resolved_at, status, severity, type, resource_id, site_id, microservice_id, message, cause, resource_ancestry_path, ttl, comment_count, site_name) or application/x-ndjson (one Fault a line), every matching fault, streamed, limit and cursor ignored",
             content((FaultList = "application/json"), (String = "text/csv"), (String = "application/x-ndjson")),
             headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match)"),

@@ -3,10 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod analytics;
+pub mod assets;
 pub mod auth;
 pub mod clock;
 pub mod comments;
 pub mod connections;
+pub mod console;
 pub mod dashboard;
 pub mod docs;
 pub mod error;
@@ -28,6 +30,7 @@ pub mod observability;
 pub mod openapi;
 pub mod rate_limit;
 pub mod recent;
+pub mod sites;
 pub mod sla;
 pub mod state;
 pub mod stream;
@@ -67,7 +70,9 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(openapi::router())
         .merge(tokens::public_router())
         .merge(integrations::public_router())
-        .merge(dashboard::router());
+        .merge(dashboard::router())
+        .merge(assets::router())
+        .merge(console::router());
     let authenticated = OpenApiRouter::new()
         .merge(whoami::router())
         .merge(faults::router())
@@ -81,6 +86,8 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(stream::router())
         .merge(heartbeats::router())
         .merge(tokens::router())
+        .merge(sites::router())
+        .merge(console::authenticated_router())
         .merge(webhooks::router());
     (public, authenticated)
 }

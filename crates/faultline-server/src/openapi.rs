@@ -29,6 +29,8 @@ use crate::state::AppState;
         (name = "Access Tokens", description = "Generate temporary access tokens and share fault views."),
         (name = "Integrations", description = "Faults in from other tools: Prometheus Alertmanager's webhook and the PagerDuty Events API v2."),
         (name = "Webhooks", description = "Faults out to other tools: signed callbacks (Standard Webhooks) of every change, retried on a schedule, with a log of every attempt. Needs `webhooks:write`."),
+        (name = "Sites", description = "The customer's sites: their names (shown wherever a site appears), heartbeat status and open faults."),
+        (name = "Console", description = "The operators' web console and its sign-in: sessions by cookie, one-time sign-in links."),
         (name = "Service", description = "Health, metrics and documentation of the service itself."),
     )
 )]

@@ -91,6 +91,9 @@ pub struct LegacyFault {
     /// The fault's site: the first `site_…` element of its ancestry path, else null.
     #[schema(example = "site_8a7bQx")]
     pub site_id: Option<String>,
+    /// [ext] The site's name, else null.
+    #[schema(example = "Branch-025")]
+    pub site_name: Option<String>,
     /// The faulted resource's id (`resource_id` elsewhere).
     #[schema(example = "tun_8a7bQx")]
     pub resource_identifier: String,
@@ -109,6 +112,7 @@ impl LegacyFault {
             fault_type: fault.fault_type,
             cause: fault.cause,
             site_id: fault.site_id,
+            site_name: fault.site_name,
             resource_identifier: fault.resource_id,
         }
     }

@@ -166,6 +166,9 @@ pub struct Shared {
     pub token_usage: Arc<TokenUsage>,
     /// API keys by lookup part, read at most a second ago (`None`: no such key).
     pub api_keys: Arc<TtlCache<Option<faultline_store::ApiKeyWithHash>>>,
+    /// Console sessions by the hash of their secret, with their key, read at most a second ago
+    /// (`None`: no such session).
+    pub console_sessions: Arc<TtlCache<Option<(faultline_store::ConsoleSession, faultline_store::ApiKey)>>>,
     /// The live event stream's tailer and subscribers.
     pub stream: Arc<crate::stream::Hub>,
     /// Slots for the requests handled at once (see [`crate::load_shedding`]).
@@ -188,7 +191,8 @@ impl AppState {
             cursors: CursorCodec::new(&cursor_key),
             keys: Arc::new(keys),
             token_usage: Arc::new(TokenUsage::default()),
-            api_keys: Arc::new(TtlCache::new(CREDENTIAL_CACHE_TTL, clock)),
+            api_keys: Arc::new(TtlCache::new(CREDENTIAL_CACHE_TTL, clock.clone())),
+            console_sessions: Arc::new(TtlCache::new(CREDENTIAL_CACHE_TTL, clock)),
             stream,
             admission: Arc::new(crate::load_shedding::Admission::new(
                 config.max_concurrent_requests,

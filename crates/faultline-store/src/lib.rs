@@ -30,8 +30,8 @@ use std::sync::Arc;
 use faultline_core::fault::Fault;
 
 pub use capabilities::{
-    Admin, Analytics, Comments, Customers, EventLog, Faults, Heartbeats, IdempotencyKeys, Leases, Tokens,
-    WebhookOutbox, Webhooks,
+    Admin, Analytics, Comments, ConsoleSessions, Customers, EventLog, Faults, Heartbeats, IdempotencyKeys,
+    Leases, Sites, Tokens, WebhookOutbox, Webhooks,
 };
 pub use db::sqlite_file::{BackupCheck, RunningLock, SqliteFile};
 pub use error::{DatabaseError, StoreError, StoreResult};
@@ -121,6 +121,8 @@ pub trait Store:
     + Leases
     + Webhooks
     + WebhookOutbox
+    + Sites
+    + ConsoleSessions
     + 'static
 {
 }
@@ -138,6 +140,8 @@ impl<
         + Leases
         + Webhooks
         + WebhookOutbox
+        + Sites
+        + ConsoleSessions
         + 'static,
 > Store for T
 {
@@ -147,8 +151,8 @@ impl<
 pub mod prelude {
     pub use crate::Store;
     pub use crate::capabilities::{
-        Admin, Analytics, Comments, Customers, EventLog, Faults, Heartbeats, IdempotencyKeys, Leases, Tokens,
-        WebhookOutbox, Webhooks,
+        Admin, Analytics, Comments, ConsoleSessions, Customers, EventLog, Faults, Heartbeats,
+        IdempotencyKeys, Leases, Sites, Tokens, WebhookOutbox, Webhooks,
     };
 }
 

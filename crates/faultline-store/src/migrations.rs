@@ -15,6 +15,7 @@ const SQLITE: &[(i64, &str)] = &[
     (10, include_str!("migrations/sqlite/0010_comment_counts.sql")),
     (11, include_str!("migrations/sqlite/0011_fault_seq.sql")),
     (12, include_str!("migrations/sqlite/0012_webhooks.sql")),
+    (13, include_str!("migrations/sqlite/0013_sites_and_console.sql")),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
@@ -29,6 +30,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (9, include_str!("migrations/postgres/0009_ancestors_with_severity.sql")),
     (10, include_str!("migrations/postgres/0010_comment_counts.sql")),
     (12, include_str!("migrations/postgres/0012_webhooks.sql")),
+    (13, include_str!("migrations/postgres/0013_sites_and_console.sql")),
 ];
 
 /// The backend's migrations, oldest first: (version, SQL).

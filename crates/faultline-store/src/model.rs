@@ -397,3 +397,103 @@ pub struct WebhookQueue {
     /// When the oldest of them was queued.
     pub oldest_created_at: Option<i64>,
 }
+
+/// A customer's site: named by its heartbeats or by an operator, with its heartbeat state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub customer_id: String,
+    pub site_id: String,
+    pub name: Option<String>,
+    /// The name was set by `PUT /sites/{site_id}`; heartbeats no longer change it.
+    pub named_by_operator: bool,
+    pub first_seen: i64,
+    /// `None`: the site was named before it ever sent a heartbeat.
+    pub last_heartbeat: Option<i64>,
+    /// Set while the detector finds the site offline (since its first missed heartbeat).
+    pub offline_since: Option<i64>,
+    /// The site's unresolved faults (those whose `site_id` is this site).
+    pub open_faults: i64,
+}
+
+/// Where a site stands, as `GET /sites` shows and filters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SiteStatus {
+    /// Sending heartbeats.
+    Online,
+    /// Found silent by the detector.
+    Offline,
+    /// Never sent a heartbeat (named by an operator).
+    Unknown,
+}
+
+impl SiteStatus {
+    pub const ALL: [SiteStatus; 3] = [SiteStatus::Online, SiteStatus::Offline, SiteStatus::Unknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiteStatus::Online => "online",
+            SiteStatus::Offline => "offline",
+            SiteStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SiteStatus> {
+        SiteStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The condition on a `sites` row (unqualified columns) for this status.
+    pub(crate) fn condition(self) -> &'static str {
+        match self {
+            SiteStatus::Online => "(last_heartbeat IS NOT NULL AND offline_since IS NULL)",
+            SiteStatus::Offline => "offline_since IS NOT NULL",
+            SiteStatus::Unknown => "last_heartbeat IS NULL",
+        }
+    }
+}
+
+impl Site {
+    pub fn status(&self) -> SiteStatus {
+        match (self.last_heartbeat, self.offline_since) {
+            (_, Some(_)) => SiteStatus::Offline,
+            (None, None) => SiteStatus::Unknown,
+            (Some(_), None) => SiteStatus::Online,
+        }
+    }
+
+    /// What the site shows as: its name, else its id (the order of `GET /sites`).
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.site_id)
+    }
+}
+
+/// A page of a customer's sites, by label then id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteQuery {
+    /// Any of these statuses; empty: all.
+    pub statuses: Vec<SiteStatus>,
+    /// Case-insensitive text in the name or the id.
+    pub text: Option<String>,
+    /// After this `(label, site_id)`.
+    pub after: Option<(String, String)>,
+    pub limit: u32,
+}
+
+/// A console session as stored: the SHA-256 of its cookie's secret and the key it acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub id_hash: String,
+    pub customer_id: String,
+    pub key_id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+}
+
+/// A one-time console sign-in link, by the SHA-256 of its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleLink {
+    pub code_hash: String,
+    pub customer_id: String,
+    pub key_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}

@@ -181,6 +181,7 @@ pub(crate) fn fault(row: FaultRow) -> Result<Fault, StoreError> {
         resolved_at,
         resource_ancestry_path: path,
         site_id,
+        site_name: None,
         ttl,
         comments: Vec::new(),
     })
@@ -348,6 +349,7 @@ mod tests {
             resolved_at: None,
             resource_ancestry_path: "site_1/tun_1".into(),
             site_id: Some("site_1".into()),
+            site_name: None,
             ttl: 9,
             comments: Vec::new(),
         };

@@ -227,19 +227,17 @@ pub(crate) fn filter_conditions(sql: &mut Sql, filter: &FaultFilter, customer: &
     conditions
 }
 
-fn escape_like(text: &str) -> String {
+pub(crate) fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
-/// `SELECT` of one fault of `customer_id`, its columns then `comments`: the backend's
-/// expression `comments` for its comments (on the fault's alias `f`), as in [`list_faults`].
-pub(crate) fn fault_select(customer_id: &str, fault_id: &str, comments: &str) -> Sql {
+/// `SELECT` of one fault of `customer_id`, its columns then `derived`: the backend's
+/// [`crate::store::derived_columns`] (on the fault's alias `f`), as in [`list_faults`].
+pub(crate) fn fault_select(customer_id: &str, fault_id: &str, derived: &str) -> Sql {
     let fault_columns = FAULT_COLUMNS.as_str();
     let params = vec![Param::Text(fault_id.to_owned()), Param::Text(customer_id.to_owned())];
     Sql::new(
-        format!(
-            "SELECT {fault_columns}, {comments} AS comments FROM faults f WHERE f.id = $1 AND f.customer_id = $2"
-        ),
+        format!("SELECT {fault_columns}, {derived} FROM faults f WHERE f.id = $1 AND f.customer_id = $2"),
         params,
     )
 }
@@ -251,17 +249,13 @@ pub(crate) fn fault_select(customer_id: &str, fault_id: &str, comments: &str) ->
 /// `faults_by_status`. SQLite is told so (`INDEXED BY`): left alone, with a `type` filter it
 /// read the type's whole history through `faults_by_type` instead of those two short ranges.
 ///
-/// After the fault's columns comes one more, `comments`: the backend's expression `comments`
-/// for the fault's comments (on the fault's alias `f`), so a page is one statement.
-pub(crate) fn list_faults(
-    customer_id: &str,
-    query: &FaultQuery<'_>,
-    backend: Backend,
-    comments: &str,
-) -> Sql {
+/// After the fault's columns come `derived`, the backend's [`crate::store::derived_columns`]
+/// (comments and site name, on the fault's alias `f`), so a page is one statement.
+pub(crate) fn list_faults(customer_id: &str, query: &FaultQuery<'_>, backend: Backend, derived: &str) -> Sql {
     let fault_columns = FAULT_COLUMNS.as_str();
     let fault_column_names = FAULT_COLUMN_NAMES.as_str();
-    let extra_column = format!(", {comments} AS comments");
+    let derived_names = crate::store::DERIVED_COLUMN_NAMES;
+    let extra_column = format!(", {derived}");
     let mut sql = Sql::default();
     let customer = sql.text(customer_id);
     let limit = sql.int(i64::from(query.limit));
@@ -338,7 +332,7 @@ pub(crate) fn list_faults(
             let parts: Vec<String> =
                 branches.iter().enumerate().map(|(n, b)| format!("SELECT * FROM ({b}) AS b{n}")).collect();
             format!(
-                "SELECT {fault_column_names}, comments FROM ({}) AS u ORDER BY created_at DESC, id DESC LIMIT {limit}",
+                "SELECT {fault_column_names}, {derived_names} FROM ({}) AS u ORDER BY created_at DESC, id DESC LIMIT {limit}",
                 parts.join(" UNION ALL ")
             )
         }

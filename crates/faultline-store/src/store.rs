@@ -180,34 +180,42 @@ pub(crate) async fn insert_comment(
         .arg(&comment.comment)
         .arg(comment.created_at);
     c.execute(&insert).await?;
-    // Read by `comments_column`: a fault counted 0 is read without comments.
+    // Read by `derived_columns`: a fault counted 0 is read without comments.
     c.execute(&query("UPDATE faults SET comment_count = comment_count + 1 WHERE id = $1").arg(fault_id))
         .await?;
     let detail = serde_json::json!({"comment_id": comment.id}).to_string();
     append_event(c, customer_id, fault_id, "commented", actor, &detail).await
 }
 
-/// The result column, on the fault's alias `f`, with the fault's comments oldest first as a
-/// JSON array of `[id, user_id, comment, created_at]` arrays, or NULL when it has none.
-/// `faults.comment_count` says which (migration 10), so the faults without comments, nearly
-/// all, cost no lookup.
-pub(crate) fn comments_column(backend: Backend) -> &'static str {
+/// The result columns read with a fault but not stored in its row, on the fault's alias `f`:
+///
+/// - `comments`: the fault's comments oldest first as a JSON array of `[id, user_id, comment,
+///   created_at]` arrays, or NULL when it has none. `faults.comment_count` says which
+///   (migration 10), so the faults without comments, nearly all, cost no lookup.
+/// - `site_name`: the name of the fault's site, one primary-key lookup of `sites` (NULL when
+///   the fault has no site, or the site no name).
+pub(crate) fn derived_columns(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => {
             "CASE WHEN f.comment_count > 0 THEN (SELECT json_group_array(json_array(c.id, c.user_id, \
              c.comment, c.created_at)) FROM (SELECT * FROM comments WHERE fault_id = f.id \
-             ORDER BY created_at, id) c) END"
+             ORDER BY created_at, id) c) END AS comments, \
+             (SELECT s.name FROM sites s WHERE s.customer_id = f.customer_id AND s.site_id = f.site_id) AS site_name"
         }
         Backend::Postgres => {
             "CASE WHEN f.comment_count > 0 THEN (SELECT json_agg(json_build_array(c.id, c.user_id, \
              c.comment, c.created_at) ORDER BY c.created_at, c.id)::text FROM comments c \
-             WHERE c.fault_id = f.id) END"
+             WHERE c.fault_id = f.id) END AS comments, \
+             (SELECT s.name FROM sites s WHERE s.customer_id = f.customer_id AND s.site_id = f.site_id) AS site_name"
         }
     }
 }
 
-/// The faults `select` reads (its result columns those of [`rows::FaultRow`], then a
-/// [`comments_column`]), with their comments, in its order.
+/// The names of [`derived_columns`], for an outer select of a union of fault selects.
+pub(crate) const DERIVED_COLUMN_NAMES: &str = "comments, site_name";
+
+/// The faults `select` reads (its result columns those of [`rows::FaultRow`], then the
+/// [`derived_columns`]), with their comments and site names, in its order.
 pub(crate) async fn read_faults(c: &mut dyn Conn, select: &Sql) -> StoreResult<Vec<Fault>> {
     let mut faults = Vec::new();
     c.for_each(select, &mut |row| {
@@ -218,7 +226,7 @@ pub(crate) async fn read_faults(c: &mut dyn Conn, select: &Sql) -> StoreResult<V
     Ok(faults)
 }
 
-/// A fault from a row of [`rows::FaultRow`]'s columns followed by a [`comments_column`].
+/// A fault from a row of [`rows::FaultRow`]'s columns followed by the [`derived_columns`].
 fn fault_with_comments(row: &dyn crate::db::Row) -> StoreResult<Fault> {
     use crate::db::FromRow;
     let mut fault = rows::fault(rows::FaultRow::from_row(row)?)?;
@@ -230,12 +238,13 @@ fn fault_with_comments(row: &dyn crate::db::Row) -> StoreResult<Fault> {
             .map(|(id, user_id, comment, created_at)| Comment { id, user_id, comment, created_at })
             .collect();
     }
+    fault.site_name = row.text(rows::FAULT_COLUMNS.len() + 1)?.map(str::to_owned);
     Ok(fault)
 }
 
 /// The `SELECT` of one fault, with its comments.
 pub(crate) fn fault_select(backend: Backend, customer_id: &str, fault_id: &str) -> Sql {
-    sql::fault_select(customer_id, fault_id, comments_column(backend))
+    sql::fault_select(customer_id, fault_id, derived_columns(backend))
 }
 
 /// One fault with its comments.

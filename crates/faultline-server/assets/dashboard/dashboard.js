@@ -146,7 +146,7 @@
     if (v.type && f.type !== v.type) return false;
     if (v.site && f.site_id !== v.site && f.resource_ancestry_path.split('|').indexOf(v.site) < 0) return false;
     if (v.q) {
-      var hay = [f.message, f.cause, f.resource_id, f.site_id || '', f.type].join('\n').toLowerCase();
+      var hay = [f.message, f.cause, f.resource_id, f.site_id || '', f.site_name || '', f.type].join('\n').toLowerCase();
       if (hay.indexOf(v.q) < 0) return false;
     }
     return true;
@@ -164,7 +164,10 @@
     tr.appendChild(sev);
     tr.appendChild(cell('Type', f.type));
     var ids = cell('Site, resource', null, 'ids');
-    ids.appendChild(el('span', { 'class': 'site' }, f.site_id || '–'));
+    // The site's name when it has one (its id in the tooltip), else its id.
+    var site = el('span', { 'class': 'site' }, f.site_name || f.site_id || '–');
+    if (f.site_name && f.site_id) site.title = f.site_id;
+    ids.appendChild(site);
     ids.appendChild(document.createTextNode(' '));
     ids.appendChild(el('span', { 'class': 'res' }, f.resource_id));
     tr.appendChild(ids);
@@ -200,13 +203,15 @@
     section.querySelector('.empty').hidden = list.length > 0;
     table.hidden = list.length === 0;
   }
-  function syncOptions(select, values, label) {
+  // `names` (optional) maps a value to the text its option shows.
+  function syncOptions(select, values, label, names) {
     var current = select.value;
     var wanted = [''].concat(values);
-    var have = Array.prototype.map.call(select.options, function (o) { return o.value; });
-    if (wanted.join('\u0000') === have.join('\u0000')) return;
+    var shown = function (v) { return v ? (names && names[v]) || v : label; };
+    var have = Array.prototype.map.call(select.options, function (o) { return o.value + '\u0001' + o.textContent; });
+    if (wanted.map(function (v) { return v + '\u0001' + shown(v); }).join('\u0000') === have.join('\u0000')) return;
     select.textContent = '';
-    wanted.forEach(function (v) { select.appendChild(el('option', { value: v }, v || label)); });
+    wanted.forEach(function (v) { select.appendChild(el('option', { value: v }, shown(v))); });
     select.value = wanted.indexOf(current) >= 0 ? current : '';
   }
   function newestFirst(a, b) { return a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0; }
@@ -214,9 +219,10 @@
   function render() {
     var all = Array.from(faults.values()).sort(newestFirst);
     var types = {}, sites = {};
-    all.forEach(function (f) { types[f.type] = 1; if (f.site_id) sites[f.site_id] = 1; });
+    all.forEach(function (f) { types[f.type] = 1; if (f.site_id) sites[f.site_id] = f.site_name || sites[f.site_id] || f.site_id; });
     syncOptions(form.elements.type, Object.keys(types).sort(), 'All types');
-    syncOptions(form.elements.site, Object.keys(sites).sort(), 'All sites');
+    var siteIds = Object.keys(sites).sort(function (a, b) { return sites[a] < sites[b] ? -1 : sites[a] > sites[b] ? 1 : 0; });
+    syncOptions(form.elements.site, siteIds, 'All sites', sites);
     var v = filterValues();
     var shown = all.filter(function (f) { return matches(f, v); });
     var fresh = {};

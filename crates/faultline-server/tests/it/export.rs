@@ -71,7 +71,8 @@ e2e_test!(a_csv_export_holds_every_fault_and_reads_back_the_same, |app: TestApp|
             "cause",
             "resource_ancestry_path",
             "ttl",
-            "comment_count"
+            "comment_count",
+            "site_name"
         ]
     );
     assert_eq!(rows.len() - 1, faults.len(), "every fault, whatever the limit");

@@ -5,6 +5,7 @@ mod harness;
 
 mod analytics;
 mod browser;
+mod console;
 mod dashboard;
 mod events;
 mod export;

@@ -121,7 +121,16 @@ impl<D: Database> Customers for SqlStore<D> {
         let revoke = query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
             .arg(key_id)
             .arg(at);
-        Ok(self.execute(revoke).await? == 1)
+        // The key's console sessions end with it (each request checks the key too).
+        let end_sessions = query("DELETE FROM console_sessions WHERE key_id = $1").arg(key_id);
+        self.write(move |c| {
+            Box::pin(async move {
+                let revoked = c.execute(&revoke).await? == 1;
+                c.execute(&end_sessions).await?;
+                Ok(revoked)
+            })
+        })
+        .await
     }
 
     async fn find_api_key(&self, lookup: &str) -> StoreResult<Option<ApiKeyWithHash>> {

@@ -14,7 +14,7 @@ use crate::ingest::apply_events_in;
 use crate::rows;
 use crate::sql::{self, query};
 use crate::store::{
-    SqlStore, append_event, comments_column, fault_exists, fault_select, insert_comment, load_fault,
+    SqlStore, append_event, derived_columns, fault_exists, fault_select, insert_comment, load_fault,
     read_faults, retry_conflicts,
 };
 use crate::{
@@ -270,7 +270,7 @@ impl<D: Database> Faults for SqlStore<D> {
     }
 
     async fn list_faults(&self, customer_id: &str, query: &FaultQuery<'_>) -> StoreResult<Vec<Fault>> {
-        let select = sql::list_faults(customer_id, query, D::BACKEND, comments_column(D::BACKEND));
+        let select = sql::list_faults(customer_id, query, D::BACKEND, derived_columns(D::BACKEND));
         let how = if query.limit <= MAX_SHORT_PAGE && query.filter.text.is_none() {
             Read::Short
         } else {
