@@ -775,6 +775,15 @@ impl DemoFaults {
         }
     }
 
+    /// Every site of the fleet as `(customer_id, site_id, name)`, for naming them.
+    pub fn site_names(&self) -> Vec<(String, String, String)> {
+        self.fleet
+            .sites
+            .iter()
+            .map(|s| (self.customer_ids[s.customer].clone(), s.id.clone(), s.name.clone()))
+            .collect()
+    }
+
     /// Up to `max` next faults; empty when the history is exhausted.
     pub fn next_chunk(&mut self, max: usize) -> Vec<Fault> {
         self.by_ref().take(max).collect()

@@ -157,7 +157,9 @@ fn page(status: StatusCode, html: String) -> Response {
     let mut response = (status, Html(html)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: with it, Chromium sends `Origin: null` on the page's form posts, and
+    // the sign-in and sign-out forms need the real one.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -220,20 +222,19 @@ fn client_address(request_parts: &axum::http::Extensions) -> String {
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
 }
 
-/// Count a sign-in attempt from this address; the sign-in page with 429 when there were too many.
-fn sign_in_allowed(state: &AppState, extensions: &axum::http::Extensions) -> Result<(), Response> {
+/// Count a sign-in attempt from this address: `Some` sign-in page with 429 when there were
+/// too many.
+fn sign_in_limited(state: &AppState, extensions: &axum::http::Extensions) -> Option<Response> {
     let client = client_address(extensions);
-    crate::auth::check_rate(state, &format!("console-sign-in:{client}"), SIGN_IN_RATE_PER_MINUTE)
-        .map(|_| ())
-        .map_err(|err| {
-            let mut response = sign_in_page(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many sign-in attempts from this address; wait a minute and try again.",
-                "",
-            );
-            response.headers_mut().extend(err.headers.into_iter().map(|(k, v)| (Some(k), v)));
-            response
-        })
+    let err = crate::auth::check_rate(state, &format!("console-sign-in:{client}"), SIGN_IN_RATE_PER_MINUTE)
+        .err()?;
+    let mut response = sign_in_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts from this address; wait a minute and try again.",
+        "",
+    );
+    response.headers_mut().extend(err.headers.into_iter().map(|(k, v)| (Some(k), v)));
+    Some(response)
 }
 
 /// Start a session for `key_id` of `customer_id`, and send the browser to the console with it.
@@ -301,7 +302,7 @@ pub async fn login(State(state): State<AppState>, request: Request) -> ApiResult
     if !same_origin(&state, &parts.headers) {
         return Ok(sign_in_page(StatusCode::FORBIDDEN, "Sign in from the console's own page.", ""));
     }
-    if let Err(limited) = sign_in_allowed(&state, &parts.extensions) {
+    if let Some(limited) = sign_in_limited(&state, &parts.extensions) {
         return Ok(limited);
     }
     let request = Request::from_parts(parts.clone(), body);
@@ -343,7 +344,7 @@ pub async fn login_link(
     Path(code): Path<String>,
     request: Request,
 ) -> ApiResult<Response> {
-    if let Err(limited) = sign_in_allowed(&state, request.extensions()) {
+    if let Some(limited) = sign_in_limited(&state, request.extensions()) {
         return Ok(limited);
     }
     let redeemed = if code.len() == SECRET_LEN && code.bytes().all(|b| b.is_ascii_alphanumeric()) {

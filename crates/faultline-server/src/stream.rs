@@ -642,9 +642,15 @@ pub async fn stream(State(state): State<AppState>, auth: Auth, headers: HeaderMa
     // An id beyond this replica's position (the client came from a replica ahead of this
     // one) needs no catch-up; live events up to it are skipped as already seen.
     let last = resume_after.unwrap_or(position);
+    // What authenticated the stream, to check again as it goes: the Authorization header, or
+    // else the console's session cookie (checking it also counts as the session's use, so an
+    // open wall screen keeps its session).
     let mut credential = HeaderMap::new();
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         credential.insert(header::AUTHORIZATION, value.clone());
+    } else if let Some(secret) = crate::console::session_secret(&headers) {
+        let cookie = format!("{}={secret}", crate::console::SESSION_COOKIE);
+        credential.insert(header::COOKIE, HeaderValue::from_str(&cookie).map_err(ApiError::internal)?);
     }
     let subscriber = Subscriber {
         _watch: watch,

@@ -91,6 +91,17 @@ async fn load(
     };
     let mut generator = DemoFaults::new(config).map_err(|e| format!("demo: {e}"))?;
     let fleet = generator.fleet_size();
+    // Sites carry their names (`Branch-025`), as an operator would have set them.
+    let mut by_customer: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    for (customer_id, site_id, name) in generator.site_names() {
+        by_customer.entry(customer_id).or_default().push((site_id, name));
+    }
+    for (customer_id, names) in by_customer {
+        store
+            .name_sites(&customer_id, &names, now_micros())
+            .await
+            .map_err(|e| format!("demo: naming the sites failed: {e}"))?;
+    }
     eprintln!(
         "faultline: demo: {faults} faults over the last year on {} sites, {} routers, {} WAN tunnels (seed {seed})",
         fleet.sites, fleet.devices, fleet.tunnels

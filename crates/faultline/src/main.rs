@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod backup;
+mod client;
 mod config;
 mod demo;
 mod keys;
@@ -22,7 +23,9 @@ struct Cli {
     /// A TOML configuration file (see `faultline config default`).
     #[arg(long, env = "FAULTLINE_CONFIG", global = true)]
     config: Option<PathBuf>,
-    #[command(flatten)]
+    // Under a heading of their own: global, they are in every command's help, and the API
+    // client (`faults`, `sites`) ignores them.
+    #[command(flatten, next_help_heading = "Service settings")]
     overrides: Overrides,
     #[command(subcommand)]
     command: Command,
@@ -58,6 +61,12 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Replace the SQLite database by a backup; refused while `serve` runs on it.
     Restore(backup::RestoreArgs),
+    /// List, show, resolve and comment faults on a running service (API client; docs/cli.md).
+    #[command(subcommand)]
+    Faults(client::FaultsCommand),
+    /// List sites on a running service (API client; docs/cli.md).
+    #[command(subcommand)]
+    Sites(client::SitesCommand),
 }
 
 #[derive(Subcommand)]
@@ -79,7 +88,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match &cli.command {
+    match cli.command {
         Command::Config(ConfigCommand::Default) => {
             print!("{}", config::DEFAULT_CONFIG);
             return ExitCode::SUCCESS;
@@ -88,6 +97,9 @@ fn main() -> ExitCode {
             print!("{}", faultline_server::openapi::document_json());
             return ExitCode::SUCCESS;
         }
+        // The API client: no settings, no database, no log; only a running service's URL.
+        Command::Faults(command) => return runtime().block_on(client::run(client::Command::Faults(command))),
+        Command::Sites(command) => return runtime().block_on(client::run(client::Command::Sites(command))),
         _ => {}
     }
     let settings = match config::load(cli.config.as_deref(), &cli.overrides) {
@@ -98,8 +110,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(settings.json_logs);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(cli.command, settings)) {
+    match runtime().block_on(run(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failed::Config(message)) => {
             eprintln!("faultline: {message}");
@@ -110,6 +121,10 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
 }
 
 /// Why a command failed, which decides its exit code: a setting to fix (2), or something that
@@ -184,7 +199,10 @@ async fn run(command: Command, settings: Validated) -> Result<(), Failed> {
         }
         Command::Backup(args) => backup::backup(&args, &settings.database_url),
         Command::Restore(args) => backup::restore(&args, &settings.database_url),
-        Command::Config(ConfigCommand::Default) | Command::Openapi => Ok(()),
+        Command::Config(ConfigCommand::Default)
+        | Command::Openapi
+        | Command::Faults(_)
+        | Command::Sites(_) => Ok(()),
     }
 }
 

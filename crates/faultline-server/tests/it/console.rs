@@ -315,3 +315,23 @@ e2e_test!(a_session_sees_only_its_customers_data, |app: TestApp| async move {
     assert_eq!(listed["data"], json!([]));
     app.finish().await;
 });
+
+e2e_test!(the_live_stream_stays_open_on_a_session, |app: TestApp| async move {
+    let (cookie, _) = sign_in(&app, &app.key).await;
+    let mut stream = with_cookie(&app, Method::GET, "/fault/stream", &cookie, None).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    // Past the stream's credential re-checks, which must find the session still good.
+    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
+    let fault = app.create_fault(TestApp::fault_body("dev_live", "reboot", "HIGH")).await;
+    let id = fault["id"].as_str().unwrap().to_owned();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains(&id) {
+        let chunk =
+            tokio::time::timeout_at(deadline, stream.chunk()).await.expect("the event arrives in time");
+        let chunk = chunk.unwrap().expect("the stream is still open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("fault.created"), "{seen}");
+    app.finish().await;
+});

@@ -26,6 +26,10 @@ pub trait Sites: Send + Sync {
         name: Option<&str>,
         now: i64,
     ) -> StoreResult<Site>;
+
+    /// Name many of the customer's sites at once, as [`Sites::set_site_name`] does one
+    /// (`faultline demo` names its fleet so), in one transaction.
+    async fn name_sites(&self, customer_id: &str, names: &[(String, String)], now: i64) -> StoreResult<()>;
 }
 
 /// The columns of a [`Site`] but `open_faults`, in the order [`FromRow`] reads them.
@@ -103,6 +107,14 @@ async fn select_site(
     Ok(Some(site))
 }
 
+/// The insert of [`Sites::set_site_name`] and [`Sites::name_sites`], before its rows.
+const NAME_SITES: &str = "INSERT INTO sites \
+    (customer_id, site_id, name, named_by_operator, first_seen, last_heartbeat, offline_since) VALUES";
+const NAME_SITES_CONFLICT: &str = "ON CONFLICT (customer_id, site_id) DO UPDATE SET \
+    name = excluded.name, named_by_operator = excluded.named_by_operator";
+/// Sites a statement of [`Sites::name_sites`] names.
+const NAME_SITES_CHUNK: usize = 500;
+
 #[async_trait]
 impl<D: Database> Sites for SqlStore<D> {
     async fn list_sites(&self, customer_id: &str, site_query: &SiteQuery) -> StoreResult<Vec<Site>> {
@@ -156,17 +168,12 @@ impl<D: Database> Sites for SqlStore<D> {
     ) -> StoreResult<Site> {
         // An operator's name wins over the heartbeats' until it is cleared; cleared, the site
         // has no name until a heartbeat sends one.
-        let upsert = query(
-            "INSERT INTO sites (customer_id, site_id, name, named_by_operator, first_seen, last_heartbeat, offline_since) \
-             VALUES ($1, $2, $3, $4, $5, NULL, NULL) \
-             ON CONFLICT (customer_id, site_id) DO UPDATE SET \
-             name = excluded.name, named_by_operator = excluded.named_by_operator",
-        )
-        .arg(customer_id)
-        .arg(site_id)
-        .arg(name)
-        .arg(name.is_some())
-        .arg(now);
+        let upsert = query(format!("{NAME_SITES} ($1, $2, $3, $4, $5, NULL, NULL) {NAME_SITES_CONFLICT}"))
+            .arg(customer_id)
+            .arg(site_id)
+            .arg(name)
+            .arg(name.is_some())
+            .arg(now);
         let (customer_id, site_id) = (customer_id.to_owned(), site_id.to_owned());
         self.write(move |c| {
             Box::pin(async move {
@@ -174,6 +181,34 @@ impl<D: Database> Sites for SqlStore<D> {
                 select_site(c, D::BACKEND, &customer_id, &site_id)
                     .await?
                     .ok_or_else(|| crate::StoreError::Corrupt("a site just written is missing".into()))
+            })
+        })
+        .await
+    }
+
+    async fn name_sites(&self, customer_id: &str, names: &[(String, String)], now: i64) -> StoreResult<()> {
+        let statements: Vec<Sql> = names
+            .chunks(NAME_SITES_CHUNK)
+            .map(|chunk| {
+                let mut sql = Sql::default();
+                let (customer, now, named) = (sql.text(customer_id), sql.int(now), sql.bind(true.into()));
+                let rows: Vec<String> = chunk
+                    .iter()
+                    .map(|(site_id, name)| {
+                        let (site, name) = (sql.text(site_id), sql.text(name));
+                        format!("({customer}, {site}, {name}, {named}, {now}, NULL, NULL)")
+                    })
+                    .collect();
+                sql.text = format!("{NAME_SITES} {} {NAME_SITES_CONFLICT}", rows.join(", "));
+                sql
+            })
+            .collect();
+        self.write(move |c| {
+            Box::pin(async move {
+                for statement in &statements {
+                    c.execute(statement).await?;
+                }
+                Ok(())
             })
         })
         .await
