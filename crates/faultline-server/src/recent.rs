@@ -215,6 +215,9 @@ pub struct TopFaultsItem {
     /// The site of its newest fault in the window, else null.
     #[schema(example = "site_8a7bQx")]
     pub site_id: Option<String>,
+    /// [ext] That site's name, else null.
+    #[schema(example = "Branch-025")]
+    pub site_name: Option<String>,
     /// Its faults created in the window.
     #[schema(example = 42, minimum = 1)]
     pub count: i64,
@@ -231,6 +234,7 @@ impl TopFaultsItem {
         TopFaultsItem {
             tunnel_name: newest.map_or_else(|| resource.resource_id.clone(), |f| f.message.clone()),
             site_id: newest.and_then(|f| f.site_id.clone()),
+            site_name: newest.and_then(|f| f.site_name.clone()),
             count: resource.count,
             resource_id: resource.resource_id,
             faults: resource.faults.into_iter().map(|f| LegacyFault::new(f, now)).collect(),

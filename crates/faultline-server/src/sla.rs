@@ -43,6 +43,9 @@ const MAX_WINDOW: i64 = 400 * 24 * 3_600 * 1_000_000;
 pub struct SiteSla {
     #[schema(example = "site_berlin_01")]
     pub site_id: String,
+    /// [ext] The site's name, else null.
+    #[schema(example = "Berlin")]
+    pub site_name: Option<String>,
     /// 100 × (measured − down) / measured.
     #[schema(example = 99.95)]
     pub uptime_percent: f64,
@@ -114,7 +117,7 @@ fn parse(pairs: &[(String, String)], now: Micros) -> Result<Request, ValidationE
         ("tz" = Option<String>, Query, description = "IANA time zone of the business hours (default UTC)"),
         ("site" = Option<String>, Query, description = "Only these sites (comma list)"),
     ),
-    responses((status = 200, description = "Availability per site; with Accept: text/csv, the rows as CSV (site_id, uptime_percent, downtime_seconds, outage_count, breached, measured_seconds)",
+    responses((status = 200, description = "Availability per site; with Accept: text/csv, the rows as CSV (site_id, uptime_percent, downtime_seconds, outage_count, breached, measured_seconds, site_name)",
             content((SlaReport = "application/json"), (String = "text/csv"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
@@ -139,12 +142,15 @@ pub async fn site_sla(
         // An open outage lasts until now (and the window ends there at the latest).
         outages.entry(site).or_default().push(Interval::new(start, end.unwrap_or(now)));
     }
+    let site_ids: Vec<String> = outages.keys().cloned().collect();
+    let mut names = state.store.site_names(&principal.customer_id, &site_ids).await?;
     let business = request.hours.as_ref().map(|hours| business_windows(hours, &request.tz, window));
     let mut data: Vec<SiteSla> = outages
         .into_iter()
         .map(|(site_id, intervals)| {
             let figures = sla(&intervals, window, request.target, business.as_deref());
             SiteSla {
+                site_name: names.remove(&site_id),
                 site_id,
                 uptime_percent: figures.uptime_percent,
                 downtime_seconds: figures.downtime_seconds(),
@@ -179,6 +185,7 @@ fn csv(report: &SlaReport) -> Response {
         "outage_count",
         "breached",
         "measured_seconds",
+        "site_name",
     ]);
     for site in &report.data {
         text.push_str(&csv_row(&[
@@ -188,6 +195,7 @@ fn csv(report: &SlaReport) -> Response {
             &site.outage_count.to_string(),
             if site.breached { "true" } else { "false" },
             &site.measured_seconds.to_string(),
+            site.site_name.as_deref().unwrap_or(""),
         ]));
     }
     let mut response = text.into_response();

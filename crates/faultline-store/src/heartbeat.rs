@@ -56,7 +56,7 @@ pub(crate) fn upsert_sites(customer_id: &str, beats: &[Heartbeat], at: Micros) -
     sql.text = format!(
         "INSERT INTO sites (customer_id, site_id, name, first_seen, last_heartbeat, offline_since) VALUES {} \
          ON CONFLICT (customer_id, site_id) DO UPDATE SET \
-         name = CASE WHEN sites.named_by_operator THEN sites.name ELSE COALESCE(excluded.name, sites.name) END, \
+         name = CASE WHEN sites.named_by_operator = 1 THEN sites.name ELSE COALESCE(excluded.name, sites.name) END, \
          last_heartbeat = CASE WHEN sites.last_heartbeat IS NULL OR excluded.last_heartbeat > sites.last_heartbeat \
          THEN excluded.last_heartbeat ELSE sites.last_heartbeat END, offline_since = NULL",
         rows.join(", ")

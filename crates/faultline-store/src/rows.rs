@@ -187,10 +187,6 @@ pub(crate) fn fault(row: FaultRow) -> Result<Fault, StoreError> {
     })
 }
 
-pub(crate) fn faults(rows: Vec<FaultRow>) -> Result<Vec<Fault>, StoreError> {
-    rows.into_iter().map(fault).collect()
-}
-
 /// The ranked resources with their sampled faults (in any order), each sample newest first.
 pub(crate) fn top_resources(
     counts: Vec<(String, i64)>,

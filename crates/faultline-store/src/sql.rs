@@ -402,7 +402,12 @@ pub(crate) fn top_resource_counts(customer_id: &str, query: &TopQuery<'_>, backe
 /// The newest `query.sample` faults in the window and scope of each of `resource_ids`: one
 /// range of `faults_by_resource (customer_id, resource_id, created_at DESC, id DESC)` each, in
 /// one statement. Rows come in no particular order.
-pub(crate) fn latest_faults_of(customer_id: &str, query: &TopQuery<'_>, resource_ids: &[String]) -> Sql {
+pub(crate) fn latest_faults_of(
+    customer_id: &str,
+    query: &TopQuery<'_>,
+    resource_ids: &[String],
+    derived: &str,
+) -> Sql {
     let fault_columns = FAULT_COLUMNS.as_str();
     let mut sql = Sql::default();
     let conditions = top_window(&mut sql, customer_id, query).join(" AND ");
@@ -413,13 +418,13 @@ pub(crate) fn latest_faults_of(customer_id: &str, query: &TopQuery<'_>, resource
         .map(|(n, resource_id)| {
             let resource = sql.text(resource_id);
             format!(
-                "SELECT * FROM (SELECT {fault_columns} FROM faults f WHERE {conditions} AND f.resource_id = {resource} \
+                "SELECT * FROM (SELECT {fault_columns}, {derived} FROM faults f WHERE {conditions} AND f.resource_id = {resource} \
                  ORDER BY f.created_at DESC, f.id DESC LIMIT {sample}) AS b{n}"
             )
         })
         .collect();
     sql.text = if branches.is_empty() {
-        format!("SELECT {fault_columns} FROM faults f WHERE 1 = 0")
+        format!("SELECT {fault_columns}, {derived} FROM faults f WHERE 1 = 0")
     } else {
         branches.join(" UNION ALL ")
     };
@@ -710,7 +715,7 @@ mod tests {
         for sql in [
             top_resource_counts("cus_1", &query, Backend::Sqlite),
             top_resource_counts("cus_1", &query, Backend::Postgres),
-            latest_faults_of("cus_1", &query, &resources),
+            latest_faults_of("cus_1", &query, &resources, "NULL AS comments, NULL AS site_name"),
         ] {
             let highest = (1..=sql.params.len()).rev().find(|n| sql.text.contains(&format!("${n}"))).unwrap();
             assert_eq!(highest, sql.params.len(), "{}", sql.text);
@@ -719,6 +724,7 @@ mod tests {
         assert!(sqlite.contains("INDEXED BY faults_by_customer"), "{sqlite}");
         let postgres = top_resource_counts("cus_1", &query, Backend::Postgres).text;
         assert!(!postgres.contains("INDEXED BY") && postgres.contains("COLLATE \"C\""), "{postgres}");
-        assert_eq!(latest_faults_of("cus_1", &query, &resources).text.matches("UNION ALL").count(), 1);
+        let latest = latest_faults_of("cus_1", &query, &resources, "NULL AS comments, NULL AS site_name");
+        assert_eq!(latest.text.matches("UNION ALL").count(), 1);
     }
 }

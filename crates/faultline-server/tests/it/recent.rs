@@ -71,6 +71,7 @@ fn assert_legacy_shape(fault: &Value) {
             "resource_identifier",
             "severity",
             "site_id",
+            "site_name",
             "type"
         ],
         "{fault}"
@@ -246,6 +247,7 @@ e2e_test!(top_faults_ranks_resources_by_faults_in_the_window, |app: TestApp| asy
     let owned = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
         pairs.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect()
     };
+    app.store.set_site_name(&app.customer_id, "site_A", Some("Annecy"), 0).await.unwrap();
     let top = app.get_json("/fault/top_faults", &app.key).await;
     assert_eq!(
         counts(&top),
@@ -255,7 +257,7 @@ e2e_test!(top_faults_ranks_resources_by_faults_in_the_window, |app: TestApp| asy
     for item in top.as_array().unwrap() {
         let mut keys: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["count", "faults", "resource_id", "site_id", "tunnel_name"], "{item}");
+        assert_eq!(keys, ["count", "faults", "resource_id", "site_id", "site_name", "tunnel_name"], "{item}");
         let faults = item["faults"].as_array().unwrap();
         assert_eq!(faults.len() as i64, item["count"].as_i64().unwrap().min(5), "a sample of at most 5");
         let created: Vec<&str> = faults.iter().map(|f| f["created_at"].as_str().unwrap()).collect();
@@ -268,6 +270,9 @@ e2e_test!(top_faults_ranks_resources_by_faults_in_the_window, |app: TestApp| asy
     }
     assert_eq!(top[0]["tunnel_name"], "dev_3 down 3600000000");
     assert_eq!(top[0]["site_id"], "site_A");
+    assert_eq!(top[0]["site_name"], "Annecy", "sites show by name");
+    assert_eq!(top[0]["faults"][0]["site_name"], "Annecy");
+    assert_eq!(top[3]["site_name"], Value::Null, "site_B has no name");
     assert_eq!(top[1]["tunnel_name"], "WAN1 to DC-East is down");
     assert_eq!(top[1]["faults"][0]["severity"], "low");
     assert_eq!(top[3]["site_id"], "site_B");

@@ -52,6 +52,8 @@ e2e_test!(downtime_is_the_union_of_outages_clipped_to_the_window, |app: TestApp|
     let (other, other_key) = app.other_customer().await;
     let foreign = vec![outage(&other, "site_z", "site", "2026-10-01T05:00:00Z", None)];
     app.store.insert_faults(&foreign, "test", None).await.unwrap();
+    // site_a has a name; the others show by id.
+    app.store.set_site_name(&c, "site_a", Some("Lyon, Gerland"), 0).await.unwrap();
 
     let body = app.get_json(&format!("/fault/sla?{DAY}&target=99.9"), &app.key).await;
     let sites: Vec<&str> =
@@ -63,6 +65,8 @@ e2e_test!(downtime_is_the_union_of_outages_clipped_to_the_window, |app: TestApp|
     assert!((a["uptime_percent"].as_f64().unwrap() - 100.0 * 77_400.0 / 86_400.0).abs() < 1e-9);
     assert_eq!(a["breached"], true);
     assert_eq!(a["measured_seconds"], 86_400.0);
+    assert_eq!(a["site_name"], "Lyon, Gerland");
+    assert_eq!(body["data"][1]["site_name"], Value::Null);
     assert_eq!(body["data"][2]["downtime_seconds"], 3600.0, "an open outage counts to the window's end");
     assert_eq!(body["target"], 99.9);
 
@@ -94,9 +98,16 @@ e2e_test!(downtime_is_the_union_of_outages_clipped_to_the_window, |app: TestApp|
     assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let text = csv.text().await.unwrap();
     let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
-    assert_eq!(lines[0], "site_id,uptime_percent,downtime_seconds,outage_count,breached,measured_seconds");
+    assert_eq!(
+        lines[0],
+        "site_id,uptime_percent,downtime_seconds,outage_count,breached,measured_seconds,site_name"
+    );
     assert_eq!(lines.len(), 4);
-    assert!(lines[1].starts_with("site_a,") && lines[1].contains(",9000,2,true,86400"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with("site_a,") && lines[1].ends_with(",9000,2,true,86400,\"Lyon, Gerland\""),
+        "{}",
+        lines[1]
+    );
 
     // Another customer sees only its own site.
     let theirs = app.get_json(&format!("/fault/sla?{DAY}"), &other_key).await;

@@ -295,7 +295,7 @@ impl<D: Database> Faults for SqlStore<D> {
                             ..FaultFilter::default()
                         };
                         let counts = index.top_groups(&counted, GroupBy::Resource, query.limit, query.since);
-                        with_samples(c, &customer, &query, counts).await
+                        with_samples(c, D::BACKEND, &customer, &query, counts).await
                     })
                 })
                 .await?;
@@ -309,7 +309,7 @@ impl<D: Database> Faults for SqlStore<D> {
                 let query = owned.query();
                 let counting = sql::top_resource_counts(&customer, &query, c.backend());
                 let counts: Vec<(String, i64)> = c.fetch_all(&counting).await?;
-                with_samples(c, &customer, &query, counts).await
+                with_samples(c, D::BACKEND, &customer, &query, counts).await
             })
         })
         .await
@@ -343,6 +343,7 @@ impl OwnedTopQuery {
 /// The ranked `counts` with each resource's newest faults, read on `c`.
 async fn with_samples(
     c: &mut dyn Conn,
+    backend: crate::Backend,
     customer_id: &str,
     query: &TopQuery<'_>,
     counts: Vec<(String, i64)>,
@@ -351,7 +352,7 @@ async fn with_samples(
         return Ok(rows::top_resources(counts, Vec::new()));
     }
     let ranked: Vec<String> = counts.iter().map(|(resource_id, _)| resource_id.clone()).collect();
-    let latest = sql::latest_faults_of(customer_id, query, &ranked);
-    let sampled: Vec<rows::FaultRow> = c.fetch_all(&latest).await?;
-    Ok(rows::top_resources(counts, rows::faults(sampled)?))
+    let latest = sql::latest_faults_of(customer_id, query, &ranked, derived_columns(backend));
+    let sampled = read_faults(c, &latest).await?;
+    Ok(rows::top_resources(counts, sampled))
 }

@@ -27,6 +27,14 @@ pub trait Sites: Send + Sync {
         now: i64,
     ) -> StoreResult<Site>;
 
+    /// The names of those of `site_ids` that have one (reports that list sites by id show
+    /// their names with this).
+    async fn site_names(
+        &self,
+        customer_id: &str,
+        site_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, String>>;
+
     /// Name many of the customer's sites at once, as [`Sites::set_site_name`] does one
     /// (`faultline demo` names its fleet so), in one transaction.
     async fn name_sites(&self, customer_id: &str, names: &[(String, String)], now: i64) -> StoreResult<()>;
@@ -181,6 +189,36 @@ impl<D: Database> Sites for SqlStore<D> {
                 select_site(c, D::BACKEND, &customer_id, &site_id)
                     .await?
                     .ok_or_else(|| crate::StoreError::Corrupt("a site just written is missing".into()))
+            })
+        })
+        .await
+    }
+
+    async fn site_names(
+        &self,
+        customer_id: &str,
+        site_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, String>> {
+        let statements: Vec<Sql> = site_ids
+            .chunks(NAME_SITES_CHUNK)
+            .map(|chunk| {
+                let mut sql = Sql::default();
+                let customer = sql.text(customer_id);
+                let list = sql.list(chunk.iter().cloned());
+                sql.text = format!(
+                    "SELECT site_id, name FROM sites WHERE customer_id = {customer} AND site_id IN ({list}) \
+                     AND name IS NOT NULL"
+                );
+                sql
+            })
+            .collect();
+        self.read(Read::Short, move |c| {
+            Box::pin(async move {
+                let mut names = std::collections::HashMap::new();
+                for statement in &statements {
+                    names.extend(c.fetch_all::<(String, String)>(statement).await?);
+                }
+                Ok(names)
             })
         })
         .await

@@ -2,7 +2,7 @@
 -- `last_heartbeat` may be null; `named_by_operator` says the name was set that way, and then
 -- heartbeats no longer change it.
 ALTER TABLE sites ALTER COLUMN last_heartbeat DROP NOT NULL;
-ALTER TABLE sites ADD COLUMN named_by_operator BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE sites ADD COLUMN named_by_operator BIGINT NOT NULL DEFAULT 0;
 -- `GET /sites` pages by the label a site shows as: its name, else its id (byte order).
 CREATE INDEX sites_by_label ON sites (customer_id, (COALESCE(name, site_id)) COLLATE "C", site_id COLLATE "C");
 
