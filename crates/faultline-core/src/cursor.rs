@@ -13,7 +13,7 @@ use crate::secret::constant_time_eq;
 use crate::time::Micros;
 
 const MAC_LEN: usize = 16;
-const MAX_CURSOR_LEN: usize = 512;
+const MAX_CURSOR_LEN: usize = 4096;
 
 /// The position after which the next page starts.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -291,7 +291,15 @@ pub async fn create_fault(
     let now = now_micros();
     let retention = state.config.retention_seconds();
     let new = NewFault::from_json(&body, now, now - retention * 1_000_000)?;
-    let fault = Fault::create(&principal.customer_id, new, now, retention);
+    let mut fault = Fault::create(&principal.customer_id, new, now, retention);
+    // The answer names the fault's site as every read of it will (one primary-key lookup).
+    if let Some(site_id) = &fault.site_id {
+        fault.site_name = state
+            .store
+            .site_names(&principal.customer_id, std::slice::from_ref(site_id))
+            .await?
+            .remove(site_id);
+    }
     let render = |faults: &[Fault]| render_json(&FaultView::from(faults[0].clone()));
     let record = keyed.as_ref().map(|k| k.record(StatusCode::CREATED, render));
     let written = state

@@ -86,8 +86,9 @@ pub struct SiteList {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the body; the handler validates the JSON
 pub struct NameSite {
-    /// 1 to 200 characters; null hands the naming back to the site's heartbeats.
-    #[schema(example = "Branch-025")]
+    /// 1 to 200 characters (after trimming); null hands the naming back to the site's
+    /// heartbeats. Required.
+    #[schema(example = "Branch-025", required = true, min_length = 1, max_length = 200)]
     name: Option<String>,
 }
 

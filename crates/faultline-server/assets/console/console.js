@@ -423,6 +423,8 @@
       list.etag = r.etag;
       list.loaded = true;
       appendPage(r.data);
+      // When the list became usable, in ms since navigation (read by bench/console.sh).
+      if (window.performance && performance.mark) performance.mark('faultline:list-rendered');
     }).catch(function (err) {
       if (gen !== list.gen) return;
       listStatus('The faults could not be loaded.');

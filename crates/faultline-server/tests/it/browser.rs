@@ -107,6 +107,17 @@ impl Browser {
         self.post("/url", json!({"url": url})).await;
     }
 
+    /// Load the page again, as the reload button does.
+    pub async fn refresh(&self) {
+        self.post("/refresh", json!({})).await;
+    }
+
+    /// The address of the page shown.
+    pub async fn current_url(&self) -> String {
+        let url = self.command(reqwest::Method::GET, "/url", Value::Null).await;
+        url.as_str().unwrap_or_default().to_owned()
+    }
+
     /// Run `script` (a function body; `arguments` holds `args`) in the page; its return value.
     pub async fn run(&self, script: &str, args: Value) -> Value {
         self.post("/execute/sync", json!({"script": script, "args": args})).await
@@ -137,8 +148,33 @@ impl Browser {
         self.post("/window/rect", json!({"width": width, "height": height})).await;
     }
 
+    /// Show pages in a viewport of exactly `width` × `height` CSS pixels, as a phone
+    /// (`mobile`: `<meta name=viewport>` applies, touch) or a desktop would: DevTools' device
+    /// emulation, which goes below the smallest window Chromium makes (500 px wide) and leaves
+    /// out the window's frame.
+    pub async fn emulate(&self, width: u32, height: u32, mobile: bool) {
+        let params = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile});
+        self.post(
+            "/goog/cdp/execute",
+            json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params}),
+        )
+        .await;
+    }
+
     pub async fn find(&self, css: &str) -> Element {
         Element(self.post("/element", json!({"using": "css selector", "value": css})).await[ELEMENT].clone())
+    }
+
+    /// Click `element` as a user would (scrolled into view; refused if something covers it).
+    pub async fn click(&self, element: &Element) {
+        let id = element.0.as_str().unwrap();
+        self.post(&format!("/element/{id}/click"), json!({})).await;
+    }
+
+    /// Empty a text field (`input`, `textarea`).
+    pub async fn clear(&self, element: &Element) {
+        let id = element.0.as_str().unwrap();
+        self.post(&format!("/element/{id}/clear"), json!({})).await;
     }
 
     /// Type `text` into `element` as a user would, key by key.
@@ -172,6 +208,25 @@ impl Browser {
             .filter(|m| m["message"]["method"] == "Network.requestWillBeSent")
             .filter_map(|m| m["message"]["params"]["request"]["url"].as_str().map(str::to_owned))
             .collect()
+    }
+
+    /// The cookies of the page's origin, HttpOnly ones included, as WebDriver describes them
+    /// (`name`, `value`, `httpOnly`, `sameSite`, ...).
+    pub async fn cookies(&self) -> Vec<Value> {
+        let cookies = self.command(reqwest::Method::GET, "/cookie", Value::Null).await;
+        cookies.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Set a cookie for the page's origin (`{"name", "value", ...}`).
+    pub async fn add_cookie(&self, cookie: Value) {
+        self.post("/cookie", json!({ "cookie": cookie })).await;
+    }
+
+    /// A PNG of what the window shows.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let png = self.command(reqwest::Method::GET, "/screenshot", Value::Null).await;
+        base64::engine::general_purpose::STANDARD.decode(png.as_str().expect("a base64 PNG")).unwrap()
     }
 
     /// End the session (chromium exits), then chromedriver.

@@ -36,7 +36,7 @@ fn history(customer_id: &str) -> Vec<Fault> {
 }
 
 /// Python's `csv` module's reading of `text`.
-fn python_csv(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn python_csv(text: &str) -> Vec<Vec<String>> {
     let dir = std::env::temp_dir().join(format!("faultline-csv-{}", faultline_core::ids::random_base62(8)));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("export.csv");

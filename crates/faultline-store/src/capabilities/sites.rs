@@ -225,6 +225,18 @@ impl<D: Database> Sites for SqlStore<D> {
     }
 
     async fn name_sites(&self, customer_id: &str, names: &[(String, String)], now: i64) -> StoreResult<()> {
+        // A site named twice keeps its last name (PostgreSQL refuses to upsert one row twice
+        // in a statement), in the order given.
+        let mut last: std::collections::HashMap<&str, usize> = Default::default();
+        for (n, (site_id, _)) in names.iter().enumerate() {
+            last.insert(site_id.as_str(), n);
+        }
+        let names: Vec<&(String, String)> = names
+            .iter()
+            .enumerate()
+            .filter(|(n, (id, _))| last[id.as_str()] == *n)
+            .map(|(_, pair)| pair)
+            .collect();
         let statements: Vec<Sql> = names
             .chunks(NAME_SITES_CHUNK)
             .map(|chunk| {
