@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::db::Database;
 use crate::rows::{API_KEY_COLUMNS, ApiKeyRow};
-use crate::sql::query;
+use crate::sql::{Sql, query};
 use crate::store::SqlStore;
 use crate::{ApiKey, ConsoleLink, ConsoleSession, StoreResult};
 
@@ -34,6 +34,19 @@ pub trait ConsoleSessions: Send + Sync {
 
 type SessionRow = (String, String, String, i64, i64);
 
+/// Remove what has expired, then insert: one transaction.
+async fn prune_and_insert<D: Database>(store: &SqlStore<D>, prune: Sql, insert: Sql) -> StoreResult<()> {
+    store
+        .write(move |c| {
+            Box::pin(async move {
+                c.execute(&prune).await?;
+                c.execute(&insert).await?;
+                Ok(())
+            })
+        })
+        .await
+}
+
 #[async_trait]
 impl<D: Database> ConsoleSessions for SqlStore<D> {
     async fn create_console_session(&self, session: &ConsoleSession, idle_before: i64) -> StoreResult<()> {
@@ -47,14 +60,7 @@ impl<D: Database> ConsoleSessions for SqlStore<D> {
         .arg(&session.key_id)
         .arg(session.created_at)
         .arg(session.last_seen_at);
-        self.write(move |c| {
-            Box::pin(async move {
-                c.execute(&prune).await?;
-                c.execute(&insert).await?;
-                Ok(())
-            })
-        })
-        .await
+        prune_and_insert(self, prune, insert).await
     }
 
     async fn console_session(&self, id_hash: &str) -> StoreResult<Option<(ConsoleSession, ApiKey)>> {
@@ -65,38 +71,31 @@ impl<D: Database> ConsoleSessions for SqlStore<D> {
             key_columns.join(", ")
         ))
         .arg(id_hash);
-        let row: Option<(SessionRow, ApiKeyRow)> = self
-            .read(crate::db::Read::Short, move |c| {
-                Box::pin(async move {
-                    let mut found = None;
-                    c.for_each(&select, &mut |row| {
-                        use crate::db::FromValue;
-                        let session: SessionRow = (
-                            FromValue::from_value(row, 0)?,
-                            FromValue::from_value(row, 1)?,
-                            FromValue::from_value(row, 2)?,
-                            FromValue::from_value(row, 3)?,
-                            FromValue::from_value(row, 4)?,
-                        );
-                        let key: ApiKeyRow = (
-                            FromValue::from_value(row, 5)?,
-                            FromValue::from_value(row, 6)?,
-                            FromValue::from_value(row, 7)?,
-                            FromValue::from_value(row, 8)?,
-                            FromValue::from_value(row, 9)?,
-                            FromValue::from_value(row, 10)?,
-                            FromValue::from_value(row, 11)?,
-                            FromValue::from_value(row, 12)?,
-                            FromValue::from_value(row, 13)?,
-                        );
-                        found = Some((session, key));
-                        Ok(())
-                    })
-                    .await?;
-                    Ok(found)
-                })
-            })
-            .await?;
+        // The session's 5 columns, then the key's 9.
+        type Row = (
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<i64>,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        );
+        let found: Option<Row> = self.fetch_optional(select).await?;
+        let row = found.map(
+            |(a, b, c, d, e, id, customer, user, name, permissions, limit, created, used, revoked)| {
+                let session: SessionRow = (a, b, c, d, e);
+                let key: ApiKeyRow = (id, customer, user, name, permissions, limit, created, used, revoked);
+                (session, key)
+            },
+        );
         Ok(row.map(|((id_hash, customer_id, key_id, created_at, last_seen_at), key)| {
             (
                 ConsoleSession { id_hash, customer_id, key_id, created_at, last_seen_at },
@@ -129,14 +128,7 @@ impl<D: Database> ConsoleSessions for SqlStore<D> {
         .arg(&link.key_id)
         .arg(link.created_at)
         .arg(link.expires_at);
-        self.write(move |c| {
-            Box::pin(async move {
-                c.execute(&prune).await?;
-                c.execute(&insert).await?;
-                Ok(())
-            })
-        })
-        .await
+        prune_and_insert(self, prune, insert).await
     }
 
     async fn redeem_console_link(&self, code_hash: &str, now: i64) -> StoreResult<Option<(String, String)>> {
