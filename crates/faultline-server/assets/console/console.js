@@ -341,6 +341,8 @@
   // ---- fault list ----
 
   var filters = $('filters');
+  // On a phone the filters start folded, so the list is on the first screen.
+  if (window.matchMedia && window.matchMedia('(max-width: 760px)').matches) $('filters-fold').open = false;
   var faultsBody = $('faults').tBodies[0];
   var list = { key: null, rows: [], cursor: null, hasMore: false, pages: 0, loaded: false, gen: 0, etag: null,
     busy: false, wall: false };

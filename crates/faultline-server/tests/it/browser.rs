@@ -143,11 +143,6 @@ impl Browser {
         }
     }
 
-    /// Resize the window to `width` × `height` CSS pixels.
-    pub async fn resize(&self, width: u32, height: u32) {
-        self.post("/window/rect", json!({"width": width, "height": height})).await;
-    }
-
     /// Show pages in a viewport of exactly `width` × `height` CSS pixels, as a phone
     /// (`mobile`: `<meta name=viewport>` applies, touch) or a desktop would: DevTools' device
     /// emulation, which goes below the smallest window Chromium makes (500 px wide) and leaves

@@ -200,13 +200,16 @@ e2e_test!(a_viewer_sees_filters_and_follows_the_faults_live, |app: TestApp| asyn
     for (width, height, beside, labels) in
         [(360, 740, false, true), (1280, 900, false, false), (3840, 2160, true, false)]
     {
-        browser.resize(width, height).await;
+        // Emulated: a window will not go narrower than 500 px, so resizing would test 500.
+        browser.emulate(width, height, width < 500).await;
+        let inner = browser.run("return window.innerWidth;", json!([])).await;
+        assert_eq!(inner, json!(width), "the viewport is {width} px wide");
         let what = format!("the layout at {width} px");
         let check = format!("var r = (function () {{ {layout} }})(); return r[0] && r[1] === {beside} && r;");
         let seen = browser.wait_for(&what, &check, json!([])).await;
         assert_eq!(seen[2] == json!("\"Severity\""), labels, "{what}: card labels {}", seen[2]);
     }
-    browser.resize(1280, 900).await;
+    browser.emulate(1280, 900, false).await;
 
     // Filters: text typed into the search box, then a severity.
     let search = browser.find("input[name=q]").await;
