@@ -149,7 +149,7 @@ async fn resolve_with(
 ) -> Result<Principal, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         if let Some(secret) = crate::console::session_secret(headers) {
-            return crate::console::session_principal(state, secret).await?.ok_or_else(|| {
+            return crate::console::session_principal(state, secret, record_use).await?.ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::ApiKeyInvalid,
                     "The console session has ended (signed out, unused for 12 hours, or its key revoked); \

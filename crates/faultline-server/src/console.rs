@@ -4,7 +4,7 @@
 //! public API with the signed-in API key's permissions and customer, nothing more: every API
 //! route accepts the session cookie as it accepts `Authorization: Bearer <key>`
 //! ([`crate::auth`]). Signing in — the form's API key (`POST /console/login`) or a one-time link
-//! (`POST /console/links`, then `GET /console/login/{code}`) — creates a server-side session
+//! (`POST /console/links`; its page `GET /console/login/{code}` posts it) — creates a server-side session
 //! whose random secret only the cookie holds (`HttpOnly`, `SameSite=Strict`, `Secure` behind
 //! https; the table keeps its SHA-256). A session ends at logout, after [`SESSION_IDLE_MICROS`]
 //! unused, or when its key is revoked. Requests that change anything and are authenticated by
@@ -53,7 +53,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(console_page))
         .routes(routes!(login))
-        .routes(routes!(login_link))
+        .routes(routes!(login_link, redeem_link))
         .routes(routes!(logout))
 }
 
@@ -87,15 +87,22 @@ pub fn changes_state(method: &Method) -> bool {
 }
 
 /// Does the request come from the console's own origin? Its `Origin` must be the public URL's
-/// origin, or name the host the request was sent to (the page and the API are one origin).
+/// origin, or the origin the request was sent to: the `Host` it names, with the scheme it came
+/// in on (`X-Forwarded-Proto` behind a proxy, else the public URL's). The page and the API are
+/// one origin.
 pub fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return false };
     if origin == origin_of(&state.config.public_url) {
         return true;
     }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
-    matches!((origin_host, host), (Some(o), Some(h)) if !o.is_empty() && o.eq_ignore_ascii_case(h))
+    let scheme = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+        Some(proto) => proto.trim(),
+        None => state.config.public_url.split("://").next().unwrap_or("http"),
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
 }
 
 fn origin_of(url: &str) -> &str {
@@ -116,8 +123,14 @@ pub fn cross_origin() -> ApiError {
 }
 
 /// The principal of a console session: its API key's, while the session is neither ended nor
-/// idle for too long and the key is not revoked. `None`: sign in again.
-pub async fn session_principal(state: &AppState, secret: &str) -> Result<Option<Principal>, ApiError> {
+/// idle for too long and the key is not revoked. `None`: sign in again. `record_use` counts the
+/// request as the session's use (at most one write a minute); a stream's periodic re-check of
+/// its credential does not, so an open tab left alone still ends after 12 hours.
+pub async fn session_principal(
+    state: &AppState,
+    secret: &str,
+    record_use: bool,
+) -> Result<Option<Principal>, ApiError> {
     let id_hash = sha256_hex(secret);
     let found = match state.console_sessions.get(&id_hash) {
         Some(cached) => cached,
@@ -132,7 +145,7 @@ pub async fn session_principal(state: &AppState, secret: &str) -> Result<Option<
     if key.revoked_at.is_some() || session.last_seen_at + SESSION_IDLE_MICROS < now {
         return Ok(None);
     }
-    if now - session.last_seen_at >= SESSION_TOUCH_MICROS {
+    if record_use && now - session.last_seen_at >= SESSION_TOUCH_MICROS {
         // At most once a minute a session, off the request's path.
         state.console_sessions.remove(&id_hash);
         let store = state.store.clone();
@@ -244,6 +257,12 @@ async fn start_session(
     customer_id: String,
     key_id: String,
 ) -> ApiResult<Response> {
+    // A session the browser already carried ends: one browser, one session.
+    if let Some(old) = session_secret(headers) {
+        let id_hash = sha256_hex(old);
+        state.store.end_console_session(&id_hash).await?;
+        state.console_sessions.remove(&id_hash);
+    }
     let secret = faultline_core::ids::random_base62(SECRET_LEN);
     let now = now_micros();
     let session = ConsoleSession {
@@ -265,7 +284,7 @@ async fn start_session(
     responses((status = 200, description = "The console, or its sign-in page (Cache-Control: no-store, a Content-Security-Policy)", content_type = "text/html")))]
 pub async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let signed_in = match session_secret(&headers) {
-        Some(secret) => session_principal(&state, secret).await?.is_some(),
+        Some(secret) => session_principal(&state, secret, true).await?.is_some(),
         None => false,
     };
     if signed_in {
@@ -330,35 +349,75 @@ pub async fn login(State(state): State<AppState>, request: Request) -> ApiResult
     start_session(&state, &parts.headers, principal.customer_id, key_id).await
 }
 
+/// A link's code, if it is shaped like one.
+fn link_code(code: &str) -> Option<&str> {
+    (code.len() == SECRET_LEN && code.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(code)
+}
+
+fn link_gone() -> Response {
+    sign_in_page(
+        StatusCode::GONE,
+        "This sign-in link was already used or has expired; ask for a new one, or sign in with an API key.",
+        "",
+    )
+}
+
+/// [ext] Open a one-time console sign-in link.
+///
+/// A page with one button, which posts the link to sign in. Opening the link uses nothing up:
+/// chat and mail previews that fetch every URL cannot spend it, and a page elsewhere cannot
+/// sign a browser in to someone else's account by sending it here (the post checks `Origin`).
+#[utoipa::path(get, path = "/console/login/{code}", tag = "Console", operation_id = "openConsoleLoginLink",
+    params(("code" = String, Path, description = "The link's code")),
+    responses((status = 200, description = "The page that signs in with the link", content_type = "text/html"),
+        (status = 410, description = "Not a link's code: the sign-in page", content_type = "text/html")))]
+pub async fn login_link(Path(code): Path<String>) -> Response {
+    let Some(code) = link_code(&code) else { return link_gone() };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"referrer\" content=\"same-origin\"><title>Sign in · faultline console</title>\
+         <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{style}\"></head>\
+         <body class=\"signin\"><main id=\"main\" class=\"signin-box\" aria-labelledby=\"link-h\">\
+         <p class=\"brand\"><span class=\"mark\" aria-hidden=\"true\"></span>faultline <span class=\"sub\">console</span></p>\
+         <h1 id=\"link-h\">Sign in with this link</h1>\
+         <p class=\"note\">This one-time link signs this browser in to the console, once, within 10 minutes of \
+         its making.</p>\
+         <form method=\"post\" action=\"/console/login/{code}\" id=\"link-signin\">\
+         <button type=\"submit\" id=\"continue\" class=\"primary\">Continue to the console</button></form>\
+         </main></body></html>",
+        style = CONSOLE_STYLE.path(),
+    );
+    page(StatusCode::OK, html)
+}
+
 /// [ext] Sign in to the console with a one-time link.
 ///
-/// The link's first use before it expires signs in (303 to `/console` with the session
-/// cookie); any other answers 410 with the sign-in page.
-#[utoipa::path(get, path = "/console/login/{code}", tag = "Console", operation_id = "consoleLoginLink",
+/// Posted by the link's page. The link's first use before it expires signs in (303 to
+/// `/console` with the session cookie); any other answers 410 with the sign-in page; a post from
+/// another origin 403.
+#[utoipa::path(post, path = "/console/login/{code}", tag = "Console", operation_id = "consoleLoginLink",
     params(("code" = String, Path, description = "The link's code")),
     responses((status = 303, description = "Signed in: Set-Cookie faultline_console, Location /console"),
+        (status = 403, description = "Not from the console's origin", content_type = "text/html"),
         (status = 410, description = "Used, expired or unknown link: the sign-in page", content_type = "text/html"),
         (status = 429, description = "Too many attempts", content_type = "text/html")))]
-pub async fn login_link(
+pub async fn redeem_link(
     State(state): State<AppState>,
     Path(code): Path<String>,
     request: Request,
 ) -> ApiResult<Response> {
+    if !same_origin(&state, request.headers()) {
+        return Ok(sign_in_page(StatusCode::FORBIDDEN, "Sign in from the link's own page.", ""));
+    }
     if let Some(limited) = sign_in_limited(&state, request.extensions()) {
         return Ok(limited);
     }
-    let redeemed = if code.len() == SECRET_LEN && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        state.store.redeem_console_link(&sha256_hex(&code), now_micros()).await?
-    } else {
-        None
+    let redeemed = match link_code(&code) {
+        Some(code) => state.store.redeem_console_link(&sha256_hex(code), now_micros()).await?,
+        None => None,
     };
-    let Some((customer_id, key_id)) = redeemed else {
-        return Ok(sign_in_page(
-            StatusCode::GONE,
-            "This sign-in link was already used or has expired; ask for a new one, or sign in with an API key.",
-            "",
-        ));
-    };
+    let Some((customer_id, key_id)) = redeemed else { return Ok(link_gone()) };
     start_session(&state, request.headers(), customer_id, key_id).await
 }
 

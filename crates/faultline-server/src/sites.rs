@@ -164,7 +164,8 @@ pub async fn list_sites(
                 query.text = Some(value.clone()).filter(|v| !v.trim().is_empty());
             }
             "cursor" => cursor = Some(value.clone()),
-            _ => return Err(ApiError::invalid(name, "it is not a parameter of this list")),
+            // Unknown parameters are ignored, as on every list.
+            _ => {}
         }
     }
     query.statuses.sort_by_key(|s| s.as_str());
@@ -216,13 +217,13 @@ pub async fn get_site(
 /// The name shows wherever the site appears (faults' `site_name`, the console, the shared
 /// dashboard, exports, the command line) and is kept over the names its heartbeats send; null
 /// clears it, and the site's heartbeats name it again. A site never seen before is created
-/// (status `unknown` until its first heartbeat).
+/// (status `unknown` until its first heartbeat); clearing the name of one answers 404.
 #[utoipa::path(put, path = "/sites/{siteId}", tag = "Sites", operation_id = "nameSite",
     security(("bearer" = [])), params(("siteId" = String, Path, description = "The site's id")),
     request_body = NameSite,
     responses((status = 200, body = SiteView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn name_site(
     State(state): State<AppState>,
     auth: Auth,
@@ -257,6 +258,10 @@ pub async fn name_site(
         None => return Err(ApiError::invalid("name", "it is required (null clears it)")),
         Some(_) => return Err(ApiError::invalid("name", "it must be a string or null")),
     };
+    // Clearing the name of a site nobody has seen creates nothing.
+    if name.is_none() && state.store.get_site(&principal.customer_id, &site_id).await?.is_none() {
+        return Err(ApiError::not_found());
+    }
     let site = state.store.set_site_name(&principal.customer_id, &site_id, name, now_micros()).await?;
     Ok(Json(site.into()))
 }

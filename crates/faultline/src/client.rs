@@ -146,7 +146,8 @@ pub async fn run(command: Command) -> ExitCode {
     match execute(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {failure}");
+            // The API's own words may hold anything: printed as safe, one-line text.
+            eprintln!("error: {}", render::one_line(&failure.to_string()));
             ExitCode::from(failure.exit_code())
         }
     }

@@ -246,17 +246,40 @@ e2e_test!(a_sign_in_link_works_once_within_ten_minutes, |app: TestApp| async mov
     let left = expires - faultline_core::time::now_micros();
     assert!((590_000_000..=600_000_000).contains(&left), "ten minutes: {left}");
 
-    let first = client().get(url).send().await.unwrap();
+    // Opening the link uses nothing up (previews fetch links): a page whose button posts it.
+    for _ in 0..2 {
+        let page = client().get(url).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.headers().get(SET_COOKIE).is_none());
+        let html = page.text().await.unwrap();
+        let path = url.strip_prefix(&app.base).unwrap();
+        assert!(html.contains(&format!("action=\"{path}\"")) && html.contains("method=\"post\""), "{html}");
+    }
+    // Posted from elsewhere (login CSRF: signing a browser in to someone else's account): 403,
+    // and the link is still good.
+    for origin in [None, Some("https://evil.example")] {
+        let mut post = client().post(url);
+        if let Some(origin) = origin {
+            post = post.header(ORIGIN, origin);
+        }
+        let refused = post.send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(refused.headers().get(SET_COOKIE).is_none());
+    }
+    let first = client().post(url).header(ORIGIN, &app.base).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::SEE_OTHER);
     let cookie = first.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
     let me: Value =
         with_cookie(&app, Method::GET, "/whoami", &cookie, None).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["permissions"], json!(["faults:read"]), "the link signs in as the key that made it");
-    let again = client().get(url).send().await.unwrap();
+    let again = client().post(url).header(ORIGIN, &app.base).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::GONE, "single use");
     assert!(again.headers().get(SET_COOKIE).is_none());
-    let made_up = client().get(app.url(&format!("/console/login/{}", "b".repeat(43)))).send().await.unwrap();
+    let made_up = app.url(&format!("/console/login/{}", "b".repeat(43)));
+    let made_up = client().post(&made_up).header(ORIGIN, &app.base).send().await.unwrap();
     assert_eq!(made_up.status(), StatusCode::GONE);
+    let malformed = client().get(app.url("/console/login/short")).send().await.unwrap();
+    assert_eq!(malformed.status(), StatusCode::GONE);
 
     // An access token cannot make one; nor can a request without a credential.
     let token = crate::tokens::mint(&app, json!({"expire_after_minutes": 30})).await;

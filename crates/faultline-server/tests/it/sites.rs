@@ -323,7 +323,6 @@ e2e_test!(bad_list_parameters_are_refused, |app: TestApp| async move {
         ("status=online,asleep", "status"),
         ("status=ONLINE", "status"),
         (long_q.as_str(), "q"),
-        ("sort=name", "sort"),
     ] {
         let r = app.get(&format!("/sites?{query}")).send().await.unwrap();
         let err =
@@ -331,6 +330,8 @@ e2e_test!(bad_list_parameters_are_refused, |app: TestApp| async move {
         assert!(err["message"].as_str().unwrap().contains(&format!("'{param}'")), "{query}: {err}");
     }
     assert_eq!(app.get("/sites?limit=100").send().await.unwrap().status(), StatusCode::OK);
+    // Unknown parameters are ignored, as on every list.
+    assert_eq!(app.get("/sites?sort=name").send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(app.get("/sites?limit=1").send().await.unwrap().status(), StatusCode::OK);
     let q200 = format!("/sites?q={}", "a".repeat(200));
     assert_eq!(app.get(&q200).send().await.unwrap().status(), StatusCode::OK);
@@ -421,6 +422,10 @@ e2e_test!(an_operator_name_wins_over_heartbeats_until_cleared, |app: TestApp| as
     assert_eq!((&seen["status"], &seen["name"]), (&json!("online"), &json!("Ops Two")));
     assert_eq!(seen["last_heartbeat_at"], receipt["received_at"]);
     assert_eq!(seen["first_seen_at"], unseen["first_seen_at"]);
+    // Clearing the name of a site never seen creates nothing.
+    let r = put_name(&app, &app.key, "site_never", json!({"name": null})).await;
+    assert_error(r, StatusCode::NOT_FOUND, "not_found_error", "resource_not_found").await;
+    assert_eq!(get(&app, "/sites/site_never", &app.key).await.0, StatusCode::NOT_FOUND);
     app.finish().await;
 });
 

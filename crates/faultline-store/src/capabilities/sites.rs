@@ -142,7 +142,13 @@ impl<D: Database> Sites for SqlStore<D> {
         }
         if let Some((after_label, after_id)) = &site_query.after {
             let (l, i) = (sql.text(after_label), sql.text(after_id));
-            conditions.push(format!("({label} > {l} OR ({label} = {l} AND {site_id} > {i}))"));
+            // The `>=` bound is implied by the rest, but lets the planner seek the index to the
+            // cursor (neither SQLite nor PostgreSQL seeks on the OR alone: every page would scan
+            // the customer's sites from the first). On 100,000 sites, a page near the end:
+            // SQLite `SEARCH sites USING INDEX sites_by_label (customer_id=? AND <expr>>?)`,
+            // 0.04 ms (61 ms without the bound); PostgreSQL `Index Scan using sites_by_label`,
+            // `Index Cond: customer_id = $1 AND COALESCE(name, site_id) >= $2`, 0.03 ms.
+            conditions.push(format!("{label} >= {l} AND ({label} > {l} OR {site_id} > {i})"));
         }
         let limit = sql.int(i64::from(site_query.limit));
         sql.text = format!(

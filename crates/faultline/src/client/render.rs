@@ -259,8 +259,14 @@ pub fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Control characters (a newline, the ESC of a terminal sequence) as spaces.
-fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+/// `s` safe to print on a terminal: control characters (escape sequences, line breaks) become
+/// spaces, and the bidirectional formatting characters (U+202A..U+202E, U+2066..U+2069, which
+/// can make text display in another order than it reads) are dropped.
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn parse_time(s: &str) -> Option<Timestamp> {
@@ -398,6 +404,11 @@ mod tests {
         assert!(rows[0].starts_with("id  "), "{}", rows[0]);
         assert!(rows[1].starts_with("flt_31pkd1t8FvW7qZv0jG2a9kH5mB1  Lyon  "), "{}", rows[1]);
         assert!(rows[1].ends_with(&long), "{}", rows[1]);
+    }
+
+    #[test]
+    fn bidirectional_overrides_are_dropped() {
+        assert_eq!(one_line("evil\u{202E}txt.exe\u{2066}x\u{2069}\u{1b}[2J"), "eviltxt.exex [2J");
     }
 
     #[test]
