@@ -59,19 +59,28 @@ impl KeyUsage {
         KeyUsage { clock, last_written: Mutex::default() }
     }
 
-    /// True when the use of `key_id` now should be written to the store.
-    fn should_write(&self, key_id: &str) -> bool {
+    /// True when the use of `key_id` (or of another credential, such as a console session, by
+    /// an id of its own) now should be written to the store.
+    pub(crate) fn should_write(&self, key_id: &str) -> bool {
         let now = self.clock.now();
         let mut table = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
         match table.get(key_id) {
             Some(at) if now.duration_since(*at) < TOUCH_EVERY => false,
             _ => {
+                // Entries older than a minute decide nothing: dropped once the table is large,
+                // so that sessions come and go without it growing for good.
+                if table.len() >= PRUNE_USAGE_ABOVE {
+                    table.retain(|_, at| now.duration_since(*at) < TOUCH_EVERY);
+                }
                 table.insert(key_id.to_owned(), now);
                 true
             }
         }
     }
 }
+
+/// [`KeyUsage`] forgets what is over a minute old once it remembers this many credentials.
+const PRUNE_USAGE_ABOVE: usize = 4096;
 
 /// Middleware: authenticate, rate-limit, and stamp `RateLimit-*` headers on the answer.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -256,4 +265,37 @@ async fn resolve_access_token(
 
 fn invalid_key(message: &str) -> ApiError {
     ApiError::new(ErrorCode::ApiKeyInvalid, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A clock that moves only when told to.
+    #[derive(Debug)]
+    struct Manual(Mutex<Instant>);
+
+    impl Clock for Manual {
+        fn now(&self) -> Instant {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    #[test]
+    fn a_use_is_written_once_a_minute_and_the_table_stays_small() {
+        let clock = Arc::new(Manual(Mutex::new(Instant::now())));
+        let usage = KeyUsage::new(clock.clone());
+        assert!(usage.should_write("key_1"));
+        assert!(!usage.should_write("key_1"), "within the minute");
+        *clock.0.lock().unwrap() += TOUCH_EVERY;
+        assert!(usage.should_write("key_1"), "a minute on");
+        // Many sessions come and go: the table keeps only the last minute's once it is large.
+        for n in 0..PRUNE_USAGE_ABOVE {
+            assert!(usage.should_write(&format!("session:{n}")));
+        }
+        *clock.0.lock().unwrap() += TOUCH_EVERY;
+        assert!(usage.should_write("session:new"));
+        let remembered = usage.last_written.lock().unwrap().len();
+        assert_eq!(remembered, 1, "only what is under a minute old is kept");
+    }
 }

@@ -145,9 +145,12 @@ pub async fn session_principal(
     if key.revoked_at.is_some() || session.last_seen_at + SESSION_IDLE_MICROS < now {
         return Ok(None);
     }
-    if record_use && now - session.last_seen_at >= SESSION_TOUCH_MICROS {
-        // At most once a minute a session, off the request's path.
-        state.console_sessions.remove(&id_hash);
+    // At most once a minute a session on each replica (however many requests arrive at once),
+    // off the request's path.
+    if record_use
+        && now - session.last_seen_at >= SESSION_TOUCH_MICROS
+        && state.key_usage.should_write(&format!("session:{id_hash}"))
+    {
         let store = state.store.clone();
         tokio::spawn(async move {
             if let Err(err) = store.touch_console_session(&id_hash, now).await {
