@@ -271,29 +271,21 @@ fn invalid_key(message: &str) -> ApiError {
 mod tests {
     use super::*;
 
-    /// A clock that moves only when told to.
-    #[derive(Debug)]
-    struct Manual(Mutex<Instant>);
-
-    impl Clock for Manual {
-        fn now(&self) -> Instant {
-            *self.0.lock().unwrap()
-        }
-    }
+    use crate::clock::ManualClock;
 
     #[test]
     fn a_use_is_written_once_a_minute_and_the_table_stays_small() {
-        let clock = Arc::new(Manual(Mutex::new(Instant::now())));
+        let clock = Arc::new(ManualClock::new());
         let usage = KeyUsage::new(clock.clone());
         assert!(usage.should_write("key_1"));
         assert!(!usage.should_write("key_1"), "within the minute");
-        *clock.0.lock().unwrap() += TOUCH_EVERY;
+        clock.advance(TOUCH_EVERY);
         assert!(usage.should_write("key_1"), "a minute on");
         // Many sessions come and go: the table keeps only the last minute's once it is large.
         for n in 0..PRUNE_USAGE_ABOVE {
             assert!(usage.should_write(&format!("session:{n}")));
         }
-        *clock.0.lock().unwrap() += TOUCH_EVERY;
+        clock.advance(TOUCH_EVERY);
         assert!(usage.should_write("session:new"));
         let remembered = usage.last_written.lock().unwrap().len();
         assert_eq!(remembered, 1, "only what is under a minute old is kept");

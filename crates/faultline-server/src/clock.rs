@@ -19,3 +19,26 @@ impl Clock for SystemClock {
         Instant::now()
     }
 }
+
+/// A clock that moves only when a unit test moves it.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct ManualClock(std::sync::Mutex<Instant>);
+
+#[cfg(test)]
+impl ManualClock {
+    pub(crate) fn new() -> Self {
+        ManualClock(std::sync::Mutex::new(Instant::now()))
+    }
+
+    pub(crate) fn advance(&self, by: std::time::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+#[cfg(test)]
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        *self.0.lock().unwrap()
+    }
+}

@@ -49,20 +49,12 @@ impl<V: Clone> TtlCache<V> {
 mod tests {
     use super::*;
 
-    /// A clock that moves only when told to.
-    #[derive(Debug)]
-    struct Manual(Mutex<Instant>);
-
-    impl Clock for Manual {
-        fn now(&self) -> Instant {
-            *self.0.lock().unwrap()
-        }
-    }
+    use crate::clock::ManualClock;
 
     #[test]
     fn entries_expire_and_can_be_removed() {
-        let clock = Arc::new(Manual(Mutex::new(Instant::now())));
-        let advance = |by: Duration| *clock.0.lock().unwrap() += by;
+        let clock = Arc::new(ManualClock::new());
+        let advance = |by: Duration| clock.advance(by);
         let cache = TtlCache::new(Duration::from_millis(50), clock.clone());
         cache.insert("a", 1);
         assert_eq!(cache.get("a"), Some(1));
