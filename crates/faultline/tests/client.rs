@@ -5,7 +5,6 @@
 //! without `FAULTLINE_TEST_POSTGRES_URL`).
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use faultline_store::Backend;
 use faultline_store::testing::TestDb;
@@ -213,10 +212,12 @@ async fn list_table_shows_site_names(backend: Backend, test: &str) {
 
 async fn list_json_is_the_apis_answer(backend: Backend, test: &str) {
     let Some(f) = Fixture::new(backend, test).await else { return };
-    // One page: the API's bytes, unchanged, and one request.
-    let before = f.requests("GET", "/fault").await;
+    // One page: the API's bytes, unchanged, and one request (no lookup of site names: the
+    // faults carry them). Its speed budget is bench/console.sh's, not a timed test's.
+    let (before, sites_before) = (f.requests("GET", "/fault").await, f.requests("GET", "/sites").await);
     let printed = stdout(&f.cli(&["faults", "list", "--output", "json"]));
     assert_eq!(f.requests("GET", "/fault").await - before, 1, "one request for one page");
+    assert_eq!(f.requests("GET", "/sites").await, sites_before, "no site lookups");
     let api = f.get("/fault?limit=50").await;
     assert_eq!(printed.trim_end(), api.trim_end(), "the API's answer, unchanged");
     let parsed: Value = serde_json::from_str(&printed).unwrap();
@@ -277,37 +278,6 @@ async fn list_json_is_the_apis_answer(backend: Backend, test: &str) {
     let out = f.cli(&["faults", "list", "--limit", "120"]);
     assert_eq!(stdout(&out).lines().count(), 121);
     assert!(stderr(&out).contains("more match"), "{}", stderr(&out));
-    f.finish().await;
-}
-
-/// `faults list` answers within 100 ms of the API's own time for the same page (the medians of
-/// a few runs: the client's includes starting the process).
-async fn list_is_as_fast_as_the_api(backend: Backend, test: &str) {
-    let Some(f) = Fixture::new(backend, test).await else { return };
-    let median = |mut times: Vec<Duration>| {
-        times.sort();
-        times[times.len() / 2]
-    };
-    let mut api = Vec::new();
-    let mut cli = Vec::new();
-    for _ in 0..7 {
-        let started = Instant::now();
-        // A new connection each time, as the client makes.
-        let response = reqwest::Client::new()
-            .get(format!("{}/fault?limit=50", f.server.base))
-            .bearer_auth(&f.key)
-            .send()
-            .await
-            .unwrap();
-        response.bytes().await.unwrap();
-        api.push(started.elapsed());
-        let started = Instant::now();
-        stdout(&f.cli(&["faults", "list"]));
-        cli.push(started.elapsed());
-    }
-    let (api, cli) = (median(api), median(cli));
-    eprintln!("{test}: API {api:?}, faultline faults list {cli:?} (medians)");
-    assert!(cli < api + Duration::from_millis(100), "faults list took {cli:?}, the API {api:?}");
     f.finish().await;
 }
 
@@ -404,10 +374,19 @@ async fn sites_list(backend: Backend, test: &str) {
     f.finish().await;
 }
 
-/// Usage errors exit 2, refusals and an unreachable service exit 1, and no key is ever printed.
 #[tokio::test]
-async fn errors_and_usage() {
-    let Some(f) = Fixture::new(Backend::Sqlite, "client_errors").await else { return };
+async fn errors_and_usage_sqlite() {
+    errors_and_usage(Backend::Sqlite, "client_errors_sqlite").await;
+}
+
+#[tokio::test]
+async fn errors_and_usage_postgres() {
+    errors_and_usage(Backend::Postgres, "client_errors_postgres").await;
+}
+
+/// Usage errors exit 2, refusals and an unreachable service exit 1, and no key is ever printed.
+async fn errors_and_usage(backend: Backend, test: &str) {
+    let Some(f) = Fixture::new(backend, test).await else { return };
     // A key that may only read: the API's refusal, its code, exit 1.
     let out = f.cli_with_key(&f.read_key, &["faults", "resolve", &f.named]);
     assert_eq!(out.status.code(), Some(1));
@@ -496,16 +475,6 @@ async fn list_json_is_the_apis_answer_sqlite() {
 #[tokio::test]
 async fn list_json_is_the_apis_answer_postgres() {
     list_json_is_the_apis_answer(Backend::Postgres, "client_json_postgres").await;
-}
-
-#[tokio::test]
-async fn list_is_as_fast_as_the_api_sqlite() {
-    list_is_as_fast_as_the_api(Backend::Sqlite, "client_speed_sqlite").await;
-}
-
-#[tokio::test]
-async fn list_is_as_fast_as_the_api_postgres() {
-    list_is_as_fast_as_the_api(Backend::Postgres, "client_speed_postgres").await;
 }
 
 #[tokio::test]
